@@ -1,0 +1,11 @@
+//! Pure logic shared by the Worker (wasm32) and the VM API (native): no I/O lives here.
+//!
+//! Everything in this crate is deterministic and unit-tested natively with fixtures; the
+//! platform crates (`src/` for the Worker, `vm-api/`) do the fetching, spawning and storing.
+
+pub mod azure;
+pub mod health;
+pub mod ids;
+pub mod llm_config;
+pub mod protocol;
+pub mod vm_auth;

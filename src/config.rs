@@ -1,0 +1,55 @@
+//! Reads the Worker's vars and secrets once per request into typed settings.
+
+use open_replit_core::llm_config::{LlmSettings, LlmStatus};
+use serde::Serialize;
+use worker::Env;
+
+pub struct Config {
+    pub llm: LlmSettings,
+    pub azure_connection_string: Option<String>,
+    pub azure_container: String,
+    pub vm_api_url: String,
+}
+
+/// What the browser may see: no keys, no connection strings.
+#[derive(Serialize)]
+pub struct PublicConfig {
+    pub llm: LlmStatus,
+}
+
+fn get(env: &Env, name: &str) -> Option<String> {
+    // Secrets and vars are both plain strings to the Worker; try the secret binding first.
+    env.secret(name)
+        .map(|s| s.to_string())
+        .or_else(|_| env.var(name).map(|v| v.to_string()))
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+}
+
+impl Config {
+    pub fn from_env(env: &Env) -> Self {
+        Config {
+            llm: LlmSettings {
+                openrouter_api_key: get(env, "OPENROUTER_API_KEY"),
+                openrouter_base_url: get(env, "OPENROUTER_BASE_URL"),
+                groq_api_key: get(env, "GROQ_API_KEY"),
+                llm_base_url: get(env, "LLM_BASE_URL"),
+                llm_api_key: get(env, "LLM_API_KEY"),
+                default_model: get(env, "DEFAULT_MODEL"),
+            },
+            azure_connection_string: get(env, "AZURE_STORAGE_CONNECTION_STRING"),
+            azure_container: get(env, "AZURE_STORAGE_CONTAINER")
+                .unwrap_or_else(|| "codebase-projects".to_string()),
+            vm_api_url: get(env, "VM_API_URL")
+                .unwrap_or_else(|| "http://127.0.0.1:8000".to_string())
+                .trim_end_matches('/')
+                .to_string(),
+        }
+    }
+
+    pub fn public(&self) -> PublicConfig {
+        PublicConfig {
+            llm: self.llm.status(),
+        }
+    }
+}

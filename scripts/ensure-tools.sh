@@ -14,14 +14,14 @@ fi
 
 # worker-build is released together with the worker crate: use the same version.
 want_wb="$(lock_version worker)"
-if [ "$(worker-build --version 2>/dev/null | awk '{print $2}')" != "$want_wb" ]; then
+if [ "$(worker-build --version 2>/dev/null | awk '{print $NF}')" != "$want_wb" ]; then
   log "installing worker-build $want_wb"
   cargo install worker-build --version "$want_wb" --locked
 fi
 
 # wasm-bindgen's CLI must match the library version in Cargo.lock exactly.
 want_bg="$(lock_version wasm-bindgen)"
-if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $2}')" != "$want_bg" ]; then
+if [ "$(wasm-bindgen --version 2>/dev/null | awk '{print $NF}')" != "$want_bg" ]; then
   log "installing wasm-bindgen-cli $want_bg"
   cargo install wasm-bindgen-cli --version "$want_bg" --locked
 fi

@@ -7,5 +7,7 @@ pub mod azure;
 pub mod health;
 pub mod ids;
 pub mod llm_config;
+pub mod manifest;
+pub mod paths;
 pub mod protocol;
 pub mod vm_auth;

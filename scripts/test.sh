@@ -11,7 +11,7 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "clippy (native)"
-cargo clippy --locked -p open-replit-core -p vm-api -p e2e --all-targets -- -D warnings
+cargo clippy --locked -p open-replit-core -p vm-api -p e2e -p bench --all-targets -- -D warnings
 
 log "clippy (wasm32)"
 cargo clippy --locked --target wasm32-unknown-unknown -p open-replit -p open-replit-core -- -D warnings

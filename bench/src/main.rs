@@ -1,0 +1,94 @@
+//! `make bench`: measures what the issues ask for and prints one table. Medians over repeated
+//! runs, each row beside its baseline from the same run where one exists. Never used as a test.
+
+mod table;
+
+use anyhow::Result;
+use std::os::unix::process::CommandExt;
+use std::time::{Duration, Instant};
+use table::{Row, Table};
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let mut t = Table::default();
+    wasm_size(&mut t)?;
+    wrangler_cold_start(&mut t).await?;
+    t.print();
+    Ok(())
+}
+
+fn wasm_size(t: &mut Table) -> Result<()> {
+    use std::io::Write;
+    let root = e2e::repo_root();
+    let wasm = std::fs::read(root.join("build/index_bg.wasm"))?;
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(&wasm)?;
+    let gzip = gz.finish()?.len();
+    t.push(Row::new("Worker wasm size (raw)", kib(wasm.len())).goal("—"));
+    t.push(
+        Row::new("Worker wasm size (gzip -9)", kib(gzip))
+            .baseline("3072 KiB (free-plan limit)")
+            .ratio(gzip as f64 / (3.0 * 1024.0 * 1024.0))
+            .goal("< 1024 KiB"),
+    );
+    Ok(())
+}
+
+fn kib(n: usize) -> String {
+    format!("{:.1} KiB", n as f64 / 1024.0)
+}
+
+/// Time from spawning `wrangler dev` (fresh state directory) to the first 200 from the Worker.
+async fn wrangler_cold_start(t: &mut Table) -> Result<()> {
+    let root = e2e::repo_root();
+    let http = reqwest::Client::new();
+    let mut samples = Vec::new();
+    for _ in 0..3 {
+        let state = tempfile::Builder::new().prefix("or-bench-").tempdir()?;
+        let port = e2e::stack::free_port();
+        let start = Instant::now();
+        let mut child = std::process::Command::new(root.join("node_modules/.bin/wrangler"))
+            .current_dir(&root)
+            .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--inspector-port", &e2e::stack::free_port().to_string()])
+            .arg("--persist-to")
+            .arg(state.path())
+            .arg("--show-interactive-dev-session=false")
+            .env("PATH", e2e::stack::tool_path(&root))
+            .env("OPEN_REPLIT_PREBUILT", "1")
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("CI", "true")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .process_group(0)
+            .spawn()?;
+        let url = format!("http://127.0.0.1:{port}/api/config");
+        let deadline = Instant::now() + Duration::from_secs(90);
+        let mut ok = false;
+        while Instant::now() < deadline {
+            if let Ok(r) = http.get(&url).send().await {
+                if r.status() == 200 {
+                    ok = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        let elapsed = start.elapsed();
+        // SAFETY: signalling the process group we created just above.
+        unsafe {
+            libc::killpg(child.id() as i32, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        anyhow::ensure!(ok, "wrangler dev did not answer within 90 s");
+        samples.push(elapsed);
+    }
+    t.push(
+        Row::new(
+            "wrangler dev cold start → first 200",
+            table::ms(table::median(&mut samples)),
+        )
+        .note(format!("median of {}", samples.len())),
+    );
+    Ok(())
+}

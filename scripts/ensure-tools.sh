@@ -35,6 +35,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want_npm" ]; then
   echo "$want_npm" > "$stamp"
 fi
 
+# Python test tools (Microsoft's Azure SDK for the compatibility tests) in a private venv.
+venv="$ROOT/.state/venv-test"
+want_py="$(sha256sum tests/python/requirements.txt | cut -d' ' -f1)"
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$venv/.requirements.sha256" 2>/dev/null)" != "$want_py" ]; then
+  log "installing Python test tools into .state/venv-test"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check -r tests/python/requirements.txt
+  echo "$want_py" > "$venv/.requirements.sha256"
+fi
+
 # Debian packages.
 missing=()
 command -v bwrap >/dev/null || missing+=(bubblewrap)

@@ -11,7 +11,7 @@ log "cargo fmt --check"
 cargo fmt --all -- --check
 
 log "clippy (native)"
-cargo clippy --locked -p open-replit-core -p vm-api -p e2e -p bench --all-targets -- -D warnings
+cargo clippy --locked -p open-replit-core -p azure-native -p vm-api -p e2e -p bench --all-targets -- -D warnings
 
 log "clippy (wasm32)"
 cargo clippy --locked --target wasm32-unknown-unknown -p open-replit -p open-replit-core -- -D warnings
@@ -26,6 +26,6 @@ OPEN_REPLIT_PREBUILT=1 wrangler deploy --dry-run --outdir "$(mktemp -d)" > /tmp/
   || { cat /tmp/open-replit-dry-run.log; die "wrangler deploy --dry-run failed"; }
 
 log "unit, service and end-to-end tests"
-cargo test --locked -p open-replit-core -p vm-api -p e2e
+cargo test --locked -p open-replit-core -p azure-native -p vm-api -p e2e
 
 log "all green in $(( $(date +%s) - start )) s"

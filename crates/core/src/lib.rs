@@ -10,4 +10,5 @@ pub mod llm_config;
 pub mod manifest;
 pub mod paths;
 pub mod protocol;
+pub mod store;
 pub mod vm_auth;

@@ -1,6 +1,7 @@
 //! End-to-end test support: the real local stack (Azurite, the VM API, `wrangler dev`) on free
 //! loopback ports, and a scripted OpenAI-compatible LLM server. Test code only; never shipped.
 
+pub mod faults;
 pub mod llm;
 pub mod stack;
 

@@ -19,7 +19,7 @@ pub struct Proc {
 }
 
 impl Proc {
-    fn kill(&mut self) {
+    pub fn kill(&mut self) {
         let pgid = self.child.id() as i32;
         // SAFETY: plain syscalls on a process group this harness created.
         unsafe {
@@ -84,7 +84,7 @@ pub fn tool_path(root: &Path) -> String {
     )
 }
 
-fn spawn(name: &str, cmd: &mut Command, state: &Path) -> Result<Proc> {
+pub fn spawn(name: &str, cmd: &mut Command, state: &Path) -> Result<Proc> {
     let log = state.join(format!("{name}.log"));
     let out = File::create(&log)?;
     let err = out.try_clone()?;
@@ -311,6 +311,84 @@ impl Stack {
         let v = serde_json::from_str(&text)
             .with_context(|| format!("GET {path} answered {status} with non-JSON: {text}"))?;
         Ok((status, v))
+    }
+}
+
+/// Starts Azurite's blob service (strict mode: no `--loose`) with data under `state/azurite`.
+pub fn spawn_azurite(root: &Path, port: u16, state: &Path) -> Result<Proc> {
+    let data = state.join("azurite");
+    std::fs::create_dir_all(&data)?;
+    spawn(
+        "azurite",
+        Command::new(root.join("node_modules/.bin/azurite-blob"))
+            .args(["--blobHost", "127.0.0.1", "--blobPort", &port.to_string()])
+            .arg("--location")
+            .arg(&data)
+            .env("PATH", tool_path(root)),
+        state,
+    )
+}
+
+/// Azurite alone, for storage tests that need no Worker.
+pub struct Azurite {
+    pub port: u16,
+    pub state: tempfile::TempDir,
+    proc: Option<Proc>,
+}
+
+impl Azurite {
+    pub async fn start() -> Result<Azurite> {
+        let state = tempfile::Builder::new().prefix("or-azurite-").tempdir()?;
+        let mut a = Azurite {
+            port: free_port(),
+            state,
+            proc: None,
+        };
+        a.restart().await?;
+        Ok(a)
+    }
+
+    pub fn connection_string(&self) -> String {
+        azurite_connection_string(self.port)
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            p.kill();
+        }
+    }
+
+    /// (Re)starts on the same port and data, and waits until it answers.
+    pub async fn restart(&mut self) -> Result<()> {
+        self.stop();
+        self.proc = Some(spawn_azurite(
+            &crate::repo_root(),
+            self.port,
+            self.state.path(),
+        )?);
+        let url = format!("http://127.0.0.1:{}/{DEV_ACCOUNT}", self.port);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if reqwest::get(&url).await.is_ok() {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("Azurite did not start on port {}", self.port)
+    }
+}
+
+impl Drop for Azurite {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            if let Some(p) = &self.proc {
+                eprintln!(
+                    "===== azurite log =====\n{}",
+                    std::fs::read_to_string(&p.log).unwrap_or_default()
+                );
+            }
+        }
+        self.stop();
     }
 }
 

@@ -1,6 +1,7 @@
 //! Azure Blob Storage: connection-string parsing, SharedKey signing and URL building.
 
 pub mod conn;
+pub mod rest;
 pub mod sign;
 pub mod url;
 

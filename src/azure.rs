@@ -1,110 +1,86 @@
-//! Azure Blob REST calls from the Worker over `fetch`, signed with core's SharedKey signer.
+//! Azure Blob from the Worker: core's `Transport` over `fetch`, with a timeout per request.
 
+use crate::config::Config;
 use crate::error::ApiError;
 use futures_util::future::{select, Either};
-use open_replit_core::azure::{
-    authorization_header, AzureAuth, AzureConfig, SignableRequest, API_VERSION,
-};
+use open_replit_core::azure::rest::{HttpRequest, HttpResponse};
+use open_replit_core::azure::AzureConfig;
+use open_replit_core::store::{BlobClient, Transport};
 use std::time::Duration;
-use worker::{Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+use wasm_bindgen::JsCast;
+use worker::{Delay, Fetch, Headers, Method, Request, RequestInit};
 
-pub struct Blob {
-    pub cfg: AzureConfig,
-    pub container: String,
+pub struct FetchTransport {
+    pub timeout: Duration,
 }
 
-/// A completed Blob call: status, headers and the body read to the end.
-pub struct BlobResponse {
-    pub status: u16,
-    pub body: Vec<u8>,
-}
-
-impl Blob {
-    pub fn from_config(cfg: &crate::config::Config) -> Result<Self, ApiError> {
-        let conn = cfg.azure_connection_string.as_deref().ok_or_else(|| {
-            ApiError::Upstream(
-                "AZURE_STORAGE_CONNECTION_STRING is not set (see .dev.vars.example)".into(),
-            )
-        })?;
-        let azure = AzureConfig::from_connection_string(conn)
-            .map_err(|e| ApiError::Upstream(format!("AZURE_STORAGE_CONNECTION_STRING: {e}")))?;
-        Ok(Blob {
-            cfg: azure,
-            container: cfg.azure_container.clone(),
-        })
-    }
-
-    /// Sends one signed request and reads the whole answer, or fails after `timeout`.
-    pub async fn call(
-        &self,
-        method: Method,
-        blob: Option<&str>,
-        query: &[(&str, &str)],
-        extra_headers: &[(&str, &str)],
-        body: Option<Vec<u8>>,
-        timeout: Duration,
-    ) -> Result<BlobResponse, ApiError> {
-        let target = self.cfg.target(&self.container, blob, query);
-        let len = body.as_ref().map(|b| b.len()).unwrap_or(0);
-        let mut hs: Vec<(String, String)> = vec![
-            ("x-ms-date".into(), http_date_now()),
-            ("x-ms-version".into(), API_VERSION.into()),
-        ];
-        if body.is_some() {
-            hs.push(("content-length".into(), len.to_string()));
-        }
-        for (k, v) in extra_headers {
-            hs.push((k.to_string(), v.to_string()));
-        }
-        if let AzureAuth::SharedKey(key) = &self.cfg.auth {
-            let auth = authorization_header(
-                &self.cfg.account,
-                key,
-                &SignableRequest {
-                    method: method.as_ref(),
-                    encoded_path: &target.encoded_path,
-                    query: &target.query,
-                    headers: &hs,
-                },
-            );
-            hs.push(("authorization".into(), auth));
-        }
+impl Transport for FetchTransport {
+    async fn send(&self, req: HttpRequest) -> Result<HttpResponse, String> {
         let headers = Headers::new();
-        for (k, v) in &hs {
-            // workerd computes Content-Length itself from the body.
-            if k != "content-length" {
-                headers.set(k, v)?;
+        for (k, v) in &req.headers {
+            // workerd derives Content-Length from the body and refuses to have it set.
+            if !k.eq_ignore_ascii_case("content-length") {
+                headers.set(k, v).map_err(|e| e.to_string())?;
             }
         }
+        let method = Method::from(req.method.to_string());
         let mut init = RequestInit::new();
         init.with_method(method).with_headers(headers);
-        if let Some(b) = body {
+        if let Some(b) = &req.body {
             init.with_body(Some(js_sys::Uint8Array::from(b.as_slice()).into()));
         }
-        let req = Request::new_with_init(&target.url, &init)?;
-        let host = self.cfg.host().to_string();
-        let send = async move {
-            let mut resp: Response = Fetch::Request(req).send().await?;
+        let request = Request::new_with_init(&req.url, &init).map_err(|e| e.to_string())?;
+        let send = Box::pin(async move {
+            let mut resp = Fetch::Request(request).send().await?;
             let status = resp.status_code();
+            let etag = resp.headers().get("etag").ok().flatten();
             let body = resp.bytes().await?;
-            Ok::<_, worker::Error>(BlobResponse { status, body })
-        };
-        let send = Box::pin(send);
-        let timer = Box::pin(Delay::from(timeout));
-        match select(send, timer).await {
-            Either::Left((Ok(r), _)) => Ok(r),
-            Either::Left((Err(e), _)) => Err(ApiError::Upstream(format!(
-                "Azure Blob at {host} is unreachable: {e}"
-            ))),
-            Either::Right(_) => Err(ApiError::Upstream(format!(
-                "Azure Blob at {host} did not answer within {} ms",
-                timeout.as_millis()
-            ))),
+            Ok::<_, worker::Error>(HttpResponse { status, etag, body })
+        });
+        match select(send, Box::pin(Delay::from(self.timeout))).await {
+            Either::Left((r, _)) => r.map_err(|e| e.to_string()),
+            Either::Right(_) => Err(format!("no answer within {} ms", self.timeout.as_millis())),
         }
+    }
+
+    async fn sleep_ms(&self, ms: u64) {
+        Delay::from(Duration::from_millis(ms)).await
+    }
+
+    fn now_ms(&self) -> u64 {
+        js_sys::Date::now() as u64
+    }
+
+    fn random_u64(&self) -> u64 {
+        let b = random_bytes::<8>();
+        u64::from_le_bytes(b)
     }
 }
 
-/// RFC 1123 date for `x-ms-date`, from the Workers clock.
-pub fn http_date_now() -> String {
-    String::from(js_sys::Date::new_0().to_utc_string())
+/// Cryptographically random bytes from the runtime's `crypto.getRandomValues`.
+pub fn random_bytes<const N: usize>() -> [u8; N] {
+    let mut buf = [0u8; N];
+    let scope: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
+    if let Ok(c) = scope.crypto() {
+        let _ = c.get_random_values_with_u8_array(&mut buf);
+    }
+    buf
+}
+
+/// The project container client from the Worker's settings.
+pub fn blob_client(cfg: &Config) -> Result<BlobClient<FetchTransport>, ApiError> {
+    let conn = cfg.azure_connection_string.as_deref().ok_or_else(|| {
+        ApiError::Upstream(
+            "AZURE_STORAGE_CONNECTION_STRING is not set (see .dev.vars.example)".into(),
+        )
+    })?;
+    let azure = AzureConfig::from_connection_string(conn)
+        .map_err(|e| ApiError::Upstream(format!("AZURE_STORAGE_CONNECTION_STRING: {e}")))?;
+    Ok(BlobClient::new(
+        azure,
+        cfg.azure_container.clone(),
+        FetchTransport {
+            timeout: Duration::from_secs(20),
+        },
+    ))
 }

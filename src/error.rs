@@ -1,60 +1,68 @@
 //! One error type for every API route, mapped to an HTTP answer in exactly one place.
 
-use serde::Serialize;
+use open_replit_core::azure::rest::BlobError;
+use open_replit_core::store::project::StoreError;
+use serde_json::{json, Value};
 use worker::Response;
 
 #[derive(Debug)]
 pub enum ApiError {
     BadRequest(String),
+    /// A path or size rule was broken; `rule` is the machine-readable name.
+    Rule {
+        rule: &'static str,
+        message: String,
+    },
     NotFound(String),
+    MethodNotAllowed(String),
+    /// The write was based on a version that is no longer current; `details` has both sides.
+    Conflict {
+        message: String,
+        details: Value,
+    },
+    TooLarge(String),
     /// Something we depend on (Azure, the VM API, the LLM) failed; the message says which.
     Upstream(String),
     Internal(String),
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: Inner<'a>,
-}
-
-#[derive(Serialize)]
-struct Inner<'a> {
-    code: &'a str,
-    message: &'a str,
-}
-
 impl ApiError {
-    fn parts(&self) -> (u16, &'static str, &str) {
+    /// The human-readable message, whatever the kind.
+    pub fn message(self) -> String {
         match self {
-            ApiError::BadRequest(m) => (400, "bad_request", m),
-            ApiError::NotFound(m) => (404, "not_found", m),
-            ApiError::Upstream(m) => (502, "upstream", m),
-            ApiError::Internal(m) => (500, "internal", m),
+            ApiError::BadRequest(m)
+            | ApiError::NotFound(m)
+            | ApiError::MethodNotAllowed(m)
+            | ApiError::TooLarge(m)
+            | ApiError::Upstream(m)
+            | ApiError::Internal(m)
+            | ApiError::Rule { message: m, .. }
+            | ApiError::Conflict { message: m, .. } => m,
         }
     }
 
     pub fn into_response(self) -> Response {
-        let (status, code, message) = self.parts();
-        let body = serde_json::to_string(&Body {
-            error: Inner { code, message },
-        })
-        .unwrap_or_else(|_| String::from("{\"error\":{\"code\":\"internal\"}}"));
-        let resp = Response::ok(body).map(|r| r.with_status(status));
-        match resp {
-            Ok(mut r) => {
-                let _ = r.headers_mut().set("content-type", "application/json");
-                r
+        let (status, code, message, extra) = match self {
+            ApiError::BadRequest(m) => (400, "bad_request", m, None),
+            ApiError::Rule { rule, message } => (400, rule, message, None),
+            ApiError::NotFound(m) => (404, "not_found", m, None),
+            ApiError::MethodNotAllowed(m) => (405, "method_not_allowed", m, None),
+            ApiError::Conflict { message, details } => (409, "conflict", message, Some(details)),
+            ApiError::TooLarge(m) => (413, "too_large", m, None),
+            ApiError::Upstream(m) => (502, "upstream", m, None),
+            ApiError::Internal(m) => (500, "internal", m, None),
+        };
+        let mut body = json!({ "error": { "code": code, "message": message } });
+        if let Some(Value::Object(extra)) = extra {
+            for (k, v) in extra {
+                body[k] = v;
             }
-            Err(_) => Response::empty()
-                .map(|r| r.with_status(500))
-                .unwrap_or_else(|_| unreachable_response()),
+        }
+        match Response::from_json(&body) {
+            Ok(r) => r.with_status(status),
+            Err(_) => Response::builder().with_status(500).empty(),
         }
     }
-}
-
-// Response::empty only fails if the JS runtime is broken; there is nothing better to return.
-fn unreachable_response() -> Response {
-    Response::builder().with_status(500).empty()
 }
 
 impl From<worker::Error> for ApiError {
@@ -66,5 +74,40 @@ impl From<worker::Error> for ApiError {
 impl From<serde_json::Error> for ApiError {
     fn from(e: serde_json::Error) -> Self {
         ApiError::BadRequest(format!("invalid JSON: {e}"))
+    }
+}
+
+impl From<BlobError> for ApiError {
+    fn from(e: BlobError) -> Self {
+        StoreError::Blob(e).into()
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Path(p) => ApiError::Rule {
+                rule: p.rule(),
+                message: p.to_string(),
+            },
+            StoreError::NotFound(m) => ApiError::NotFound(format!("{m} not found")),
+            StoreError::BadProjectId(m) => ApiError::BadRequest(m),
+            StoreError::Exists(id) => ApiError::Conflict {
+                message: format!("project {id} already exists"),
+                details: json!({}),
+            },
+            StoreError::Conflict {
+                ref path,
+                ref expected,
+                ref actual,
+                head,
+            } => ApiError::Conflict {
+                message: e.to_string(),
+                details: json!({ "path": path, "expected_sha256": expected, "actual_sha256": actual, "head": head }),
+            },
+            StoreError::Blob(b) => ApiError::Upstream(b.to_string()),
+            StoreError::Corrupt(m) => ApiError::Internal(format!("stored data is corrupt: {m}")),
+            StoreError::Contention(_) => ApiError::Upstream(e.to_string()),
+        }
     }
 }

@@ -1,12 +1,13 @@
 //! `GET /health`: is Azure Blob reachable, is the VM API reachable, which LLM is configured.
 
-use crate::azure::Blob;
+use crate::azure::blob_client;
 use crate::config::Config;
 use crate::error::ApiError;
 use futures_util::future::{join, select, Either};
+use open_replit_core::azure::rest::BlobError;
 use open_replit_core::health::{Check, HealthReport};
 use std::time::Duration;
-use worker::{Delay, Env, Fetch, Method, Response, Url};
+use worker::{Delay, Env, Fetch, Response, Url};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
@@ -19,42 +20,35 @@ pub async fn handle(env: &Env) -> Result<Response, ApiError> {
 }
 
 async fn check_azure(cfg: &Config) -> Check {
-    let blob = match Blob::from_config(cfg) {
-        Ok(b) => b,
+    let blob = match blob_client(cfg) {
+        Ok(b) => b.with_max_attempts(1),
         Err(e) => return red(e),
     };
-    // Get Container Properties: cheap, authenticated, and tells us whether the key is right.
-    match blob
-        .call(Method::Get, None, &[("restype", "container")], &[], None, TIMEOUT)
-        .await
-    {
-        Ok(r) if r.status == 200 => green(format!(
-            "reachable at {}, container {:?} exists",
-            blob.cfg.host(),
+    let host = blob.cfg.host().to_string();
+    let probe = Box::pin(blob.container_exists());
+    let outcome = select(probe, Box::pin(Delay::from(TIMEOUT))).await;
+    match outcome {
+        Either::Left((Ok(true), _)) => green(format!(
+            "reachable at {host}, container {:?} exists",
             blob.container
         )),
-        Ok(r) if r.status == 404 => green(format!(
-            "reachable at {}, container {:?} not created yet",
-            blob.cfg.host(),
+        Either::Left((Ok(false), _)) => green(format!(
+            "reachable at {host}, container {:?} not created yet",
             blob.container
         )),
-        Ok(r) if r.status == 403 => Check {
+        Either::Left((Err(e), _)) => Check {
             ok: false,
-            detail: format!(
-                "Azure Blob at {} refused our credentials (403): check AZURE_STORAGE_CONNECTION_STRING",
-                blob.cfg.host()
-            ),
+            detail: match e {
+                BlobError::Http { status: 403, .. } => format!(
+                    "Azure Blob at {host} refused our credentials (403): check AZURE_STORAGE_CONNECTION_STRING"
+                ),
+                other => other.to_string(),
+            },
         },
-        Ok(r) => Check {
+        Either::Right(_) => Check {
             ok: false,
-            detail: format!(
-                "Azure Blob at {} answered HTTP {}: {}",
-                blob.cfg.host(),
-                r.status,
-                String::from_utf8_lossy(&r.body).chars().take(200).collect::<String>()
-            ),
+            detail: format!("Azure Blob at {host} did not answer within {} ms", TIMEOUT.as_millis()),
         },
-        Err(e) => red(e),
     }
 }
 
@@ -102,11 +96,8 @@ fn green(detail: String) -> Check {
 }
 
 fn red(e: ApiError) -> Check {
-    let detail = match e {
-        ApiError::Upstream(m)
-        | ApiError::Internal(m)
-        | ApiError::BadRequest(m)
-        | ApiError::NotFound(m) => m,
-    };
-    Check { ok: false, detail }
+    Check {
+        ok: false,
+        detail: e.message(),
+    }
 }

@@ -5,7 +5,10 @@ mod azure;
 mod config;
 mod error;
 mod health;
+mod project_api;
+mod projects;
 mod room;
+mod templates;
 
 pub use room::ProjectRoom;
 
@@ -28,20 +31,21 @@ async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError
             let cfg = config::Config::from_env(&env);
             Ok(Response::from_json(&cfg.public())?)
         }
-        (Method::Get, p) if p.starts_with("/projects/") && p.ends_with("/ws") => {
-            let id = &p["/projects/".len()..p.len() - "/ws".len()];
-            open_replit_core::ids::validate_project_id(id).map_err(ApiError::BadRequest)?;
+        (Method::Get, "/api/templates") => Ok(Response::from_json(
+            &serde_json::json!({ "templates": templates::summaries() }),
+        )?),
+        (Method::Get, "/projects") => projects::list(&env).await,
+        (Method::Post, "/projects") => projects::create(req, &env).await,
+        (_, p) if p.starts_with("/projects/") => {
+            // Everything about one project goes to its Durable Object, which re-validates the
+            // id from the path and serialises changes with its event log.
+            let Some((id, _)) = room::split_project_path(p) else {
+                return Err(ApiError::BadRequest(
+                    "project id must be 1-64 characters of a-z, 0-9 and '-'".into(),
+                ));
+            };
             let stub = env.durable_object("PROJECT_ROOM")?.get_by_name(id)?;
-            // Forward the upgrade with the validated id; the object trusts only this header.
-            let headers = Headers::new();
-            for (k, v) in req.headers() {
-                headers.set(&k, &v)?;
-            }
-            headers.set("x-project-id", id)?;
-            let mut init = RequestInit::new();
-            init.with_headers(headers);
-            let fwd = Request::new_with_init(url.as_str(), &init)?;
-            Ok(stub.fetch_with_request(fwd).await?)
+            Ok(stub.fetch_with_request(req).await?)
         }
         _ => {
             // Everything that is not API falls through to the static frontend; an unknown path

@@ -1,12 +1,22 @@
-//! `ProjectRoom`: the Durable Object that owns one project's live stream and event log.
+//! `ProjectRoom`: the Durable Object that owns one project: its event log (SQLite), its
+//! WebSockets (hibernation API), and every request that reads or changes its files.
 
+use crate::error::ApiError;
 use open_replit_core::protocol::{parse_client_msg, ClientMsg, Envelope, ServerEvent};
 use serde::Deserialize;
+use std::cell::Cell;
 use worker::*;
+
+/// Events kept in the log; older ones are compacted away (see docs/protocol.md).
+pub const LOG_KEEP: u64 = 10_000;
+/// Compaction runs once per this many appended events.
+const COMPACT_EVERY: u64 = 500;
 
 #[durable_object]
 pub struct ProjectRoom {
     state: State,
+    env: Env,
+    seq: Cell<u64>,
 }
 
 #[derive(Deserialize)]
@@ -14,8 +24,13 @@ struct SeqRow {
     seq: i64,
 }
 
+#[derive(Deserialize)]
+struct EventRow {
+    body: String,
+}
+
 impl DurableObject for ProjectRoom {
-    fn new(state: State, _env: Env) -> Self {
+    fn new(state: State, env: Env) -> Self {
         // Schema lives with the object; `IF NOT EXISTS` makes construction idempotent.
         let sql = state.storage().sql();
         if let Err(e) = sql.exec(
@@ -24,29 +39,27 @@ impl DurableObject for ProjectRoom {
         ) {
             console_error!("ProjectRoom schema: {e}");
         }
-        ProjectRoom { state }
+        let room = ProjectRoom {
+            state,
+            env,
+            seq: Cell::new(0),
+        };
+        room.seq.set(room.max_seq().unwrap_or(0));
+        room
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let is_upgrade = req
-            .headers()
-            .get("upgrade")?
-            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-        if !is_upgrade {
-            return Response::error("expected a WebSocket upgrade", 426);
-        }
-        let project_id = req.headers().get("x-project-id")?.unwrap_or_default();
-        let pair = WebSocketPair::new()?;
-        self.state.accept_web_socket(&pair.server);
-        let hello = Envelope {
-            seq: 0,
-            event: ServerEvent::Hello {
-                project_id,
-                last_seq: self.last_seq()?,
-            },
+        let url = req.url()?;
+        let path = url.path().to_string();
+        let Some((project_id, rest)) = split_project_path(&path) else {
+            return Ok(ApiError::NotFound(path).into_response());
         };
-        pair.server.send(&hello)?;
-        Response::from_websocket(pair.client)
+        if rest == "/ws" {
+            return self.accept_socket(&req, project_id, &url);
+        }
+        Ok(crate::project_api::handle(self, req, project_id, rest)
+            .await
+            .unwrap_or_else(ApiError::into_response))
     }
 
     async fn websocket_message(
@@ -95,14 +108,109 @@ impl DurableObject for ProjectRoom {
     }
 }
 
+/// `/projects/{id}/rest` → (`id`, `/rest`); the id is validated again here.
+pub fn split_project_path(path: &str) -> Option<(&str, &str)> {
+    let after = path.strip_prefix("/projects/")?;
+    let (id, rest) = match after.find('/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, ""),
+    };
+    open_replit_core::ids::validate_project_id(id).ok()?;
+    Some((id, rest))
+}
+
 impl ProjectRoom {
-    fn last_seq(&self) -> Result<u64> {
-        let rows: Vec<SeqRow> = self
-            .state
-            .storage()
-            .sql()
-            .exec("SELECT COALESCE(MAX(seq), 0) AS seq FROM events", None)?
-            .to_array()?;
+    pub fn env(&self) -> &Env {
+        &self.env
+    }
+
+    fn accept_socket(&self, req: &Request, project_id: &str, url: &Url) -> Result<Response> {
+        let is_upgrade = req
+            .headers()
+            .get("upgrade")?
+            .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
+        if !is_upgrade {
+            return Ok(ApiError::BadRequest("expected a WebSocket upgrade".into()).into_response());
+        }
+        let since: Option<u64> = url
+            .query_pairs()
+            .find(|(k, _)| k == "since")
+            .and_then(|(_, v)| v.parse().ok());
+        let pair = WebSocketPair::new()?;
+        self.state.accept_web_socket(&pair.server);
+        // Everything below runs without an await, so no event can be emitted between the replay
+        // and the socket joining the live broadcast: nothing is lost or sent twice.
+        let last = self.seq.get();
+        send_transient(
+            &pair.server,
+            ServerEvent::Hello {
+                project_id: project_id.to_string(),
+                last_seq: last,
+            },
+        )?;
+        if let Some(since) = since {
+            let oldest = self.min_seq()?;
+            if since + 1 < oldest {
+                send_transient(
+                    &pair.server,
+                    ServerEvent::Reset {
+                        oldest_seq: oldest,
+                        last_seq: last,
+                    },
+                )?;
+            }
+            let rows: Vec<EventRow> = self
+                .state
+                .storage()
+                .sql()
+                .exec(
+                    "SELECT body FROM events WHERE seq > ? ORDER BY seq",
+                    vec![SqlStorageValue::try_from_i64(since as i64)?],
+                )?
+                .to_array()?;
+            for r in rows {
+                pair.server.send_with_str(&r.body)?;
+            }
+        }
+        Response::from_websocket(pair.client)
+    }
+
+    /// Appends an event to the log and sends it to every connected socket.
+    pub fn emit(&self, event: ServerEvent) -> Result<u64> {
+        let seq = self.seq.get() + 1;
+        let body = serde_json::to_string(&Envelope { seq, event })?;
+        let sql = self.state.storage().sql();
+        sql.exec(
+            "INSERT INTO events (seq, body) VALUES (?, ?)",
+            vec![
+                SqlStorageValue::try_from_i64(seq as i64)?,
+                body.as_str().into(),
+            ],
+        )?;
+        self.seq.set(seq);
+        if seq.is_multiple_of(COMPACT_EVERY) && seq > LOG_KEEP {
+            sql.exec(
+                "DELETE FROM events WHERE seq <= ?",
+                vec![SqlStorageValue::try_from_i64((seq - LOG_KEEP) as i64)?],
+            )?;
+        }
+        for ws in self.state.get_websockets() {
+            // A socket that is closing cannot take more; the others still must.
+            let _ = ws.send_with_str(&body);
+        }
+        Ok(seq)
+    }
+
+    fn max_seq(&self) -> Result<u64> {
+        self.one_seq("SELECT COALESCE(MAX(seq), 0) AS seq FROM events")
+    }
+
+    fn min_seq(&self) -> Result<u64> {
+        self.one_seq("SELECT COALESCE(MIN(seq), 0) AS seq FROM events")
+    }
+
+    fn one_seq(&self, q: &str) -> Result<u64> {
+        let rows: Vec<SeqRow> = self.state.storage().sql().exec(q, None)?.to_array()?;
         Ok(rows.first().map(|r| r.seq.max(0) as u64).unwrap_or(0))
     }
 }

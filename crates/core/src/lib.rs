@@ -12,3 +12,4 @@ pub mod paths;
 pub mod protocol;
 pub mod store;
 pub mod vm_auth;
+pub mod zip;

@@ -96,6 +96,27 @@ pub fn validate_file_count(n: usize) -> Result<(), PathError> {
     Ok(())
 }
 
+/// Decodes `%XX` escapes of a URL path segment into UTF-8 (a `+` stays a `+`).
+pub fn percent_decode(s: &str) -> Result<String, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = s
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+                .ok_or_else(|| format!("bad percent-escape at byte {i} of the path"))?;
+            out.push(hex);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).map_err(|_| "path is not valid UTF-8 once decoded".to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,6 +169,14 @@ mod tests {
                 .rule(),
             "too_many_files"
         );
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(percent_decode("a%20b/%C3%BC%25+x").unwrap(), "a b/ü%+x");
+        assert!(percent_decode("%zz").is_err());
+        assert!(percent_decode("%ff").is_err());
+        assert_eq!(percent_decode("..%2F..%2Fetc").unwrap(), "../../etc");
     }
 
     #[test]

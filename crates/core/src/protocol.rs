@@ -21,6 +21,17 @@ pub enum ServerEvent {
         project_id: String,
         last_seq: u64,
     },
+    /// The log no longer holds events after the client's `since`: refetch state, then go on
+    /// from `last_seq`.
+    Reset {
+        oldest_seq: u64,
+        last_seq: u64,
+    },
+    /// A new checkpoint exists (agent turn, save, restore), with what it changed.
+    CheckpointCreated {
+        checkpoint: crate::store::project::CheckpointInfo,
+        diff: crate::manifest::Diff,
+    },
     Pong {
         nonce: u64,
     },

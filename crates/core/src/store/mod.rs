@@ -30,6 +30,7 @@ pub struct BlobClient<T> {
     pub container: String,
     pub transport: T,
     requests: AtomicU64,
+    max_attempts: u32,
 }
 
 impl<T: Transport> BlobClient<T> {
@@ -39,6 +40,22 @@ impl<T: Transport> BlobClient<T> {
             container: container.into(),
             transport,
             requests: AtomicU64::new(0),
+            max_attempts: MAX_ATTEMPTS,
+        }
+    }
+
+    /// Caps attempts per call (1 = no retries, e.g. for a health probe that must answer fast).
+    pub fn with_max_attempts(mut self, n: u32) -> Self {
+        self.max_attempts = n.max(1);
+        self
+    }
+
+    /// Whether the container exists: one request, for health checks.
+    pub async fn container_exists(&self) -> Result<bool, BlobError> {
+        match self.call(Op::ContainerProperties).await {
+            Ok(_) => Ok(true),
+            Err(BlobError::NotFound) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
@@ -59,7 +76,7 @@ impl<T: Transport> BlobClient<T> {
                 Ok(r) => BlobError::from_response(r.status, &r.body),
                 Err(e) => BlobError::Transport(format!("{} ({e})", self.cfg.host())),
             };
-            if !err.is_retryable() || attempt >= MAX_ATTEMPTS {
+            if !err.is_retryable() || attempt >= self.max_attempts {
                 return Err(err);
             }
             self.transport.sleep_ms(backoff_ms(attempt)).await;

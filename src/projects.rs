@@ -1,0 +1,106 @@
+//! `GET /projects` and `POST /projects`: listing and creating projects from templates.
+
+use crate::azure::{blob_client, random_bytes};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::templates;
+use open_replit_core::store::project::{ProjectMeta, Projects};
+use open_replit_core::store::Transport;
+use serde::Deserialize;
+use serde_json::json;
+use worker::{Env, Request, Response};
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct CreateProject {
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
+}
+
+pub async fn list(env: &Env) -> Result<Response, ApiError> {
+    let cfg = Config::from_env(env);
+    let blob = blob_client(&cfg)?;
+    let projects = match Projects::new(&blob).list_projects().await {
+        Ok(p) => p,
+        // A fresh account has no container yet: that is an empty list, not an error.
+        Err(open_replit_core::store::project::StoreError::Blob(
+            open_replit_core::azure::rest::BlobError::NotFound,
+        )) => vec![],
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Response::from_json(&json!({
+        "projects": projects,
+        "templates": templates::names(),
+    }))?)
+}
+
+pub async fn create(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+    let text = req.text().await?;
+    let body: CreateProject = if text.trim().is_empty() {
+        CreateProject::default()
+    } else {
+        serde_json::from_str(&text)?
+    };
+    let template_name = body.template.as_deref().unwrap_or(templates::DEFAULT);
+    let template = templates::get(template_name).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "unknown template {template_name:?}; choose one of {:?}",
+            templates::names()
+        ))
+    })?;
+    let name = body
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| "Untitled app".to_string());
+    if name.chars().count() > 100 {
+        return Err(ApiError::BadRequest(
+            "name is longer than 100 characters".into(),
+        ));
+    }
+    let cfg = Config::from_env(env);
+    let blob = blob_client(&cfg)?;
+    blob.ensure_container().await?;
+    let meta = ProjectMeta {
+        id: new_project_id(&name),
+        name,
+        template: template.name.to_string(),
+        created_ms: blob.transport.now_ms(),
+        owner: None,
+    };
+    let files = template
+        .files
+        .iter()
+        .map(|(p, b)| (p.to_string(), b.to_vec()))
+        .collect();
+    let cp = Projects::new(&blob).create(&meta, files).await?;
+    Ok(Response::from_json(&json!({"project": meta, "checkpoint": cp.info}))?.with_status(201))
+}
+
+/// `{slug}-{8 random hex}`: readable in URLs and preview host names, unguessable enough that
+/// ids are not enumerable.
+fn new_project_id(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars().flat_map(|c| c.to_lowercase()) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.len() >= 32 {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('-');
+    let rand: String = random_bytes::<4>()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    if slug.is_empty() {
+        format!("app-{rand}")
+    } else {
+        format!("{slug}-{rand}")
+    }
+}

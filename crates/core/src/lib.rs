@@ -6,6 +6,7 @@
 pub mod azure;
 pub mod health;
 pub mod ids;
+pub mod llm;
 pub mod llm_config;
 pub mod manifest;
 pub mod paths;

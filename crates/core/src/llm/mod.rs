@@ -2,6 +2,7 @@
 //! decoder, typed stream events, the tool-call accumulator and the retry policy.
 
 pub mod accumulate;
+pub mod retry;
 pub mod sse;
 pub mod stream;
 pub mod types;

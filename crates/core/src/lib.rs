@@ -3,9 +3,11 @@
 //! Everything in this crate is deterministic and unit-tested natively with fixtures; the
 //! platform crates (`src/` for the Worker, `vm-api/`) do the fetching, spawning and storing.
 
+pub mod agent;
 pub mod azure;
 pub mod health;
 pub mod ids;
+pub mod llm;
 pub mod llm_config;
 pub mod manifest;
 pub mod paths;

@@ -1,0 +1,6 @@
+//! The coding agent minus the I/O: its tools, the `edit_file` algorithm, and the turn state
+//! machine the Worker's Durable Object drives.
+
+pub mod edit;
+pub mod tools;
+pub mod turn;

@@ -4,6 +4,7 @@
 pub mod faults;
 pub mod llm;
 pub mod stack;
+pub mod ws;
 
 /// The repository root (two levels above this crate).
 pub fn repo_root() -> std::path::PathBuf {

@@ -1,0 +1,68 @@
+//! A small WebSocket client for tests: connect to a project's stream and read typed events.
+
+use futures_util::{SinkExt, StreamExt};
+use serde_json::Value;
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+pub struct ProjectSocket {
+    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+}
+
+impl ProjectSocket {
+    /// Connects to `/projects/{id}/ws` (with `?since=` when given) and reads the `hello`.
+    pub async fn connect(worker_url: &str, id: &str, since: Option<u64>) -> anyhow::Result<(ProjectSocket, Value)> {
+        let mut url = format!("{}/projects/{id}/ws", worker_url.replacen("http", "ws", 1));
+        if let Some(s) = since {
+            url.push_str(&format!("?since={s}"));
+        }
+        let (ws, _) = tokio_tungstenite::connect_async(&url).await?;
+        let mut s = ProjectSocket { ws };
+        let hello = s.next().await?;
+        anyhow::ensure!(hello["type"] == "hello", "first event was {hello}");
+        Ok((s, hello))
+    }
+
+    /// The next event, or an error after 20 s of silence.
+    pub async fn next(&mut self) -> anyhow::Result<Value> {
+        loop {
+            let m = tokio::time::timeout(Duration::from_secs(20), self.ws.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("no WebSocket event within 20 s"))?
+                .ok_or_else(|| anyhow::anyhow!("WebSocket closed"))??;
+            match m {
+                Message::Text(t) => return Ok(serde_json::from_str(&t)?),
+                Message::Close(c) => anyhow::bail!("WebSocket closed: {c:?}"),
+                _ => continue,
+            }
+        }
+    }
+
+    /// Reads events until one of type `ty` arrives; returns it and everything before it.
+    pub async fn until(&mut self, ty: &str) -> anyhow::Result<(Value, Vec<Value>)> {
+        let mut seen = Vec::new();
+        loop {
+            let e = self.next().await?;
+            if e["type"] == ty {
+                return Ok((e, seen));
+            }
+            seen.push(e);
+        }
+    }
+
+    pub async fn send(&mut self, v: &Value) -> anyhow::Result<()> {
+        self.ws.send(Message::Text(v.to_string().into())).await?;
+        Ok(())
+    }
+
+    /// Whatever arrives within `wait`, without failing when nothing does.
+    pub async fn drain(&mut self, wait: Duration) -> Vec<Value> {
+        let mut out = Vec::new();
+        while let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(wait, self.ws.next()).await {
+            if let Ok(v) = serde_json::from_str(&t) {
+                out.push(v);
+            }
+        }
+        out
+    }
+}

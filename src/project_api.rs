@@ -82,17 +82,7 @@ pub async fn handle(
                 Method::Put | Method::Delete => {
                     let base = parse_n(query("base").as_deref())?;
                     let change = if method == Method::Put {
-                        let declared: Option<usize> = req
-                            .headers()
-                            .get("content-length")?
-                            .and_then(|v| v.parse().ok());
-                        if let Some(len) = declared {
-                            paths::validate_size(len)
-                                .map_err(|e| ApiError::TooLarge(e.to_string()))?;
-                        }
-                        let content = req.bytes().await?;
-                        paths::validate_size(content.len())
-                            .map_err(|e| ApiError::TooLarge(e.to_string()))?;
+                        let content = read_body_capped(&mut req, paths::MAX_FILE_BYTES).await?;
                         Change::Write {
                             path: path.clone(),
                             content,
@@ -188,6 +178,25 @@ pub async fn handle(
         }
         _ => Err(ApiError::NotFound(format!("{method} /projects/{id}{rest}"))),
     }
+}
+
+/// Reads a request body, failing with 413 once it passes `cap` bytes. The rest is read and
+/// dropped rather than left unread, because workerd resets a connection whose request body
+/// was not consumed, and the client would see no answer at all.
+async fn read_body_capped(req: &mut Request, cap: usize) -> Result<Vec<u8>, ApiError> {
+    use futures_util::StreamExt;
+    let mut stream = req.stream()?;
+    let mut buf = Vec::new();
+    let mut total = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk?;
+        total += chunk.len();
+        if total <= cap {
+            buf.extend_from_slice(&chunk);
+        }
+    }
+    paths::validate_size(total).map_err(|e| ApiError::TooLarge(e.to_string()))?;
+    Ok(buf)
 }
 
 fn parse_n(v: Option<&str>) -> Result<Option<u64>, ApiError> {

@@ -6,12 +6,18 @@ use std::time::Duration;
 use tokio_tungstenite::tungstenite::Message;
 
 pub struct ProjectSocket {
-    ws: tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    ws: tokio_tungstenite::WebSocketStream<
+        tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>,
+    >,
 }
 
 impl ProjectSocket {
     /// Connects to `/projects/{id}/ws` (with `?since=` when given) and reads the `hello`.
-    pub async fn connect(worker_url: &str, id: &str, since: Option<u64>) -> anyhow::Result<(ProjectSocket, Value)> {
+    pub async fn connect(
+        worker_url: &str,
+        id: &str,
+        since: Option<u64>,
+    ) -> anyhow::Result<(ProjectSocket, Value)> {
         let mut url = format!("{}/projects/{id}/ws", worker_url.replacen("http", "ws", 1));
         if let Some(s) = since {
             url.push_str(&format!("?since={s}"));
@@ -58,7 +64,8 @@ impl ProjectSocket {
     /// Whatever arrives within `wait`, without failing when nothing does.
     pub async fn drain(&mut self, wait: Duration) -> Vec<Value> {
         let mut out = Vec::new();
-        while let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(wait, self.ws.next()).await {
+        while let Ok(Some(Ok(Message::Text(t)))) = tokio::time::timeout(wait, self.ws.next()).await
+        {
             if let Ok(v) = serde_json::from_str(&t) {
                 out.push(v);
             }

@@ -23,9 +23,22 @@ fn template_files(name: &str) -> BTreeMap<String, Vec<u8>> {
     fn walk(dir: &std::path::Path, rel: &str, out: &mut BTreeMap<String, Vec<u8>>) {
         for e in std::fs::read_dir(dir).unwrap().flatten() {
             let n = e.file_name().to_string_lossy().to_string();
-            let child = if rel.is_empty() { n.clone() } else { format!("{rel}/{n}") };
+            let child = if rel.is_empty() {
+                n.clone()
+            } else {
+                format!("{rel}/{n}")
+            };
             if e.path().is_dir() {
-                if !["node_modules", "dist", ".venv", "__pycache__", ".pytest_cache", ".vite"].contains(&n.as_str()) {
+                if ![
+                    "node_modules",
+                    "dist",
+                    ".venv",
+                    "__pycache__",
+                    ".pytest_cache",
+                    ".vite",
+                ]
+                .contains(&n.as_str())
+                {
                     walk(&e.path(), &child, out);
                 }
             } else if n != "template.json" && !n.ends_with(".db") && !n.ends_with(".pyc") {
@@ -34,7 +47,8 @@ fn template_files(name: &str) -> BTreeMap<String, Vec<u8>> {
         }
     }
     let root = e2e::repo_root().join("templates").join(name);
-    let manifest: Value = serde_json::from_slice(&std::fs::read(root.join("template.json")).unwrap()).unwrap();
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(root.join("template.json")).unwrap()).unwrap();
     let mut out = BTreeMap::new();
     walk(&root, "", &mut out);
     if let Some(c) = manifest["compose"].as_object() {
@@ -62,22 +76,40 @@ async fn every_template_creates_a_project_that_exports_byte_for_byte() {
     let stack = Stack::start(Options::default()).await.unwrap();
     let (status, t) = stack.get_json("/api/templates").await.unwrap();
     assert_eq!(status, 200);
-    let names: Vec<String> = t["templates"].as_array().unwrap().iter().map(|t| t["name"].as_str().unwrap().to_string()).collect();
+    let names: Vec<String> = t["templates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
     for want in ["backend", "frontend", "fullstack"] {
         assert!(names.contains(&want.to_string()), "{names:?}");
     }
     for name in &names {
-        let (status, created) = create(&stack, json!({"name": format!("My {name} app!"), "template": name})).await;
+        let (status, created) = create(
+            &stack,
+            json!({"name": format!("My {name} app!"), "template": name}),
+        )
+        .await;
         assert_eq!(status, 201, "{created}");
         let id = created["project"]["id"].as_str().unwrap().to_string();
         assert!(id.starts_with(&format!("my-{name}-app-")), "{id}");
         assert_eq!(created["checkpoint"]["n"], 1);
-        let r = stack.http.get(format!("{}/projects/{id}/export.zip", stack.worker_url)).send().await.unwrap();
+        let r = stack
+            .http
+            .get(format!("{}/projects/{id}/export.zip", stack.worker_url))
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "application/zip");
         let got = unzip(&r.bytes().await.unwrap());
         let want = template_files(name);
-        assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>(), "{name}");
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            want.keys().collect::<Vec<_>>(),
+            "{name}"
+        );
         for (path, bytes) in &want {
             assert!(got[path] == *bytes, "{name}: {path} differs after export");
         }
@@ -93,13 +125,31 @@ async fn every_template_creates_a_project_that_exports_byte_for_byte() {
     assert_eq!(listed[0]["id"], created["project"]["id"]);
 
     // Bad input: malformed JSON, unknown fields, unknown template.
-    let r = stack.http.post(format!("{}/projects", stack.worker_url)).body("{not json").send().await.unwrap();
+    let r = stack
+        .http
+        .post(format!("{}/projects", stack.worker_url))
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 400);
     let e: Value = r.json().await.unwrap();
-    assert!(e["error"]["message"].as_str().unwrap().contains("invalid JSON"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("invalid JSON"),
+        "{e}"
+    );
     let (status, e) = create(&stack, json!({"template": "cobol"})).await;
     assert_eq!(status, 400);
-    assert!(e["error"]["message"].as_str().unwrap().contains("unknown template"), "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("unknown template"),
+        "{e}"
+    );
 }
 
 #[tokio::test]
@@ -108,13 +158,24 @@ async fn file_api_checkpoints_conflicts_and_announcements() {
     let (_, created) = create(&stack, json!({"name": "files", "template": "backend"})).await;
     let id = created["project"]["id"].as_str().unwrap().to_string();
     let base = format!("{}/projects/{id}", stack.worker_url);
-    let (mut ws, hello) = ProjectSocket::connect(&stack.worker_url, &id, None).await.unwrap();
+    let (mut ws, hello) = ProjectSocket::connect(&stack.worker_url, &id, None)
+        .await
+        .unwrap();
     assert_eq!(hello["last_seq"], 0);
 
-    let (status, tree) = stack.get_json(&format!("/projects/{id}/files")).await.unwrap();
+    let (status, tree) = stack
+        .get_json(&format!("/projects/{id}/files"))
+        .await
+        .unwrap();
     assert_eq!(status, 200);
     assert_eq!(tree["checkpoint"], 1);
-    let readme = tree["files"].as_array().unwrap().iter().find(|f| f["path"] == "requirements.txt").expect("requirements.txt in the tree").clone();
+    let readme = tree["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "requirements.txt")
+        .expect("requirements.txt in the tree")
+        .clone();
     assert_eq!(readme["sha256"].as_str().unwrap().len(), 64);
 
     // Save a new file (a name with a space and unicode) based on checkpoint 1.
@@ -129,12 +190,23 @@ async fn file_api_checkpoints_conflicts_and_announcements() {
     assert_eq!(ev["checkpoint"]["n"], 2);
     assert_eq!(ev["diff"]["added"], json!(["notes/héllo world.md"]));
 
-    let r = stack.http.get(format!("{base}/files/notes/h%C3%A9llo%20world.md")).send().await.unwrap();
+    let r = stack
+        .http
+        .get(format!("{base}/files/notes/h%C3%A9llo%20world.md"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.headers()["x-checkpoint"], "2");
     assert_eq!(r.text().await.unwrap(), "# one");
 
     // Someone else saves from checkpoint 2; our editor still thinks it is at 1: conflict, both kept.
-    let r = stack.http.put(format!("{base}/files/notes/h%C3%A9llo%20world.md?base=2")).body("# theirs").send().await.unwrap();
+    let r = stack
+        .http
+        .put(format!("{base}/files/notes/h%C3%A9llo%20world.md?base=2"))
+        .body("# theirs")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let r = stack.http.put(&url).body("# mine").send().await.unwrap();
     assert_eq!(r.status(), 409);
@@ -142,34 +214,76 @@ async fn file_api_checkpoints_conflicts_and_announcements() {
     assert_eq!(e["error"]["code"], "conflict");
     assert_eq!(e["path"], "notes/héllo world.md");
     assert_eq!(e["head"], 3);
-    let cur = stack.http.get(format!("{base}/files/notes/h%C3%A9llo%20world.md")).send().await.unwrap().text().await.unwrap();
+    let cur = stack
+        .http
+        .get(format!("{base}/files/notes/h%C3%A9llo%20world.md"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(cur, "# theirs");
 
     // Delete, list, diff, restore.
-    let r = stack.http.delete(format!("{base}/files/notes/h%C3%A9llo%20world.md?base=3")).send().await.unwrap();
+    let r = stack
+        .http
+        .delete(format!("{base}/files/notes/h%C3%A9llo%20world.md?base=3"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
-    let (_, cps) = stack.get_json(&format!("/projects/{id}/checkpoints")).await.unwrap();
-    let ns: Vec<u64> = cps["checkpoints"].as_array().unwrap().iter().map(|c| c["n"].as_u64().unwrap()).collect();
+    let (_, cps) = stack
+        .get_json(&format!("/projects/{id}/checkpoints"))
+        .await
+        .unwrap();
+    let ns: Vec<u64> = cps["checkpoints"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["n"].as_u64().unwrap())
+        .collect();
     assert_eq!(ns, [4, 3, 2, 1]);
-    let (_, d) = stack.get_json(&format!("/projects/{id}/checkpoints/3/diff?from=1")).await.unwrap();
+    let (_, d) = stack
+        .get_json(&format!("/projects/{id}/checkpoints/3/diff?from=1"))
+        .await
+        .unwrap();
     assert_eq!(d["diff"]["added"], json!(["notes/héllo world.md"]));
-    let r = stack.http.post(format!("{base}/checkpoints/3/restore")).send().await.unwrap();
+    let r = stack
+        .http
+        .post(format!("{base}/checkpoints/3/restore"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     let v: Value = r.json().await.unwrap();
     assert_eq!(v["checkpoint"]["n"], 5);
     assert_eq!(v["checkpoint"]["summary"], "restored checkpoint 3");
-    let cur = stack.http.get(format!("{base}/files/notes/h%C3%A9llo%20world.md")).send().await.unwrap().text().await.unwrap();
+    let cur = stack
+        .http
+        .get(format!("{base}/files/notes/h%C3%A9llo%20world.md"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert_eq!(cur, "# theirs");
 
     // A late joiner replays everything it missed, in order, without duplicates.
-    let (mut late, hello) = ProjectSocket::connect(&stack.worker_url, &id, Some(1)).await.unwrap();
+    let (mut late, hello) = ProjectSocket::connect(&stack.worker_url, &id, Some(1))
+        .await
+        .unwrap();
     assert_eq!(hello["last_seq"], 4);
     let mut seqs = Vec::new();
     for _ in 0..3 {
         seqs.push(late.next().await.unwrap()["seq"].as_u64().unwrap());
     }
     assert_eq!(seqs, [2, 3, 4]);
-    assert!(late.drain(std::time::Duration::from_millis(300)).await.is_empty());
+    assert!(late
+        .drain(std::time::Duration::from_millis(300))
+        .await
+        .is_empty());
 }
 
 #[tokio::test]
@@ -203,24 +317,53 @@ async fn path_rules_and_limits_through_http() {
         }
     }
     let long = "a".repeat(1100);
-    let r = stack.http.put(format!("{base}/{long}")).body("x").send().await.unwrap();
+    let r = stack
+        .http
+        .put(format!("{base}/{long}"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     let e: Value = r.json().await.unwrap();
     assert_eq!(e["error"]["code"], "too_long", "{e}");
 
     // A huge file is refused with 413, and the project is unchanged.
     let big = vec![b'x'; open_replit_core::paths::MAX_FILE_BYTES + 1];
-    let r = stack.http.put(format!("{base}/big.bin")).body(big).send().await.unwrap();
+    let r = stack
+        .http
+        .put(format!("{base}/big.bin"))
+        .body(big)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 413);
-    let (_, cps) = stack.get_json(&format!("/projects/{id}/checkpoints")).await.unwrap();
+    let (_, cps) = stack
+        .get_json(&format!("/projects/{id}/checkpoints"))
+        .await
+        .unwrap();
     assert_eq!(cps["checkpoints"].as_array().unwrap().len(), 1);
 
     // Unknown files and checkpoints are 404s; bad numbers are 400s.
-    let r = stack.http.get(format!("{base}/nope.txt")).send().await.unwrap();
+    let r = stack
+        .http
+        .get(format!("{base}/nope.txt"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 404);
-    let (s, _) = stack.get_json(&format!("/projects/{id}/checkpoints/99/diff")).await.unwrap();
+    let (s, _) = stack
+        .get_json(&format!("/projects/{id}/checkpoints/99/diff"))
+        .await
+        .unwrap();
     assert_eq!(s, 404);
-    let (s, _) = stack.get_json(&format!("/projects/{id}/files?at=abc")).await.unwrap();
+    let (s, _) = stack
+        .get_json(&format!("/projects/{id}/files?at=abc"))
+        .await
+        .unwrap();
     assert_eq!(s, 400);
-    let (s, _) = stack.get_json("/projects/no-such-project-x1").await.unwrap();
+    let (s, _) = stack
+        .get_json("/projects/no-such-project-x1")
+        .await
+        .unwrap();
     assert_eq!(s, 404);
 }

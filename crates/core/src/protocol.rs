@@ -11,6 +11,44 @@ use serde::{Deserialize, Serialize};
 pub enum ClientMsg {
     /// Liveness probe; answered with a transient `pong` carrying the same nonce.
     Ping { nonce: u64 },
+    /// A person's chat message; starts a turn, or is queued behind the running one.
+    UserMessage {
+        text: String,
+        /// A model id for this message only (e.g. `anthropic/claude-sonnet-4.5`).
+        #[serde(default)]
+        model: Option<String>,
+    },
+    /// Cancels the running turn at its next await point, keeping the partial answer.
+    Stop,
+}
+
+/// Why a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnEnd {
+    /// The model answered without calling more tools.
+    Done,
+    /// A person pressed stop.
+    Stopped,
+    /// The per-turn step cap was reached.
+    StepCap,
+    /// The model repeated the same call.
+    Stuck,
+    /// The output-token limit cut the reply.
+    Length,
+    /// The provider's content filter stopped the reply.
+    ContentFilter,
+    /// The model could not be reached or answered with an error.
+    Error,
+}
+
+/// Tokens and cost of a turn (OpenRouter reports `cost` in USD).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u64,
+    pub completion_tokens: u64,
+    #[serde(default)]
+    pub cost: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -34,6 +72,54 @@ pub enum ServerEvent {
     },
     Pong {
         nonce: u64,
+    },
+    /// A turn began for this message (sent to everyone, so every tab shows the message).
+    TurnStarted {
+        turn_id: u64,
+        text: String,
+        model: String,
+    },
+    /// The message arrived during a turn and waits; `position` 1 is next.
+    Queued { text: String, position: usize },
+    /// A piece of the assistant's answer.
+    AssistantDelta { turn_id: u64, text: String },
+    /// The agent called a tool (`arguments` is the parsed JSON when it parses).
+    ToolCallStarted {
+        turn_id: u64,
+        call_id: String,
+        name: String,
+        arguments: serde_json::Value,
+    },
+    /// Live output of a running command.
+    ToolOutput {
+        turn_id: u64,
+        call_id: String,
+        stream: String,
+        data: String,
+    },
+    /// The tool finished; `result` is what the model sees (capped).
+    ToolCallFinished {
+        turn_id: u64,
+        call_id: String,
+        ok: bool,
+        result: String,
+        duration_ms: u64,
+    },
+    /// The agent wrote (`sha256` set) or deleted (`sha256` null) a file during a turn.
+    FileChanged {
+        turn_id: u64,
+        path: String,
+        sha256: Option<String>,
+    },
+    /// Progress a person should see: retries, fallbacks, verification.
+    Status { turn_id: u64, message: String },
+    /// The turn is over; `checkpoint` is set when it changed files.
+    TurnFinished {
+        turn_id: u64,
+        end: TurnEnd,
+        message: Option<String>,
+        usage: Usage,
+        checkpoint: Option<u64>,
     },
     /// A message the server could not act on; the connection stays open.
     Error {
@@ -71,6 +157,31 @@ mod tests {
             s,
             r#"{"seq":7,"type":"hello","project_id":"p","last_seq":6}"#
         );
+        assert_eq!(serde_json::from_str::<Envelope>(&s).unwrap(), e);
+    }
+
+    #[test]
+    fn agent_messages_round_trip() {
+        assert_eq!(
+            parse_client_msg(r#"{"type":"user_message","text":"hi"}"#),
+            Ok(ClientMsg::UserMessage {
+                text: "hi".into(),
+                model: None
+            })
+        );
+        assert_eq!(parse_client_msg(r#"{"type":"stop"}"#), Ok(ClientMsg::Stop));
+        let e = Envelope {
+            seq: 3,
+            event: ServerEvent::TurnFinished {
+                turn_id: 1,
+                end: TurnEnd::StepCap,
+                message: None,
+                usage: Usage::default(),
+                checkpoint: Some(2),
+            },
+        };
+        let s = serde_json::to_string(&e).unwrap();
+        assert!(s.contains(r#""type":"turn_finished""#) && s.contains(r#""end":"step_cap""#), "{s}");
         assert_eq!(serde_json::from_str::<Envelope>(&s).unwrap(), e);
     }
 

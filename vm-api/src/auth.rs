@@ -128,6 +128,27 @@ pub async fn require_signature(
         .await
 }
 
+/// Appends a unique `or_nonce` query parameter to `path_and_query`.
+///
+/// Two identical requests signed in the same second carry the same signature, and the replay
+/// cache refuses the second; a nonce in the (signed) query makes each request distinct.
+pub fn with_nonce(path_and_query: &str) -> String {
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let seed = format!(
+        "{}:{}:{:?}",
+        std::process::id(),
+        COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+    );
+    let nonce = &vm_auth::sha256_hex(seed.as_bytes())[..16];
+    let sep = if path_and_query.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    format!("{path_and_query}{sep}or_nonce={nonce}")
+}
+
 /// The two auth headers for a request signed now: what the Worker sends, and what tests use.
 pub fn signed_headers(
     secret: &[u8],

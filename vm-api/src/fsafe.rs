@@ -224,7 +224,10 @@ pub fn remove_file(root: &OwnedFd, rel: &str) -> Result<bool, FsError> {
     let (parent, leaf) = split_parent(rel);
     let dir = match open_dir(root, parent, false) {
         Ok(d) => d,
-        Err(FsError::NotFound(_)) | Err(FsError::NotDir(_)) => return Ok(false),
+        // A symlinked parent means the path is not in the project tree: nothing to remove.
+        Err(FsError::NotFound(_)) | Err(FsError::NotDir(_)) | Err(FsError::Symlink(_)) => {
+            return Ok(false)
+        }
         Err(e) => return Err(e),
     };
     match kind_at(&dir, leaf)? {

@@ -18,7 +18,9 @@ pub fn state(tmp: &tempfile::TempDir) -> AppState {
     AppState::new(SECRET.to_vec(), tmp.path().to_path_buf(), Arc::new(sandbox))
 }
 
+/// A signed request; a nonce query parameter keeps repeated identical requests distinct.
 pub fn signed_request(method: &str, path: &str, body: &[u8]) -> Request<Body> {
+    let path = &vm_api::auth::with_nonce(path);
     let mut b = Request::builder().method(method).uri(path);
     for (k, v) in signed_headers(SECRET, method, path, body) {
         b = b.header(k, v);

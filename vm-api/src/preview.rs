@@ -280,7 +280,15 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
     req.headers_mut()
         .insert("x-forwarded-proto", HeaderValue::from_static("http"));
 
-    let stream = match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+    // Node ≥ 17 may bind "localhost" to ::1 only (Vite's default), so try both loopbacks.
+    let v4 = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    let connected = match v4 {
+        Ok(s) => Ok(s),
+        Err(e) => tokio::net::TcpStream::connect(("::1", port))
+            .await
+            .map_err(|_| e),
+    };
+    let stream = match connected {
         Ok(s) => s,
         Err(e) => {
             return page(

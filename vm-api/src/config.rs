@@ -22,8 +22,10 @@ pub struct Config {
     #[arg(long, env = "VM_API_SECRET", hide_env_values = true)]
     pub secret: Option<String>,
     /// Port of the preview listener (`{project}.{preview_domain}`); 0 picks a free one.
-    #[arg(long, env = "VM_API_PREVIEW_PORT", default_value_t = 8001)]
-    pub preview_port: u16,
+    /// Unset means 8001, and if 8001 is taken the service runs without previews (logged), so
+    /// several instances can share a machine; an explicit port that cannot be bound is fatal.
+    #[arg(long, env = "VM_API_PREVIEW_PORT")]
+    pub preview_port: Option<u16>,
     /// Base domain of preview hosts.
     #[arg(
         long,

@@ -6,6 +6,8 @@ use std::sync::Arc;
 use vm_api::azure_blob::AzureBlob;
 use vm_api::{app, preview_app, AppState, Config, Limits};
 
+const DEFAULT_PREVIEW_PORT: u16 = 8001;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -50,13 +52,32 @@ async fn main() -> anyhow::Result<()> {
         None => tracing::warn!("AZURE_STORAGE_CONNECTION_STRING not set: /sync will answer 503"),
     }
     let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port)).await?;
-    let preview = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.preview_port)).await?;
-    let (addr, paddr) = (listener.local_addr()?, preview.local_addr()?);
+    let preview = match cfg.preview_port {
+        Some(p) => Some(tokio::net::TcpListener::bind((cfg.host.as_str(), p)).await?),
+        None => {
+            match tokio::net::TcpListener::bind((cfg.host.as_str(), DEFAULT_PREVIEW_PORT)).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::error!(
+                        "preview port {DEFAULT_PREVIEW_PORT} unavailable ({e}); running WITHOUT \
+                     previews (pass --preview-port to choose one)"
+                    );
+                    None
+                }
+            }
+        }
+    };
+    let addr = listener.local_addr()?;
+    let paddr = preview.as_ref().and_then(|l| l.local_addr().ok());
     if let Ok(mut ports) = state.own_ports.write() {
-        ports.extend([addr.port(), paddr.port()]);
+        ports.push(addr.port());
+        ports.extend(paddr.map(|a| a.port()));
     }
     let state = Arc::new(state);
-    tracing::info!(%addr, preview = %paddr, sandbox = state.sandbox.name(), data_dir = %cfg.data_dir.display(), "vm-api listening");
+    let preview_addr = paddr
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "none".into());
+    tracing::info!(%addr, preview = %preview_addr, sandbox = state.sandbox.name(), data_dir = %cfg.data_dir.display(), "vm-api listening");
 
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let mut rx1 = stop_rx.clone();
@@ -64,10 +85,19 @@ async fn main() -> anyhow::Result<()> {
     let api = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
         let _ = rx1.wait_for(|s| *s).await;
     });
-    let prev =
-        axum::serve(preview, preview_app(state.clone())).with_graceful_shutdown(async move {
-            let _ = rx2.wait_for(|s| *s).await;
-        });
+    let prev_state = state.clone();
+    let prev = async move {
+        match preview {
+            Some(l) => {
+                axum::serve(l, preview_app(prev_state))
+                    .with_graceful_shutdown(async move {
+                        let _ = rx2.wait_for(|s| *s).await;
+                    })
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
     let st = state.clone();
     tokio::spawn(async move {
         shutdown_signal().await;

@@ -1,8 +1,19 @@
-//! The VM API as a library: configuration, shared state and the router, so tests can drive
-//! `app()` with `oneshot` and no socket.
+//! The VM API as a library: configuration, shared state and the routers, so tests can drive
+//! `app()` with `oneshot` and no socket, or serve both listeners on loopback.
 
+pub mod auth;
+pub mod azure_blob;
 pub mod config;
+pub mod error;
+pub mod exec;
+pub mod fsafe;
+pub mod preview;
+pub mod procs;
 pub mod routes;
+pub mod sandbox;
+pub mod sync;
 
+pub use auth::signed_headers;
 pub use config::Config;
-pub use routes::{app, AppState};
+pub use preview::{mint_preview_token, preview_app};
+pub use routes::{app, AppState, Limits};

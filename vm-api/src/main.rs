@@ -1,8 +1,12 @@
-//! The `vm-api` binary: parses flags, refuses to start without a secret, serves until a signal.
+//! The `vm-api` binary: parses flags, refuses to start without a secret, serves the API and the
+//! preview listener until a signal, then stops every child process.
 
 use clap::Parser;
 use std::sync::Arc;
-use vm_api::{app, AppState, Config};
+use vm_api::azure_blob::AzureBlob;
+use vm_api::{app, preview_app, AppState, Config, Limits};
+
+const DEFAULT_PREVIEW_PORT: u16 = 8001;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -22,16 +26,90 @@ async fn main() -> anyhow::Result<()> {
         }
     };
     std::fs::create_dir_all(&cfg.data_dir)?;
-    let state = Arc::new(AppState {
+    let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
+    let mut state = AppState::new(
         secret,
-        data_dir: cfg.data_dir.clone(),
-    });
+        data_dir,
+        vm_api::sandbox::choose(cfg.insecure_no_sandbox),
+    );
+    state.limits = Limits {
+        output_cap_bytes: cfg.output_cap_bytes,
+        exec_concurrency: cfg.exec_concurrency.max(1),
+    };
+    state.preview_domain = cfg.preview_domain.trim_matches('.').to_ascii_lowercase();
+    match cfg
+        .azure_connection_string
+        .as_deref()
+        .filter(|s| !s.trim().is_empty())
+    {
+        Some(cs) => {
+            let az = open_replit_core::azure::AzureConfig::from_connection_string(cs)
+                .map_err(|e| anyhow::anyhow!("AZURE_STORAGE_CONNECTION_STRING: {e}"))?;
+            tracing::info!(host = az.host(), container = %cfg.azure_container, "blob storage configured");
+            state.objects = Some(Arc::new(AzureBlob::new(az, cfg.azure_container.clone())?));
+            state.objects_container = Some(cfg.azure_container.clone());
+        }
+        None => tracing::warn!("AZURE_STORAGE_CONNECTION_STRING not set: /sync will answer 503"),
+    }
     let listener = tokio::net::TcpListener::bind((cfg.host.as_str(), cfg.port)).await?;
+    let preview = match cfg.preview_port {
+        Some(p) => Some(tokio::net::TcpListener::bind((cfg.host.as_str(), p)).await?),
+        None => {
+            match tokio::net::TcpListener::bind((cfg.host.as_str(), DEFAULT_PREVIEW_PORT)).await {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    tracing::error!(
+                        "preview port {DEFAULT_PREVIEW_PORT} unavailable ({e}); running WITHOUT \
+                     previews (pass --preview-port to choose one)"
+                    );
+                    None
+                }
+            }
+        }
+    };
     let addr = listener.local_addr()?;
-    tracing::info!(%addr, data_dir = %cfg.data_dir.display(), "vm-api listening");
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await?;
+    let paddr = preview.as_ref().and_then(|l| l.local_addr().ok());
+    if let Ok(mut ports) = state.own_ports.write() {
+        ports.push(addr.port());
+        ports.extend(paddr.map(|a| a.port()));
+    }
+    let state = Arc::new(state);
+    let preview_addr = paddr
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "none".into());
+    tracing::info!(%addr, preview = %preview_addr, sandbox = state.sandbox.name(), data_dir = %cfg.data_dir.display(), "vm-api listening");
+
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut rx1 = stop_rx.clone();
+    let mut rx2 = stop_rx;
+    let api = axum::serve(listener, app(state.clone())).with_graceful_shutdown(async move {
+        let _ = rx1.wait_for(|s| *s).await;
+    });
+    let prev_state = state.clone();
+    let prev = async move {
+        match preview {
+            Some(l) => {
+                axum::serve(l, preview_app(prev_state))
+                    .with_graceful_shutdown(async move {
+                        let _ = rx2.wait_for(|s| *s).await;
+                    })
+                    .await
+            }
+            None => Ok(()),
+        }
+    };
+    let st = state.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: stopping commands and processes");
+        // Children first: that ends streaming responses, so the servers can drain.
+        st.shutdown().await;
+        let _ = stop_tx.send(true);
+    });
+    let (a, b) = tokio::join!(api, prev);
+    a?;
+    b?;
+    state.shutdown().await;
     tracing::info!("vm-api stopped");
     Ok(())
 }

@@ -1,0 +1,312 @@
+//! One-shot commands: `POST /projects/{id}/exec`, streamed as NDJSON, with a timeout that kills
+//! the whole process tree, an output cap, client-disconnect kill and a per-project limit.
+
+use crate::error::{check_cwd, check_env, check_project_id, parse_json, ApiError};
+use crate::routes::AppState;
+use crate::sandbox::CommandSpec;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{header, StatusCode};
+use axum::response::Response;
+use serde::Deserialize;
+use serde_json::json;
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::process::{Child, Command};
+use tokio::sync::mpsc;
+
+pub const DEFAULT_TIMEOUT_S: u64 = 60;
+pub const MAX_TIMEOUT_S: u64 = 600;
+/// After the command exits, how long to wait for its pipes to reach EOF before giving up
+/// (an unsandboxed daemon may keep them open forever).
+const DRAIN_GRACE: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    pub command: String,
+    #[serde(default)]
+    pub cwd: String,
+    #[serde(default)]
+    pub timeout_s: Option<u64>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+}
+
+/// Spawns `cmd` as the leader of a new process group, so the group can be killed as a whole;
+/// `kill_on_drop` is the last line of defence if the owning task is dropped.
+pub fn spawn_in_group(mut cmd: Command) -> std::io::Result<Child> {
+    cmd.process_group(0)
+        .kill_on_drop(true)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    cmd.spawn()
+}
+
+/// SIGKILLs the process group led by `pid`. With bwrap the leader is bwrap itself; its death
+/// takes the sandbox's PID namespace (every grandchild) with it via `--die-with-parent`.
+pub fn kill_group(pid: Option<u32>) {
+    if let Some(pid) = pid.and_then(|p| rustix::process::Pid::from_raw(p as i32)) {
+        let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
+    }
+}
+
+/// Decodes a byte stream into UTF-8 text without splitting a multi-byte character.
+#[derive(Default)]
+pub struct Utf8Carry(Vec<u8>);
+
+impl Utf8Carry {
+    pub fn push(&mut self, bytes: &[u8]) -> String {
+        self.0.extend_from_slice(bytes);
+        match std::str::from_utf8(&self.0) {
+            Ok(s) => {
+                let s = s.to_string();
+                self.0.clear();
+                s
+            }
+            Err(e) if e.error_len().is_none() => {
+                let valid = e.valid_up_to();
+                let s = String::from_utf8_lossy(&self.0[..valid]).into_owned();
+                self.0.drain(..valid);
+                s
+            }
+            Err(_) => {
+                let s = String::from_utf8_lossy(&self.0).into_owned();
+                self.0.clear();
+                s
+            }
+        }
+    }
+    pub fn finish(&mut self) -> String {
+        let s = String::from_utf8_lossy(&self.0).into_owned();
+        self.0.clear();
+        s
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum StreamKind {
+    Stdout,
+    Stderr,
+}
+
+impl StreamKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamKind::Stdout => "stdout",
+            StreamKind::Stderr => "stderr",
+        }
+    }
+}
+
+/// Forwards raw chunks of one pipe into `tx` until EOF.
+pub fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
+    mut r: R,
+    kind: StreamKind,
+    tx: mpsc::Sender<(StreamKind, Vec<u8>)>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 16 * 1024];
+        loop {
+            match r.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if tx.send((kind, buf[..n].to_vec())).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    })
+}
+
+fn ndjson(v: serde_json::Value) -> Bytes {
+    let mut s = v.to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+pub async fn exec(
+    State(st): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_project_id(&id)?;
+    let req: ExecRequest = parse_json(&body)?;
+    check_cwd(&req.cwd)?;
+    check_env(&req.env)?;
+    if req.command.is_empty() || req.command.contains('\0') {
+        return Err(ApiError::bad_request(
+            "invalid_command",
+            "command must be a non-empty string without NUL bytes",
+        ));
+    }
+    let timeout_s = req.timeout_s.unwrap_or(DEFAULT_TIMEOUT_S);
+    if timeout_s == 0 || timeout_s > MAX_TIMEOUT_S {
+        return Err(ApiError::bad_request(
+            "invalid_timeout",
+            format!("timeout_s must be between 1 and {MAX_TIMEOUT_S}, got {timeout_s}"),
+        ));
+    }
+    let permit = st.exec_slot(&id).try_acquire_owned().map_err(|_| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "too_many_commands",
+            format!(
+                "project {id} already runs {} commands; wait for one to finish",
+                st.limits.exec_concurrency
+            ),
+        )
+    })?;
+    let (project_dir, home_dir) = st.ensure_project_dirs(&id)?;
+    st.check_cwd_exists(&project_dir, &req.cwd)?;
+    let cmd = st
+        .sandbox
+        .command(&CommandSpec {
+            project_dir: &project_dir,
+            home_dir: &home_dir,
+            cwd: &req.cwd,
+            shell: &req.command,
+            env: &req.env,
+        })
+        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_sandbox", e.to_string()))?;
+    let child = spawn_in_group(cmd)
+        .map_err(|e| ApiError::internal("spawn_failed", format!("could not start: {e}")))?;
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let cap = st.limits.output_cap_bytes;
+    let shutdown = st.shutdown_signal();
+    tokio::spawn(async move {
+        run(child, Duration::from_secs(timeout_s), cap, tx, shutdown).await;
+        drop(permit);
+    });
+    let stream = futures_util::StreamExt::map(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+        Ok::<Bytes, std::convert::Infallible>,
+    );
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal("response", e.to_string()))
+}
+
+/// Drives one command to its end, streaming events into `tx`; returns when the command and
+/// its pipes are done. A closed `tx` (client gone) or the shutdown signal kills the group.
+async fn run(
+    mut child: Child,
+    timeout: Duration,
+    cap: usize,
+    tx: mpsc::Sender<Bytes>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let started = Instant::now();
+    let pid = child.id();
+    let (ctx, mut crx) = mpsc::channel::<(StreamKind, Vec<u8>)>(32);
+    let mut pumps = Vec::new();
+    if let Some(o) = child.stdout.take() {
+        pumps.push(pump(o, StreamKind::Stdout, ctx.clone()));
+    }
+    if let Some(e) = child.stderr.take() {
+        pumps.push(pump(e, StreamKind::Stderr, ctx.clone()));
+    }
+    drop(ctx);
+    let deadline = tokio::time::sleep(timeout);
+    tokio::pin!(deadline);
+    let drain = tokio::time::sleep(Duration::from_secs(u64::MAX / 4));
+    tokio::pin!(drain);
+    let (mut out_carry, mut err_carry) = (Utf8Carry::default(), Utf8Carry::default());
+    let mut sent = 0usize;
+    let mut truncated = false;
+    let mut timed_out = false;
+    let mut client_gone = false;
+    let mut status: Option<std::process::ExitStatus> = None;
+    let mut pipes_open = true;
+    while status.is_none() || pipes_open {
+        tokio::select! {
+            _ = tx.closed(), if !client_gone => {
+                client_gone = true;
+                tracing::info!("exec client disconnected; killing the command");
+                kill_group(pid);
+            }
+            _ = shutdown.changed(), if status.is_none() => {
+                kill_group(pid);
+            }
+            _ = &mut deadline, if !timed_out && status.is_none() => {
+                timed_out = true;
+                kill_group(pid);
+            }
+            msg = crx.recv(), if pipes_open => match msg {
+                None => pipes_open = false,
+                Some((kind, bytes)) => {
+                    if truncated || client_gone {
+                        continue; // keep draining so the command never blocks on a full pipe
+                    }
+                    let room = cap.saturating_sub(sent);
+                    let take = bytes.len().min(room);
+                    sent += take;
+                    if take < bytes.len() {
+                        truncated = true;
+                    }
+                    let carry = if kind == StreamKind::Stdout { &mut out_carry } else { &mut err_carry };
+                    let text = carry.push(&bytes[..take]);
+                    if !text.is_empty() {
+                        let _ = tx.send(ndjson(json!({"type": kind.as_str(), "data": text}))).await;
+                    }
+                }
+            },
+            s = child.wait(), if status.is_none() => {
+                status = Some(s.unwrap_or_else(|_| std::os::unix::process::ExitStatusExt::from_raw(-1)));
+                drain.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
+            }
+            _ = &mut drain, if status.is_some() && pipes_open => {
+                // Something outside our reach holds the pipes; stop reading them.
+                kill_group(pid);
+                for p in &pumps { p.abort(); }
+                pipes_open = false;
+            }
+        }
+    }
+    for (kind, carry) in [
+        (StreamKind::Stdout, &mut out_carry),
+        (StreamKind::Stderr, &mut err_carry),
+    ] {
+        let rest = carry.finish();
+        if !rest.is_empty() {
+            let _ = tx
+                .send(ndjson(json!({"type": kind.as_str(), "data": rest})))
+                .await;
+        }
+    }
+    let exit_code = status.and_then(|s| s.code());
+    let _ = tx
+        .send(ndjson(json!({
+            "type": "exit",
+            "exit_code": exit_code,
+            "duration_ms": started.elapsed().as_millis() as u64,
+            "timed_out": timed_out,
+            "truncated": truncated,
+        })))
+        .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utf8_carry_never_splits_a_character() {
+        let mut c = Utf8Carry::default();
+        let bytes = "é€".as_bytes();
+        assert_eq!(c.push(&bytes[..1]), "");
+        assert_eq!(c.push(&bytes[1..3]), "é");
+        assert_eq!(c.push(&bytes[3..]), "€");
+        assert_eq!(c.push(b"\xffok"), "\u{fffd}ok");
+        assert_eq!(c.push(&bytes[..1]), "");
+        assert_eq!(c.finish(), "\u{fffd}");
+    }
+}

@@ -1,0 +1,399 @@
+//! The preview origin: `{project}.{preview_domain}` is reverse-proxied (HTTP and WebSocket
+//! upgrades) to the project's running dev server, behind a short-lived HMAC preview token that
+//! is exchanged for a host-only cookie.
+
+use crate::routes::AppState;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use hmac::{Hmac, Mac};
+use hyper_util::rt::TokioIo;
+use open_replit_core::vm_auth::hex;
+use sha2::Sha256;
+use std::sync::Arc;
+
+/// Query parameter carrying a freshly minted token.
+pub const TOKEN_PARAM: &str = "or_token";
+/// Cookie holding the token after the first visit.
+pub const COOKIE_NAME: &str = "or_preview";
+/// Tokens valid for longer than this are refused, so a leaked one cannot live forever.
+pub const MAX_TOKEN_LIFETIME_SECS: i64 = 7 * 24 * 3600;
+
+fn token_mac(secret: &[u8], project: &str, expiry: i64) -> String {
+    let mut m = match Hmac::<Sha256>::new_from_slice(secret) {
+        Ok(m) => m,
+        Err(_) => return String::new(), // unreachable: HMAC takes keys of any length
+    };
+    m.update(format!("{project}:{expiry}").as_bytes());
+    hex(&m.finalize().into_bytes())
+}
+
+/// A preview token: `{expiry}.{hex(HMAC-SHA256(secret, "{project_id}:{expiry}"))}`, expiry in
+/// Unix seconds. The Worker mints it with the same secret it signs VM API requests with.
+pub fn mint_preview_token(secret: &[u8], project: &str, expiry: i64) -> String {
+    format!("{expiry}.{}", token_mac(secret, project, expiry))
+}
+
+/// Checks a token for `project` at time `now`; the error names the problem.
+pub fn verify_preview_token(
+    secret: &[u8],
+    project: &str,
+    token: &str,
+    now: i64,
+) -> Result<i64, &'static str> {
+    let (exp, sig) = token.split_once('.').ok_or("malformed token")?;
+    let expiry: i64 = exp.parse().map_err(|_| "malformed token expiry")?;
+    if expiry <= now {
+        return Err("token expired");
+    }
+    if expiry - now > MAX_TOKEN_LIFETIME_SECS {
+        return Err("token lifetime too long");
+    }
+    let want = token_mac(secret, project, expiry);
+    // Constant-time comparison of equal-length hex strings.
+    let diff = want
+        .bytes()
+        .zip(sig.bytes())
+        .fold((want.len() != sig.len()) as u8, |acc, (a, b)| acc | (a ^ b));
+    if diff != 0 {
+        return Err("bad token signature");
+    }
+    Ok(expiry)
+}
+
+pub fn preview_app(state: Arc<AppState>) -> Router {
+    Router::new().fallback(proxy).with_state(state)
+}
+
+fn page(status: StatusCode, title: &str, detail: &str) -> Response {
+    let esc = |s: &str| {
+        s.replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+    };
+    let html = format!(
+        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title>\
+         <style>body{{font-family:system-ui,sans-serif;margin:3rem;color:#333}}</style></head>\
+         <body><h1>{t}</h1><p>{d}</p></body></html>",
+        t = esc(title),
+        d = esc(detail)
+    );
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        html,
+    )
+        .into_response()
+}
+
+/// The project id from `Host: {project}.{domain}[:port]`.
+fn project_from_host(headers: &HeaderMap, domain: &str) -> Option<String> {
+    let host = headers.get(header::HOST)?.to_str().ok()?;
+    let name = match host.rsplit_once(':') {
+        Some((h, port)) if port.bytes().all(|b| b.is_ascii_digit()) => h,
+        _ => host,
+    };
+    let name = name.to_ascii_lowercase();
+    let project = name.strip_suffix(domain)?.strip_suffix('.')?;
+    open_replit_core::ids::validate_project_id(project).ok()?;
+    Some(project.to_string())
+}
+
+fn cookie_token(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == COOKIE_NAME)
+        .map(|(_, v)| v.to_string())
+}
+
+/// The query without our token parameter, or `None` when it had none.
+fn split_token(query: Option<&str>) -> (Option<String>, String) {
+    let Some(q) = query else {
+        return (None, String::new());
+    };
+    let mut token = None;
+    let rest: Vec<&str> = q
+        .split('&')
+        .filter(|kv| {
+            if let Some(v) = kv.strip_prefix(&format!("{TOKEN_PARAM}=")) {
+                token = Some(v.to_string());
+                false
+            } else {
+                !kv.is_empty()
+            }
+        })
+        .collect();
+    (token, rest.join("&"))
+}
+
+/// Removes our cookie from the `Cookie` header(s) and drops credentials meant for us.
+fn scrub_request_headers(headers: &mut HeaderMap) {
+    let kept: Vec<String> = headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|kv| !kv.is_empty() && kv.split('=').next() != Some(COOKIE_NAME))
+        .map(str::to_string)
+        .collect();
+    headers.remove(header::COOKIE);
+    if !kept.is_empty() {
+        if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+            headers.insert(header::COOKIE, v);
+        }
+    }
+    headers.remove(header::AUTHORIZATION);
+    headers.remove(header::PROXY_AUTHORIZATION);
+    headers.remove(open_replit_core::vm_auth::HEADER_SIGNATURE);
+    headers.remove(open_replit_core::vm_auth::HEADER_TIMESTAMP);
+}
+
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+fn is_upgrade(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("upgrade"))
+        })
+        && headers.contains_key(header::UPGRADE)
+}
+
+async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
+    let Some(project) = project_from_host(req.headers(), &st.preview_domain) else {
+        return page(
+            StatusCode::NOT_FOUND,
+            "Unknown preview",
+            "This host does not name a project preview.",
+        );
+    };
+    let now = crate::auth::now_unix();
+    let (query_token, rest_query) = split_token(req.uri().query());
+    if let Some(tok) = query_token {
+        return match verify_preview_token(&st.secret, &project, &tok, now) {
+            Ok(expiry) => {
+                let path = req.uri().path();
+                let location = if rest_query.is_empty() {
+                    path.to_string()
+                } else {
+                    format!("{path}?{rest_query}")
+                };
+                let secure = req
+                    .headers()
+                    .get("x-forwarded-proto")
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+                let cookie = format!(
+                    "{COOKIE_NAME}={tok}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+                    expiry - now,
+                    if secure { "; Secure" } else { "" }
+                );
+                let mut r = StatusCode::FOUND.into_response();
+                if let (Ok(l), Ok(c)) = (
+                    HeaderValue::from_str(&location),
+                    HeaderValue::from_str(&cookie),
+                ) {
+                    r.headers_mut().insert(header::LOCATION, l);
+                    r.headers_mut().insert(header::SET_COOKIE, c);
+                    r.headers_mut()
+                        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+                    r
+                } else {
+                    page(
+                        StatusCode::BAD_REQUEST,
+                        "Bad preview link",
+                        "The link is malformed.",
+                    )
+                }
+            }
+            Err(why) => page(
+                StatusCode::UNAUTHORIZED,
+                "Preview link not valid",
+                &format!("{why}: open the preview again from the editor."),
+            ),
+        };
+    }
+    let authorized = cookie_token(req.headers())
+        .is_some_and(|t| verify_preview_token(&st.secret, &project, &t, now).is_ok());
+    if !authorized {
+        return page(
+            StatusCode::UNAUTHORIZED,
+            "Preview access required",
+            "Open this preview from the editor to get access.",
+        );
+    }
+    let Some(target) = st.processes.preview_target(&project) else {
+        return page(
+            StatusCode::BAD_GATEWAY,
+            "No dev server running",
+            "Start the app's dev server (for example ask the agent to run it), then reload.",
+        );
+    };
+    let port = target.port();
+    if st.is_own_port(port) {
+        return page(
+            StatusCode::BAD_GATEWAY,
+            "Refused",
+            "The dev server's port belongs to the VM API.",
+        );
+    }
+    let upgrade = is_upgrade(req.headers());
+    scrub_request_headers(req.headers_mut());
+    if !upgrade {
+        for h in HOP_BY_HOP {
+            req.headers_mut().remove(*h);
+        }
+    }
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let pq = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
+    match pq.parse() {
+        Ok(uri) => *req.uri_mut() = uri,
+        Err(_) => return page(StatusCode::BAD_REQUEST, "Bad request", "Unparsable URL."),
+    }
+    let fwd_host = req.headers().get(header::HOST).cloned();
+    if let Some(h) = fwd_host {
+        req.headers_mut().insert("x-forwarded-host", h);
+    }
+    req.headers_mut()
+        .insert("x-forwarded-proto", HeaderValue::from_static("http"));
+
+    // Node ≥ 17 may bind "localhost" to ::1 only (Vite's default), so try both loopbacks.
+    let v4 = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    let connected = match v4 {
+        Ok(s) => Ok(s),
+        Err(e) => tokio::net::TcpStream::connect(("::1", port))
+            .await
+            .map_err(|_| e),
+    };
+    let stream = match connected {
+        Ok(s) => s,
+        Err(e) => {
+            return page(
+                StatusCode::BAD_GATEWAY,
+                "Dev server not reachable",
+                &format!(
+                    "Process {:?} is running but nothing answers on port {port} yet ({e}). \
+                     It may still be starting; reload in a moment.",
+                    target.name
+                ),
+            )
+        }
+    };
+    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
+    {
+        Ok(x) => x,
+        Err(e) => return page(StatusCode::BAD_GATEWAY, "Dev server error", &e.to_string()),
+    };
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    let mut resp = match sender.send_request(req).await {
+        Ok(r) => r,
+        Err(e) => return page(StatusCode::BAD_GATEWAY, "Dev server error", &e.to_string()),
+    };
+    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
+        if let Some(client_upgrade) = client_upgrade {
+            let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            tokio::spawn(async move {
+                let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade)
+                else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(
+                    &mut TokioIo::new(client),
+                    &mut TokioIo::new(upstream),
+                )
+                .await;
+            });
+        }
+    }
+    resp.map(Body::new)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_round_trip_and_rejections() {
+        let s = b"0123456789abcdef";
+        let t = mint_preview_token(s, "p1", 2_000);
+        assert_eq!(verify_preview_token(s, "p1", &t, 1_000), Ok(2_000));
+        assert_eq!(
+            verify_preview_token(s, "p2", &t, 1_000),
+            Err("bad token signature")
+        );
+        assert_eq!(
+            verify_preview_token(s, "p1", &t, 2_000),
+            Err("token expired")
+        );
+        assert_eq!(
+            verify_preview_token(b"other-secret-123", "p1", &t, 1_000),
+            Err("bad token signature")
+        );
+        assert_eq!(
+            verify_preview_token(s, "p1", "nope", 1_000),
+            Err("malformed token")
+        );
+        let far = mint_preview_token(s, "p1", 1_000 + MAX_TOKEN_LIFETIME_SECS + 1);
+        assert_eq!(
+            verify_preview_token(s, "p1", &far, 1_000),
+            Err("token lifetime too long")
+        );
+    }
+
+    #[test]
+    fn host_parsing_and_scrubbing() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::HOST,
+            HeaderValue::from_static("todo-1.preview.localhost:8001"),
+        );
+        assert_eq!(
+            project_from_host(&h, "preview.localhost").as_deref(),
+            Some("todo-1")
+        );
+        h.insert(
+            header::HOST,
+            HeaderValue::from_static("a.b.preview.localhost"),
+        );
+        assert_eq!(project_from_host(&h, "preview.localhost"), None);
+        h.insert(header::HOST, HeaderValue::from_static("evil.com"));
+        assert_eq!(project_from_host(&h, "preview.localhost"), None);
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_static("a=1; or_preview=secret; b=2"),
+        );
+        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
+        scrub_request_headers(&mut h);
+        assert_eq!(h.get(header::COOKIE).unwrap(), "a=1; b=2");
+        assert!(h.get(header::AUTHORIZATION).is_none());
+        assert_eq!(
+            split_token(Some("x=1&or_token=abc&y=2")),
+            (Some("abc".into()), "x=1&y=2".into())
+        );
+    }
+}

@@ -1,0 +1,579 @@
+//! Named long-running processes (dev servers) per project: start, list, logs (ring buffer and
+//! follow), stop, restart, crash reports, and stopping them all on shutdown.
+
+use crate::error::{check_cwd, check_env, check_project_id, parse_json, ApiError};
+use crate::exec::{kill_group, pump, spawn_in_group, StreamKind};
+use crate::routes::AppState;
+use crate::sandbox::CommandSpec;
+use axum::body::{Body, Bytes};
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{broadcast, mpsc, watch};
+
+/// Lines kept per process.
+pub const LOG_RING_LINES: usize = 2000;
+/// A line longer than this is split, so one chatty line cannot eat the ring.
+const MAX_LINE_BYTES: usize = 8 * 1024;
+/// Lines included with an exited process's status, for the agent to read.
+const LAST_LINES_ON_EXIT: usize = 20;
+const MAX_PROCESSES_PER_PROJECT: usize = 16;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    pub name: String,
+    pub command: String,
+    #[serde(default)]
+    pub cwd: String,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The port the process should listen on (given to it as `PORT`); a free one if absent.
+    #[serde(default)]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Running,
+    /// Ended on its own (crashed or finished): not asked to stop.
+    Exited,
+    /// Ended because it was asked to (stop, restart, shutdown).
+    Stopped,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct LogLine {
+    pub seq: u64,
+    pub stream: &'static str,
+    pub line: String,
+    pub ts_ms: u64,
+}
+
+#[derive(Debug, Clone)]
+enum LogEvent {
+    Line(LogLine),
+    Exit,
+}
+
+struct Spec {
+    command: String,
+    cwd: String,
+    env: BTreeMap<String, String>,
+    port: u16,
+    project_dir: PathBuf,
+    home_dir: PathBuf,
+}
+
+struct ProcState {
+    pid: Option<u32>,
+    status: Status,
+    exit_code: Option<i32>,
+    signal: Option<i32>,
+    started_at_ms: u64,
+    restarts: u32,
+    generation: u64,
+    stopping: bool,
+}
+
+/// One named process and everything the API reports about it.
+pub struct Managed {
+    pub name: String,
+    order: u64,
+    spec: Spec,
+    st: Mutex<ProcState>,
+    logs: Mutex<VecDeque<LogLine>>,
+    next_seq: AtomicU64,
+    events: broadcast::Sender<LogEvent>,
+    /// The generation whose run has fully ended.
+    finished: watch::Sender<u64>,
+}
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Managed {
+    pub fn port(&self) -> u16 {
+        self.spec.port
+    }
+
+    pub fn is_running(&self) -> bool {
+        lock(&self.st).status == Status::Running
+    }
+
+    fn push_line(&self, stream: &'static str, line: String) {
+        let l = LogLine {
+            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
+            stream,
+            line,
+            ts_ms: now_ms(),
+        };
+        {
+            let mut logs = lock(&self.logs);
+            if logs.len() >= LOG_RING_LINES {
+                logs.pop_front();
+            }
+            logs.push_back(l.clone());
+        }
+        let _ = self.events.send(LogEvent::Line(l));
+    }
+
+    pub fn tail(&self, n: usize) -> Vec<LogLine> {
+        let logs = lock(&self.logs);
+        logs.iter()
+            .skip(logs.len().saturating_sub(n))
+            .cloned()
+            .collect()
+    }
+
+    pub fn info(&self) -> serde_json::Value {
+        let st = lock(&self.st);
+        let mut v = json!({
+            "name": self.name,
+            "command": self.spec.command,
+            "cwd": self.spec.cwd,
+            "pid": st.pid,
+            "port": self.spec.port,
+            "status": st.status,
+            "exit_code": st.exit_code,
+            "signal": st.signal,
+            "started_at": st.started_at_ms,
+            "restarts": st.restarts,
+        });
+        if st.status != Status::Running {
+            drop(st);
+            v["last_lines"] = json!(self
+                .tail(LAST_LINES_ON_EXIT)
+                .into_iter()
+                .map(|l| l.line)
+                .collect::<Vec<_>>());
+        }
+        v
+    }
+
+    /// Starts a new run (generation) of the process.
+    fn launch(self: &Arc<Self>, sandbox: &dyn crate::sandbox::Sandbox) -> Result<(), ApiError> {
+        let mut env = self.spec.env.clone();
+        env.insert("PORT".into(), self.spec.port.to_string());
+        env.entry("HOST".into())
+            .or_insert_with(|| "127.0.0.1".into());
+        let cmd = sandbox
+            .command(&CommandSpec {
+                project_dir: &self.spec.project_dir,
+                home_dir: &self.spec.home_dir,
+                cwd: &self.spec.cwd,
+                shell: &self.spec.command,
+                env: &env,
+            })
+            .map_err(|e| {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_sandbox", e.to_string())
+            })?;
+        let mut child = spawn_in_group(cmd)
+            .map_err(|e| ApiError::internal("spawn_failed", format!("could not start: {e}")))?;
+        let generation = {
+            let mut st = lock(&self.st);
+            st.generation += 1;
+            st.pid = child.id();
+            st.status = Status::Running;
+            st.exit_code = None;
+            st.signal = None;
+            st.stopping = false;
+            st.started_at_ms = now_ms();
+            st.generation
+        };
+        let (ctx, mut crx) = mpsc::channel::<(StreamKind, Vec<u8>)>(32);
+        if let Some(o) = child.stdout.take() {
+            pump(o, StreamKind::Stdout, ctx.clone());
+        }
+        if let Some(e) = child.stderr.take() {
+            pump(e, StreamKind::Stderr, ctx.clone());
+        }
+        drop(ctx);
+        let me = self.clone();
+        tokio::spawn(async move {
+            let pid = child.id();
+            let lines = async {
+                let mut bufs: HashMap<&'static str, Vec<u8>> = HashMap::new();
+                while let Some((kind, bytes)) = crx.recv().await {
+                    let buf = bufs.entry(kind.as_str()).or_default();
+                    buf.extend_from_slice(&bytes);
+                    while let Some(i) = buf.iter().position(|b| *b == b'\n') {
+                        let line: Vec<u8> = buf.drain(..=i).collect();
+                        let text = String::from_utf8_lossy(&line[..line.len() - 1]);
+                        me.push_line(kind.as_str(), text.trim_end_matches('\r').to_string());
+                    }
+                    while buf.len() > MAX_LINE_BYTES {
+                        let part: Vec<u8> = buf.drain(..MAX_LINE_BYTES).collect();
+                        me.push_line(kind.as_str(), String::from_utf8_lossy(&part).into_owned());
+                    }
+                }
+                for (stream, buf) in bufs {
+                    if !buf.is_empty() {
+                        me.push_line(stream, String::from_utf8_lossy(&buf).into_owned());
+                    }
+                }
+            };
+            let (status, ()) = tokio::join!(child.wait(), lines);
+            // The sandbox is gone with bwrap; reap any straggler of an unsandboxed group.
+            kill_group(pid);
+            let (code, signal) = match status {
+                Ok(s) => (s.code(), std::os::unix::process::ExitStatusExt::signal(&s)),
+                Err(_) => (None, None),
+            };
+            {
+                let mut st = lock(&me.st);
+                if st.generation == generation {
+                    st.status = if st.stopping {
+                        Status::Stopped
+                    } else {
+                        Status::Exited
+                    };
+                    st.exit_code = code;
+                    st.signal = signal;
+                    st.pid = None;
+                }
+            }
+            let note = match (code, signal) {
+                (Some(c), _) => format!("[process exited with code {c}]"),
+                (None, Some(s)) => format!("[process killed by signal {s}]"),
+                _ => "[process ended]".to_string(),
+            };
+            me.push_line("system", note);
+            let _ = me.events.send(LogEvent::Exit);
+            me.finished.send_replace(generation);
+        });
+        Ok(())
+    }
+
+    /// Kills the current run's process group and waits (bounded) until it has ended.
+    pub async fn stop(&self) {
+        let (pid, generation) = {
+            let mut st = lock(&self.st);
+            if st.status != Status::Running {
+                return;
+            }
+            st.stopping = true;
+            (st.pid, st.generation)
+        };
+        kill_group(pid);
+        let mut rx = self.finished.subscribe();
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), rx.wait_for(|g| *g >= generation)).await;
+    }
+}
+
+/// All managed processes, by project then name.
+#[derive(Default)]
+pub struct ProcessManager {
+    procs: Mutex<HashMap<String, BTreeMap<String, Arc<Managed>>>>,
+    order: AtomicU64,
+}
+
+impl ProcessManager {
+    pub fn get(&self, project: &str, name: &str) -> Option<Arc<Managed>> {
+        lock(&self.procs).get(project)?.get(name).cloned()
+    }
+
+    pub fn list(&self, project: &str) -> Vec<Arc<Managed>> {
+        let mut v: Vec<_> = lock(&self.procs)
+            .get(project)
+            .map(|m| m.values().cloned().collect())
+            .unwrap_or_default();
+        v.sort_by_key(|m| m.order);
+        v
+    }
+
+    /// The dev server the preview shows: a running `web`, else the earliest-started running
+    /// process.
+    pub fn preview_target(&self, project: &str) -> Option<Arc<Managed>> {
+        let running: Vec<_> = self
+            .list(project)
+            .into_iter()
+            .filter(|m| m.is_running())
+            .collect();
+        running
+            .iter()
+            .find(|m| m.name == "web")
+            .or_else(|| running.first())
+            .cloned()
+    }
+
+    fn remove(&self, project: &str, name: &str) -> Option<Arc<Managed>> {
+        let mut g = lock(&self.procs);
+        let m = g.get_mut(project)?;
+        let out = m.remove(name);
+        if m.is_empty() {
+            g.remove(project);
+        }
+        out
+    }
+
+    pub async fn stop_all(&self) {
+        let all: Vec<Arc<Managed>> = lock(&self.procs)
+            .values()
+            .flat_map(|m| m.values().cloned())
+            .collect();
+        for m in all {
+            m.stop().await;
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "invalid_process_name",
+            "process name must be 1 to 64 characters of a-z, 0-9, '-' and '_'",
+        ))
+    }
+}
+
+/// A port nothing listens on right now (the OS picks it; we release it for the child).
+fn free_port() -> Result<u16, ApiError> {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| ApiError::internal("no_free_port", e.to_string()))
+}
+
+pub async fn start_route(
+    State(st): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    check_project_id(&id)?;
+    let req: StartRequest = parse_json(&body)?;
+    check_name(&req.name)?;
+    check_cwd(&req.cwd)?;
+    check_env(&req.env)?;
+    if req.command.is_empty() || req.command.contains('\0') {
+        return Err(ApiError::bad_request(
+            "invalid_command",
+            "command must be a non-empty string without NUL bytes",
+        ));
+    }
+    let port = match req.port {
+        Some(p) if p < 1024 || st.is_own_port(p) => {
+            return Err(ApiError::bad_request(
+                "invalid_port",
+                format!("port {p} is privileged or belongs to the VM API; use 1024-65535"),
+            ))
+        }
+        Some(p) => p,
+        None => free_port()?,
+    };
+    let (project_dir, home_dir) = st.ensure_project_dirs(&id)?;
+    st.check_cwd_exists(&project_dir, &req.cwd)?;
+    if let Some(old) = st.processes.get(&id, &req.name) {
+        if old.is_running() {
+            return Err(ApiError::conflict(
+                "process_exists",
+                format!(
+                    "process {:?} is already running; restart or stop it first",
+                    req.name
+                ),
+            ));
+        }
+    }
+    let m = Arc::new(Managed {
+        name: req.name.clone(),
+        order: st.processes.order.fetch_add(1, Ordering::Relaxed),
+        spec: Spec {
+            command: req.command,
+            cwd: req.cwd,
+            env: req.env,
+            port,
+            project_dir,
+            home_dir,
+        },
+        st: Mutex::new(ProcState {
+            pid: None,
+            status: Status::Exited,
+            exit_code: None,
+            signal: None,
+            started_at_ms: 0,
+            restarts: 0,
+            generation: 0,
+            stopping: false,
+        }),
+        logs: Mutex::new(VecDeque::new()),
+        next_seq: AtomicU64::new(0),
+        events: broadcast::channel(1024).0,
+        finished: watch::channel(0).0,
+    });
+    {
+        let mut g = lock(&st.processes.procs);
+        let procs = g.entry(id.clone()).or_default();
+        if procs.get(&req.name).is_some_and(|o| o.is_running()) {
+            return Err(ApiError::conflict(
+                "process_exists",
+                format!("process {:?} is already running", req.name),
+            ));
+        }
+        if !procs.contains_key(&req.name) && procs.len() >= MAX_PROCESSES_PER_PROJECT {
+            return Err(ApiError::conflict(
+                "too_many_processes",
+                format!("a project may have at most {MAX_PROCESSES_PER_PROJECT} processes"),
+            ));
+        }
+        procs.insert(req.name.clone(), m.clone());
+    }
+    if let Err(e) = m.launch(st.sandbox.as_ref()) {
+        st.processes.remove(&id, &req.name);
+        return Err(e);
+    }
+    Ok((StatusCode::CREATED, Json(m.info())).into_response())
+}
+
+pub async fn list_route(
+    State(st): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_project_id(&id)?;
+    let list: Vec<_> = st.processes.list(&id).iter().map(|m| m.info()).collect();
+    Ok(Json(json!({ "processes": list })))
+}
+
+fn find(st: &AppState, id: &str, name: &str) -> Result<Arc<Managed>, ApiError> {
+    check_project_id(id)?;
+    check_name(name)?;
+    st.processes
+        .get(id, name)
+        .ok_or_else(|| ApiError::not_found("no_such_process", format!("no process named {name:?}")))
+}
+
+pub async fn stop_route(
+    State(st): State<Arc<AppState>>,
+    UrlPath((id, name)): UrlPath<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let m = find(&st, &id, &name)?;
+    m.stop().await;
+    let info = m.info();
+    st.processes.remove(&id, &name);
+    Ok(Json(info))
+}
+
+pub async fn restart_route(
+    State(st): State<Arc<AppState>>,
+    UrlPath((id, name)): UrlPath<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let m = find(&st, &id, &name)?;
+    m.stop().await;
+    lock(&m.st).restarts += 1;
+    m.launch(st.sandbox.as_ref())?;
+    Ok(Json(m.info()))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LogsQuery {
+    #[serde(default)]
+    pub tail: Option<usize>,
+    #[serde(default)]
+    pub follow: Option<String>,
+}
+
+pub async fn logs_route(
+    State(st): State<Arc<AppState>>,
+    UrlPath((id, name)): UrlPath<(String, String)>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Response, ApiError> {
+    let m = find(&st, &id, &name)?;
+    let tail = q.tail.unwrap_or(100).min(LOG_RING_LINES);
+    let follow = matches!(q.follow.as_deref(), Some("1" | "true" | "yes"));
+    if !follow {
+        let info = m.info();
+        return Ok(Json(json!({
+            "name": m.name,
+            "status": info["status"],
+            "exit_code": info["exit_code"],
+            "lines": m.tail(tail),
+        }))
+        .into_response());
+    }
+    // Subscribe before taking the snapshot so no line falls between them.
+    let mut events = m.events.subscribe();
+    let snapshot = m.tail(tail);
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let mut shutdown = st.shutdown_signal();
+    tokio::spawn(async move {
+        let line_json = |l: &LogLine| {
+            let mut s = json!({"type": "log", "seq": l.seq, "stream": l.stream, "line": l.line, "ts_ms": l.ts_ms}).to_string();
+            s.push('\n');
+            Bytes::from(s)
+        };
+        let mut last_seq = None;
+        for l in &snapshot {
+            if tx.send(line_json(l)).await.is_err() {
+                return;
+            }
+            last_seq = Some(l.seq);
+        }
+        let exit_event = |m: &Managed| {
+            let info = m.info();
+            let mut s = json!({"type": "exit", "status": info["status"], "exit_code": info["exit_code"], "signal": info["signal"]}).to_string();
+            s.push('\n');
+            Bytes::from(s)
+        };
+        if !m.is_running() {
+            let _ = tx.send(exit_event(&m)).await;
+            return;
+        }
+        loop {
+            tokio::select! {
+                _ = tx.closed() => return,
+                _ = shutdown.changed() => return,
+                ev = events.recv() => match ev {
+                    Ok(LogEvent::Line(l)) => {
+                        if last_seq.is_some_and(|s| l.seq <= s) { continue; }
+                        if tx.send(line_json(&l)).await.is_err() { return; }
+                    }
+                    Ok(LogEvent::Exit) => {
+                        // A restart's exit is followed by a new run; report only a final end.
+                        if !m.is_running() {
+                            let _ = tx.send(exit_event(&m)).await;
+                            return;
+                        }
+                    }
+                    Err(broadcast::error::RecvError::Lagged(n)) => {
+                        let s = format!("{}\n", json!({"type": "lagged", "skipped": n}));
+                        if tx.send(Bytes::from(s)).await.is_err() { return; }
+                    }
+                    Err(broadcast::error::RecvError::Closed) => return,
+                }
+            }
+        }
+    });
+    let stream = futures_util::StreamExt::map(
+        tokio_stream::wrappers::ReceiverStream::new(rx),
+        Ok::<Bytes, std::convert::Infallible>,
+    );
+    Response::builder()
+        .header(header::CONTENT_TYPE, "application/x-ndjson")
+        .header(header::CACHE_CONTROL, "no-store")
+        .body(Body::from_stream(stream))
+        .map_err(|e| ApiError::internal("response", e.to_string()))
+}

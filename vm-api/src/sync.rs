@@ -1,0 +1,468 @@
+//! Working-copy sync: `POST /projects/{id}/sync` makes the project directory match a manifest
+//! (fetching only missing objects, writing atomically, never through symlinks), and
+//! `GET /projects/{id}/files` lists what is actually on disk.
+
+use crate::error::{check_project_id, parse_json, ApiError};
+use crate::fsafe::{self, FsError};
+use crate::routes::AppState;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::StatusCode;
+use axum::Json;
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
+use open_replit_core::manifest::Manifest;
+use open_replit_core::paths;
+use open_replit_core::vm_auth::sha256_hex;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Objects fetched at once.
+const FETCH_CONCURRENCY: usize = 8;
+/// Most entries `GET /files` lists.
+const LIST_LIMIT: usize = 20_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("object {0} not found in blob storage")]
+    NotFound(String),
+    #[error("blob storage: {0}")]
+    Transport(String),
+}
+
+/// Where content-addressed objects come from (Azure in production, a map in unit tests).
+pub trait ObjectSource: Send + Sync {
+    fn fetch<'a>(
+        &'a self,
+        project: &'a str,
+        sha256: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<u8>, FetchError>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error("manifest path {path:?} breaks rule {rule}: {msg}")]
+    InvalidPath {
+        path: String,
+        rule: &'static str,
+        msg: String,
+    },
+    #[error("manifest: {0}")]
+    InvalidManifest(String),
+    #[error("{0}")]
+    Fetch(#[from] FetchError),
+    #[error("object {sha256} has content hashing to {actual}; refusing to write it")]
+    HashMismatch { sha256: String, actual: String },
+    #[error("{0}")]
+    Fs(#[from] FsError),
+    #[error("sync state: {0}")]
+    State(String),
+}
+
+impl From<SyncError> for ApiError {
+    fn from(e: SyncError) -> Self {
+        let msg = e.to_string();
+        match e {
+            SyncError::InvalidPath { .. } => ApiError::bad_request("invalid_path", msg),
+            SyncError::InvalidManifest(_) => ApiError::bad_request("invalid_manifest", msg),
+            SyncError::Fetch(_) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "object_fetch_failed", msg)
+            }
+            SyncError::HashMismatch { .. } => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "object_hash_mismatch", msg)
+            }
+            SyncError::Fs(FsError::Symlink(_)) => ApiError::conflict("unsafe_path", msg),
+            SyncError::Fs(FsError::IsDir(_) | FsError::NotDir(_)) => {
+                ApiError::conflict("path_conflict", msg)
+            }
+            SyncError::Fs(_) | SyncError::State(_) => ApiError::internal("sync_io", msg),
+        }
+    }
+}
+
+/// What the service remembers about a project's working copy between syncs, kept outside it.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct SyncState {
+    files: BTreeMap<String, Known>,
+    /// Paths a started-but-unfinished sync may have written; cleaned up by the next sync.
+    #[serde(default)]
+    pending: BTreeSet<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Known {
+    sha256: String,
+    size: u64,
+    mtime_ns: i64,
+    ino: u64,
+}
+
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
+pub struct SyncReport {
+    pub added: Vec<String>,
+    pub modified: Vec<String>,
+    pub deleted: Vec<String>,
+    pub fetched_objects: usize,
+    pub unchanged: usize,
+}
+
+fn is_sha256_hex(s: &str) -> bool {
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
+/// Every rule a manifest must meet before anything touches the disk.
+pub fn validate_manifest(m: &Manifest) -> Result<(), SyncError> {
+    paths::validate_file_count(m.files.len())
+        .map_err(|e| SyncError::InvalidManifest(e.to_string()))?;
+    for (p, e) in &m.files {
+        paths::validate_path(p).map_err(|err| SyncError::InvalidPath {
+            path: p.clone(),
+            rule: err.rule(),
+            msg: err.to_string(),
+        })?;
+        paths::validate_size(e.size as usize).map_err(|err| SyncError::InvalidPath {
+            path: p.clone(),
+            rule: err.rule(),
+            msg: err.to_string(),
+        })?;
+        if !is_sha256_hex(&e.sha256) {
+            return Err(SyncError::InvalidManifest(format!(
+                "{p:?}: sha256 must be 64 lower-case hex digits"
+            )));
+        }
+        // A path cannot be both a file and a directory of another file.
+        let mut prefix = p.as_str();
+        while let Some((parent, _)) = prefix.rsplit_once('/') {
+            if m.files.contains_key(parent) {
+                return Err(SyncError::InvalidPath {
+                    path: p.clone(),
+                    rule: "file_dir_conflict",
+                    msg: format!("{parent:?} is listed as a file and as a directory"),
+                });
+            }
+            prefix = parent;
+        }
+    }
+    Ok(())
+}
+
+fn load_state(path: &Path) -> Result<SyncState, SyncError> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| SyncError::State(e.to_string())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SyncState::default()),
+        Err(e) => Err(SyncError::State(e.to_string())),
+    }
+}
+
+fn save_state(path: &Path, st: &SyncState) -> Result<(), SyncError> {
+    let tmp = path.with_extension("json.tmp");
+    let data = serde_json::to_vec(st).map_err(|e| SyncError::State(e.to_string()))?;
+    std::fs::write(&tmp, data)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| SyncError::State(e.to_string()))
+}
+
+/// The content hash of the file at `rel`, trusting the remembered hash when size, mtime and
+/// inode are unchanged; `None` when there is no regular file there.
+fn disk_sha(
+    root: &std::os::fd::OwnedFd,
+    rel: &str,
+    known: Option<&Known>,
+) -> Result<Option<String>, FsError> {
+    let Some((size, mtime, ino)) = fsafe::stat_file(root, rel)? else {
+        return Ok(None);
+    };
+    if let Some(k) = known {
+        if k.size == size && k.mtime_ns == mtime && k.ino == ino {
+            return Ok(Some(k.sha256.clone()));
+        }
+    }
+    Ok(fsafe::read_file(root, rel)?.map(|b| sha256_hex(&b)))
+}
+
+struct Plan {
+    writes: Vec<(String, String, bool)>, // path, sha256, existed on disk
+    deletes: Vec<String>,
+    unchanged: usize,
+    /// sha256 → a project path whose current content has it (rename sources, duplicates).
+    local: HashMap<String, String>,
+}
+
+fn plan(project_dir: &Path, state: &SyncState, target: &Manifest) -> Result<Plan, SyncError> {
+    let root = fsafe::open_root(project_dir)?;
+    let mut p = Plan {
+        writes: Vec::new(),
+        deletes: Vec::new(),
+        unchanged: 0,
+        local: HashMap::new(),
+    };
+    for (path, e) in &target.files {
+        match disk_sha(&root, path, state.files.get(path))? {
+            Some(sha) if sha == e.sha256 => {
+                p.unchanged += 1;
+                p.local.entry(sha).or_insert_with(|| path.clone());
+            }
+            Some(sha) => {
+                p.local.entry(sha).or_insert_with(|| path.clone());
+                p.writes.push((path.clone(), e.sha256.clone(), true));
+            }
+            None => p.writes.push((path.clone(), e.sha256.clone(), false)),
+        }
+    }
+    let candidates: BTreeSet<&String> = state
+        .files
+        .keys()
+        .chain(state.pending.iter())
+        .filter(|k| !target.files.contains_key(*k))
+        .collect();
+    for path in candidates {
+        if let Some(sha) = disk_sha(&root, path, state.files.get(path))? {
+            p.local.entry(sha).or_insert_with(|| path.clone());
+        }
+        p.deletes.push(path.clone());
+    }
+    Ok(p)
+}
+
+fn stage_path(staging: &Path, sha: &str) -> PathBuf {
+    staging.join(sha)
+}
+
+/// Makes `project_dir` match `target`. Serialize calls per project (the route holds a mutex).
+pub async fn sync_project(
+    project: &str,
+    project_dir: &Path,
+    state_dir: &Path,
+    target: &Manifest,
+    src: &dyn ObjectSource,
+) -> Result<SyncReport, SyncError> {
+    validate_manifest(target)?;
+    let staging = state_dir.join("objects");
+    std::fs::create_dir_all(&staging)
+        .and_then(|()| std::fs::create_dir_all(project_dir))
+        .map_err(|e| SyncError::State(e.to_string()))?;
+    let state_path = state_dir.join("state.json");
+    let mut state = load_state(&state_path)?;
+    // Remember every path this sync may write before writing any, so an interrupted sync's
+    // leftovers are known to the next one.
+    state.pending.extend(target.files.keys().cloned());
+    save_state(&state_path, &state)?;
+
+    let (state, plan) = {
+        let dir = project_dir.to_path_buf();
+        let tgt = target.clone();
+        tokio::task::spawn_blocking(move || plan(&dir, &state, &tgt).map(|p| (state, p)))
+            .await
+            .map_err(|e| SyncError::State(e.to_string()))??
+    };
+
+    // Stage every needed object (verified) outside the project: from an earlier interrupted
+    // sync, from a file already in the working copy, or fetched.
+    let needed: BTreeSet<&str> = plan.writes.iter().map(|(_, s, _)| s.as_str()).collect();
+    let mut to_fetch = Vec::new();
+    for sha in needed {
+        let staged = stage_path(&staging, sha);
+        if std::fs::read(&staged).is_ok_and(|b| sha256_hex(&b) == sha) {
+            continue;
+        }
+        let local = match plan.local.get(sha) {
+            Some(path) => {
+                let root = fsafe::open_root(project_dir)?;
+                fsafe::read_file(&root, path)?.filter(|b| sha256_hex(b) == sha)
+            }
+            None => None,
+        };
+        match local {
+            Some(bytes) => write_staged(&staged, &bytes)?,
+            None => to_fetch.push(sha.to_string()),
+        }
+    }
+    let fetched_objects = to_fetch.len();
+    let mut fetches = futures_util::stream::iter(to_fetch.into_iter().map(|sha| async move {
+        let bytes = src.fetch(project, &sha).await?;
+        let actual = sha256_hex(&bytes);
+        if actual != sha {
+            return Err(SyncError::HashMismatch {
+                sha256: sha,
+                actual,
+            });
+        }
+        Ok((sha, bytes))
+    }))
+    .buffer_unordered(FETCH_CONCURRENCY);
+    while let Some(r) = fetches.next().await {
+        let (sha, bytes) = r?;
+        write_staged(&stage_path(&staging, &sha), &bytes)?;
+    }
+    drop(fetches);
+
+    let dir = project_dir.to_path_buf();
+    let tgt = target.clone();
+    let report = tokio::task::spawn_blocking(move || {
+        apply(
+            &dir,
+            &staging,
+            &state_path,
+            state,
+            plan,
+            &tgt,
+            fetched_objects,
+        )
+    })
+    .await
+    .map_err(|e| SyncError::State(e.to_string()))??;
+    Ok(report)
+}
+
+fn write_staged(path: &Path, bytes: &[u8]) -> Result<(), SyncError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| SyncError::State(e.to_string()))
+}
+
+fn apply(
+    project_dir: &Path,
+    staging: &Path,
+    state_path: &Path,
+    mut state: SyncState,
+    plan: Plan,
+    target: &Manifest,
+    fetched_objects: usize,
+) -> Result<SyncReport, SyncError> {
+    let root = fsafe::open_root(project_dir)?;
+    let mut report = SyncReport {
+        fetched_objects,
+        unchanged: plan.unchanged,
+        ..Default::default()
+    };
+    // Deletes first, so a file that becomes a directory (or back) has room.
+    for path in &plan.deletes {
+        let removed = fsafe::remove_file(&root, path)?;
+        if removed || state.files.contains_key(path) {
+            report.deleted.push(path.clone());
+        }
+    }
+    for (path, sha, existed) in &plan.writes {
+        let bytes = std::fs::read(stage_path(staging, sha))
+            .map_err(|e| SyncError::State(format!("staged object {sha}: {e}")))?;
+        fsafe::write_atomic(&root, path, &bytes)?;
+        if *existed {
+            report.modified.push(path.clone());
+        } else {
+            report.added.push(path.clone());
+        }
+    }
+    let mut files = BTreeMap::new();
+    for (path, e) in &target.files {
+        if let Some((size, mtime_ns, ino)) = fsafe::stat_file(&root, path)? {
+            files.insert(
+                path.clone(),
+                Known {
+                    sha256: e.sha256.clone(),
+                    size,
+                    mtime_ns,
+                    ino,
+                },
+            );
+        }
+    }
+    state.files = files;
+    state.pending.clear();
+    save_state(state_path, &state)?;
+    let _ = std::fs::remove_dir_all(staging);
+    Ok(report)
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    pub manifest: Manifest,
+    /// Where objects come from. Only the service's configured store is used; `container`,
+    /// when given, must name the configured container.
+    #[serde(default)]
+    pub blob: Option<BlobHint>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobHint {
+    #[serde(default)]
+    pub container: Option<String>,
+}
+
+pub async fn sync_route(
+    State(st): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Result<Json<SyncReport>, ApiError> {
+    check_project_id(&id)?;
+    let req: SyncRequest = parse_json(&body)?;
+    let src = st.objects.clone().ok_or_else(|| {
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "no_blob_storage",
+            "the VM API has no AZURE_STORAGE_CONNECTION_STRING configured",
+        )
+    })?;
+    if let (Some(want), Some(have)) = (
+        req.blob.as_ref().and_then(|b| b.container.as_deref()),
+        st.objects_container.as_deref(),
+    ) {
+        if want != have {
+            return Err(ApiError::bad_request(
+                "container_mismatch",
+                format!("this VM API syncs from container {have:?}, not {want:?}"),
+            ));
+        }
+    }
+    let lock = st.sync_lock(&id);
+    let _guard = lock.lock().await;
+    let (project_dir, _) = st.ensure_project_dirs(&id)?;
+    let report = sync_project(
+        &id,
+        &project_dir,
+        &st.state_dir(&id),
+        &req.manifest,
+        src.as_ref(),
+    )
+    .await?;
+    tracing::info!(
+        project = %id,
+        added = report.added.len(),
+        modified = report.modified.len(),
+        deleted = report.deleted.len(),
+        fetched = report.fetched_objects,
+        "synced"
+    );
+    Ok(Json(report))
+}
+
+pub async fn files_route(
+    State(st): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    check_project_id(&id)?;
+    let (project_dir, _) = st.ensure_project_dirs(&id)?;
+    let v = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, FsError> {
+        let root = fsafe::open_root(&project_dir)?;
+        let (paths, truncated) = fsafe::list_files(&root, LIST_LIMIT)?;
+        let mut files = Vec::with_capacity(paths.len());
+        for p in paths {
+            if let Some(b) = fsafe::read_file(&root, &p)? {
+                files.push(
+                    serde_json::json!({"path": p, "size": b.len(), "sha256": sha256_hex(&b)}),
+                );
+            }
+        }
+        Ok(serde_json::json!({ "files": files, "truncated": truncated }))
+    })
+    .await
+    .map_err(|e| ApiError::internal("files", e.to_string()))?
+    .map_err(|e| ApiError::internal("files", e.to_string()))?;
+    Ok(Json(v))
+}

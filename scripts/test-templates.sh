@@ -20,8 +20,10 @@ PYTHON="${PYTHON:-python3}"
 READY_TIMEOUT="${READY_TIMEOUT:-60}"
 mkdir -p "$NPM_CACHE" "$PIP_CACHE"
 
-log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
-warn() { printf '\033[1;31m!!\033[0m %s\n' "$*" >&2; }
+T0="$EPOCHREALTIME"
+elapsed() { awk -v a="$T0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%6.1fs", b - a }'; }
+log() { printf '\033[1;34m==>\033[0m %s %s\n' "$(elapsed)" "$*" >&2; }
+warn() { printf '\033[1;31m!!\033[0m %s %s\n' "$(elapsed)" "$*" >&2; }
 
 WORK="$(mktemp -d "${TMPDIR:-/tmp}/test-templates.XXXXXX")"
 PIDS=()
@@ -183,17 +185,31 @@ expect_http() {
 # The HMR client connects to ws(s)://<page host>/?token=<token from /@vite/client>; a preview proxy
 # forwards the upgrade with the public Host and Origin. Vite must accept both (allowedHosts: true).
 expect_hmr_upgrade() {
-  local name="$1" port="$2" host="$3" token headers
+  local name="$1" port="$2" host="$3" token status
   token="$(curl -fsS --max-time 10 -H "Host: $host" "http://127.0.0.1:$port/@vite/client" \
     | sed -n 's/.*const wsToken = "\([^"]*\)".*/\1/p' | head -n 1)"
   if [[ -z "$token" ]]; then warn "  FAIL $name: no wsToken in /@vite/client"; return 1; fi
-  headers="$(curl -sS -i --http1.1 --max-time 2 \
-    -H "Host: $host" -H "Origin: https://$host" \
-    -H 'Connection: Upgrade' -H 'Upgrade: websocket' -H 'Sec-WebSocket-Version: 13' \
-    -H 'Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==' -H 'Sec-WebSocket-Protocol: vite-hmr' \
-    "http://127.0.0.1:$port/?token=$token" 2>/dev/null || true)"
-  if [[ "$headers" != *" 101 "* ]]; then
-    warn "  FAIL $name: no 101 Switching Protocols: ${headers:0:300}"; return 1
+  # A raw handshake: curl would keep the upgraded connection open until its timeout.
+  status="$("$PYTHON" - "$port" "$host" "$token" <<'PY'
+import socket, sys
+port, host, token = sys.argv[1:4]
+s = socket.create_connection(("127.0.0.1", int(port)), timeout=5)
+s.sendall((
+    f"GET /?token={token} HTTP/1.1\r\nHost: {host}\r\nOrigin: https://{host}\r\n"
+    "Connection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Protocol: vite-hmr\r\n\r\n"
+).encode())
+data = b""
+while b"\r\n" not in data:
+    chunk = s.recv(1024)
+    if not chunk:
+        break
+    data += chunk
+print(data.split(b"\r\n", 1)[0].decode(errors="replace"))
+PY
+)" || true
+  if [[ "$status" != *" 101 "* ]]; then
+    warn "  FAIL $name: wanted 101 Switching Protocols, got: ${status:-nothing}"; return 1
   fi
   log "  ok   $name"
 }

@@ -25,6 +25,9 @@ log "wrangler deploy --dry-run (validates the config and bundle offline)"
 OPEN_REPLIT_PREBUILT=1 wrangler deploy --dry-run --outdir "$(mktemp -d)" > /tmp/open-replit-dry-run.log 2>&1 \
   || { cat /tmp/open-replit-dry-run.log; die "wrangler deploy --dry-run failed"; }
 
+log "templates: build, test and run each one for real"
+bash scripts/test-templates.sh
+
 log "unit, service and end-to-end tests"
 cargo test --locked -p open-replit-core -p azure-native -p vm-api -p e2e
 

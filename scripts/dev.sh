@@ -64,8 +64,13 @@ else
   log "using AZURE_STORAGE_CONNECTION_STRING from .dev.vars (Azurite not started)"
 fi
 
-VM_API_SECRET="$(devvar VM_API_SECRET)" start vm-api "$ROOT/target/debug/vm-api" \
-  --host 127.0.0.1 --port "$VM_API_PORT" --data-dir "$STATE/vm-api"
+PREVIEW_PORT="${PREVIEW_PORT:-8001}"
+worker_vars+=(--var "PREVIEW_URL:http://{id}.preview.localhost:$PREVIEW_PORT/")
+az_conn="$(devvar AZURE_STORAGE_CONNECTION_STRING)"
+[ -n "$az_conn" ] || az_conn="UseDevelopmentStorage=true;DevelopmentStorageProxyUri=http://127.0.0.1:$AZURITE_PORT"
+VM_API_SECRET="$(devvar VM_API_SECRET)" AZURE_STORAGE_CONNECTION_STRING="$az_conn" \
+  start vm-api "$ROOT/target/debug/vm-api" \
+  --host 127.0.0.1 --port "$VM_API_PORT" --preview-port "$PREVIEW_PORT" --data-dir "$STATE/vm-api"
 wait_for vm-api "http://127.0.0.1:$VM_API_PORT/health"
 
 OPEN_REPLIT_PREBUILT=1 start wrangler wrangler dev --ip 127.0.0.1 --port "$PORT" \

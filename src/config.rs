@@ -9,6 +9,11 @@ pub struct Config {
     pub azure_connection_string: Option<String>,
     pub azure_container: String,
     pub vm_api_url: String,
+    pub vm_api_secret: Option<String>,
+    /// Model steps per agent turn (`AGENT_MAX_STEPS`).
+    pub agent_max_steps: Option<u32>,
+    /// Where a project's preview lives; `{id}` is replaced by the project id.
+    pub preview_url: String,
 }
 
 /// What the browser may see: no keys, no connection strings.
@@ -44,6 +49,10 @@ impl Config {
                 .unwrap_or_else(|| "http://127.0.0.1:8000".to_string())
                 .trim_end_matches('/')
                 .to_string(),
+            vm_api_secret: get(env, "VM_API_SECRET"),
+            agent_max_steps: get(env, "AGENT_MAX_STEPS").and_then(|v| v.parse().ok()),
+            preview_url: get(env, "PREVIEW_URL")
+                .unwrap_or_else(|| "http://{id}.preview.localhost:8001/".to_string()),
         }
     }
 

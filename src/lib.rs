@@ -1,14 +1,20 @@
 //! The open-replit Worker: routes the HTTP API, serves the frontend assets and hosts the
 //! `ProjectRoom` Durable Object. Only platform I/O lives here; logic is in `open-replit-core`.
 
+mod agent;
 mod azure;
+mod chat_stream;
 mod config;
 mod error;
 mod health;
+mod models;
+mod preview;
 mod project_api;
 mod projects;
 mod room;
 mod templates;
+mod terminal;
+mod vm;
 
 pub use room::ProjectRoom;
 
@@ -34,6 +40,8 @@ async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError
         (Method::Get, "/api/templates") => Ok(Response::from_json(
             &serde_json::json!({ "templates": templates::summaries() }),
         )?),
+        (Method::Get, "/api/models") => models::handle(&env).await,
+        (Method::Post, "/chat/stream") => chat_stream::handle(req, &env).await,
         (Method::Get, "/projects") => projects::list(&env).await,
         (Method::Post, "/projects") => projects::create(req, &env).await,
         (_, p) if p.starts_with("/projects/") => {

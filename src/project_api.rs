@@ -4,16 +4,17 @@
 use crate::azure::blob_client;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::room::ProjectRoom;
+use crate::room::Room;
 use open_replit_core::manifest::Diff;
 use open_replit_core::paths::{self, percent_decode};
 use open_replit_core::protocol::ServerEvent;
 use open_replit_core::store::project::{Author, Change, Checkpoint, Expect, Projects};
 use serde_json::json;
+use std::rc::Rc;
 use worker::{Method, Request, Response};
 
 pub async fn handle(
-    room: &ProjectRoom,
+    room: &Rc<Room>,
     mut req: Request,
     id: &str,
     rest: &str,
@@ -176,6 +177,24 @@ pub async fn handle(
             )?;
             Ok(r)
         }
+        (Method::Get, ["preview"]) => Ok(Response::from_json(
+            &crate::preview::status(room, id).await?,
+        )?),
+        (Method::Post, ["preview", action @ ("start" | "restart")]) => {
+            let vm = crate::vm::Vm::from_config(&cfg)?;
+            let head = p
+                .head(id)
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?;
+            vm.sync(id, &head.manifest).await?;
+            let v =
+                crate::preview::start(room, &vm, id, &head.manifest, *action == "restart", None)
+                    .await?;
+            Ok(Response::from_json(&v)?)
+        }
+        (Method::Post, ["terminal"]) => {
+            crate::terminal::handle(room.clone(), req, id, &cfg, &p).await
+        }
         _ => Err(ApiError::NotFound(format!("{method} /projects/{id}{rest}"))),
     }
 }
@@ -212,8 +231,8 @@ fn parse_n(v: Option<&str>) -> Result<Option<u64>, ApiError> {
 }
 
 /// Tells every socket about a new checkpoint and what it changed.
-async fn announce<T: open_replit_core::store::Transport>(
-    room: &ProjectRoom,
+pub async fn announce<T: open_replit_core::store::Transport>(
+    room: &Room,
     p: &Projects<'_, T>,
     id: &str,
     cp: &Checkpoint,

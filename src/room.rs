@@ -4,7 +4,9 @@
 use crate::error::ApiError;
 use open_replit_core::protocol::{parse_client_msg, ClientMsg, Envelope, ServerEvent};
 use serde::Deserialize;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::rc::Rc;
 use worker::*;
 
 /// Events kept in the log; older ones are compacted away (see docs/protocol.md).
@@ -14,9 +16,22 @@ const COMPACT_EVERY: u64 = 500;
 
 #[durable_object]
 pub struct ProjectRoom {
+    room: Rc<Room>,
+}
+
+/// The object's state, behind an `Rc` so work that outlives one call (a streamed HTTP answer)
+/// can hold it.
+pub struct Room {
     state: State,
     env: Env,
     seq: Cell<u64>,
+    /// A turn is running; new messages queue behind it.
+    pub running: Cell<bool>,
+    /// A person asked to stop the running turn.
+    pub stop_requested: Cell<bool>,
+    /// Aborts the in-flight model or command request when a person presses stop.
+    pub abort: RefCell<Option<AbortController>>,
+    pub queue: RefCell<VecDeque<(String, Option<String>)>>,
 }
 
 #[derive(Deserialize)]
@@ -39,13 +54,28 @@ impl DurableObject for ProjectRoom {
         ) {
             console_error!("ProjectRoom schema: {e}");
         }
-        let room = ProjectRoom {
+        for ddl in [
+            "CREATE TABLE IF NOT EXISTS kv (k TEXT PRIMARY KEY, v TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, json TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS turns (turn_id INTEGER PRIMARY KEY, text TEXT NOT NULL, model TEXT NOT NULL, end_reason TEXT, prompt_tokens INTEGER, completion_tokens INTEGER, cost REAL, checkpoint INTEGER, started_ms INTEGER, finished_ms INTEGER)",
+        ] {
+            if let Err(e) = sql.exec(ddl, None) {
+                console_error!("ProjectRoom schema: {e}");
+            }
+        }
+        let room = Room {
             state,
             env,
             seq: Cell::new(0),
+            running: Cell::new(false),
+            stop_requested: Cell::new(false),
+            abort: RefCell::new(None),
+            queue: RefCell::new(VecDeque::new()),
         };
         room.seq.set(room.max_seq().unwrap_or(0));
-        room
+        ProjectRoom {
+            room: Rc::new(room),
+        }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
@@ -54,12 +84,20 @@ impl DurableObject for ProjectRoom {
         let Some((project_id, rest)) = split_project_path(&path) else {
             return Ok(ApiError::NotFound(path).into_response());
         };
+        // Remembered for socket events that arrive after hibernation, when no URL is at hand.
+        self.room.set_kv("project_id", project_id)?;
         if rest == "/ws" {
-            return self.accept_socket(&req, project_id, &url);
+            // OpenRouter asks callers to name themselves with a referer: the app's own origin.
+            if let Ok(Some(o)) = req.headers().get("origin") {
+                self.room.set_kv("origin", &o)?;
+            }
+            return self.room.accept_socket(&req, project_id, &url);
         }
-        Ok(crate::project_api::handle(self, req, project_id, rest)
-            .await
-            .unwrap_or_else(ApiError::into_response))
+        Ok(
+            crate::project_api::handle(&self.room, req, project_id, rest)
+                .await
+                .unwrap_or_else(ApiError::into_response),
+        )
     }
 
     async fn websocket_message(
@@ -81,6 +119,22 @@ impl DurableObject for ProjectRoom {
         };
         match parse_client_msg(&text) {
             Ok(ClientMsg::Ping { nonce }) => send_transient(&ws, ServerEvent::Pong { nonce }),
+            Ok(ClientMsg::UserMessage { text, model }) => {
+                if text.trim().is_empty() {
+                    return send_transient(
+                        &ws,
+                        ServerEvent::Error {
+                            message: "the message is empty".into(),
+                        },
+                    );
+                }
+                crate::agent::submit(&self.room, text, model).await;
+                Ok(())
+            }
+            Ok(ClientMsg::Stop) => {
+                self.room.request_stop();
+                Ok(())
+            }
             Err(message) => send_transient(&ws, ServerEvent::Error { message }),
         }
     }
@@ -119,9 +173,49 @@ pub fn split_project_path(path: &str) -> Option<(&str, &str)> {
     Some((id, rest))
 }
 
-impl ProjectRoom {
+impl Room {
     pub fn env(&self) -> &Env {
         &self.env
+    }
+
+    pub fn sql(&self) -> SqlStorage {
+        self.state.storage().sql()
+    }
+
+    pub fn project_id(&self) -> Option<String> {
+        self.get_kv("project_id")
+    }
+
+    pub fn get_kv(&self, k: &str) -> Option<String> {
+        #[derive(Deserialize)]
+        struct V {
+            v: String,
+        }
+        let rows: Vec<V> = self
+            .sql()
+            .exec("SELECT v FROM kv WHERE k = ?", vec![k.into()])
+            .ok()?
+            .to_array()
+            .ok()?;
+        rows.into_iter().next().map(|r| r.v)
+    }
+
+    pub fn set_kv(&self, k: &str, v: &str) -> Result<()> {
+        self.sql().exec(
+            "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+            vec![k.into(), v.into()],
+        )?;
+        Ok(())
+    }
+
+    /// Stops the running turn at its next await point; aborts the request in flight.
+    pub fn request_stop(&self) {
+        if self.running.get() {
+            self.stop_requested.set(true);
+            if let Some(a) = self.abort.borrow_mut().take() {
+                a.abort();
+            }
+        }
     }
 
     fn accept_socket(&self, req: &Request, project_id: &str, url: &Url) -> Result<Response> {

@@ -8,60 +8,16 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
-use hmac::{Hmac, Mac};
 use hyper_util::rt::TokioIo;
-use open_replit_core::vm_auth::hex;
-use sha2::Sha256;
 use std::sync::Arc;
 
 /// Query parameter carrying a freshly minted token.
 pub const TOKEN_PARAM: &str = "or_token";
 /// Cookie holding the token after the first visit.
 pub const COOKIE_NAME: &str = "or_preview";
-/// Tokens valid for longer than this are refused, so a leaked one cannot live forever.
-pub const MAX_TOKEN_LIFETIME_SECS: i64 = 7 * 24 * 3600;
-
-fn token_mac(secret: &[u8], project: &str, expiry: i64) -> String {
-    let mut m = match Hmac::<Sha256>::new_from_slice(secret) {
-        Ok(m) => m,
-        Err(_) => return String::new(), // unreachable: HMAC takes keys of any length
-    };
-    m.update(format!("{project}:{expiry}").as_bytes());
-    hex(&m.finalize().into_bytes())
-}
-
-/// A preview token: `{expiry}.{hex(HMAC-SHA256(secret, "{project_id}:{expiry}"))}`, expiry in
-/// Unix seconds. The Worker mints it with the same secret it signs VM API requests with.
-pub fn mint_preview_token(secret: &[u8], project: &str, expiry: i64) -> String {
-    format!("{expiry}.{}", token_mac(secret, project, expiry))
-}
-
-/// Checks a token for `project` at time `now`; the error names the problem.
-pub fn verify_preview_token(
-    secret: &[u8],
-    project: &str,
-    token: &str,
-    now: i64,
-) -> Result<i64, &'static str> {
-    let (exp, sig) = token.split_once('.').ok_or("malformed token")?;
-    let expiry: i64 = exp.parse().map_err(|_| "malformed token expiry")?;
-    if expiry <= now {
-        return Err("token expired");
-    }
-    if expiry - now > MAX_TOKEN_LIFETIME_SECS {
-        return Err("token lifetime too long");
-    }
-    let want = token_mac(secret, project, expiry);
-    // Constant-time comparison of equal-length hex strings.
-    let diff = want
-        .bytes()
-        .zip(sig.bytes())
-        .fold((want.len() != sig.len()) as u8, |acc, (a, b)| acc | (a ^ b));
-    if diff != 0 {
-        return Err("bad token signature");
-    }
-    Ok(expiry)
-}
+pub use open_replit_core::vm_auth::{
+    mint_preview_token, verify_preview_token, MAX_PREVIEW_TOKEN_SECS as MAX_TOKEN_LIFETIME_SECS,
+};
 
 pub fn preview_app(state: Arc<AppState>) -> Router {
     Router::new().fallback(proxy).with_state(state)

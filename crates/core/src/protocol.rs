@@ -80,9 +80,15 @@ pub enum ServerEvent {
         model: String,
     },
     /// The message arrived during a turn and waits; `position` 1 is next.
-    Queued { text: String, position: usize },
+    Queued {
+        text: String,
+        position: usize,
+    },
     /// A piece of the assistant's answer.
-    AssistantDelta { turn_id: u64, text: String },
+    AssistantDelta {
+        turn_id: u64,
+        text: String,
+    },
     /// The agent called a tool (`arguments` is the parsed JSON when it parses).
     ToolCallStarted {
         turn_id: u64,
@@ -112,7 +118,10 @@ pub enum ServerEvent {
         sha256: Option<String>,
     },
     /// Progress a person should see: retries, fallbacks, verification.
-    Status { turn_id: u64, message: String },
+    Status {
+        turn_id: u64,
+        message: String,
+    },
     /// The turn is over; `checkpoint` is set when it changed files.
     TurnFinished {
         turn_id: u64,
@@ -181,7 +190,10 @@ mod tests {
             },
         };
         let s = serde_json::to_string(&e).unwrap();
-        assert!(s.contains(r#""type":"turn_finished""#) && s.contains(r#""end":"step_cap""#), "{s}");
+        assert!(
+            s.contains(r#""type":"turn_finished""#) && s.contains(r#""end":"step_cap""#),
+            "{s}"
+        );
         assert_eq!(serde_json::from_str::<Envelope>(&s).unwrap(), e);
     }
 

@@ -93,6 +93,54 @@ pub fn verify(
         .map_err(|_| AuthError::BadSignature)
 }
 
+/// Preview tokens valid for longer than this are refused, so a leaked one cannot live forever.
+pub const MAX_PREVIEW_TOKEN_SECS: i64 = 7 * 24 * 3600;
+
+fn preview_mac(secret: &[u8], project: &str, expiry: i64) -> String {
+    hex(&mac(secret, &format!("{project}:{expiry}"))
+        .finalize()
+        .into_bytes())
+}
+
+/// A preview token: `{expiry}.{hex(HMAC-SHA256(secret, "{project_id}:{expiry}"))}`, expiry in
+/// Unix seconds. The Worker mints it; the VM API's preview proxy verifies it.
+pub fn mint_preview_token(secret: &[u8], project: &str, expiry: i64) -> String {
+    format!("{expiry}.{}", preview_mac(secret, project, expiry))
+}
+
+/// Checks a token for `project` at time `now`; the error names the problem.
+pub fn verify_preview_token(
+    secret: &[u8],
+    project: &str,
+    token: &str,
+    now: i64,
+) -> Result<i64, &'static str> {
+    let (exp, sig) = token.split_once('.').ok_or("malformed token")?;
+    let expiry: i64 = exp.parse().map_err(|_| "malformed token expiry")?;
+    if expiry <= now {
+        return Err("token expired");
+    }
+    if expiry - now > MAX_PREVIEW_TOKEN_SECS {
+        return Err("token lifetime too long");
+    }
+    let given = decode_hex(sig).ok_or("bad token signature")?;
+    mac(secret, &format!("{project}:{expiry}"))
+        .verify_slice(&given)
+        .map_err(|_| "bad token signature")?;
+    Ok(expiry)
+}
+
+/// Appends a signed `or_nonce` query parameter, so two identical requests in the same second
+/// still differ and the VM API's replay cache accepts both.
+pub fn with_nonce(path_and_query: &str, nonce: u64) -> String {
+    let sep = if path_and_query.contains('?') {
+        '&'
+    } else {
+        '?'
+    };
+    format!("{path_and_query}{sep}or_nonce={nonce:016x}")
+}
+
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
     if !s.len().is_multiple_of(2) {
         return None;
@@ -183,6 +231,38 @@ mod tests {
             verify(SECRET, "GET", "/", Some("soon"), Some(&sig), b"", 1_000),
             Err(AuthError::BadTimestamp)
         );
+    }
+
+    #[test]
+    fn preview_tokens() {
+        let t = mint_preview_token(SECRET, "p1", 2_000);
+        assert_eq!(verify_preview_token(SECRET, "p1", &t, 1_000), Ok(2_000));
+        assert_eq!(
+            verify_preview_token(SECRET, "p2", &t, 1_000),
+            Err("bad token signature")
+        );
+        assert_eq!(
+            verify_preview_token(SECRET, "p1", &t, 2_000),
+            Err("token expired")
+        );
+        assert_eq!(
+            verify_preview_token(b"other", "p1", &t, 1_000),
+            Err("bad token signature")
+        );
+        assert_eq!(
+            verify_preview_token(SECRET, "p1", "x", 1_000),
+            Err("malformed token")
+        );
+        let far = mint_preview_token(SECRET, "p1", 1_000 + MAX_PREVIEW_TOKEN_SECS + 1);
+        assert_eq!(
+            verify_preview_token(SECRET, "p1", &far, 1_000),
+            Err("token lifetime too long")
+        );
+        assert_eq!(
+            with_nonce("/a?b=1", 255),
+            "/a?b=1&or_nonce=00000000000000ff"
+        );
+        assert_eq!(with_nonce("/a", 1), "/a?or_nonce=0000000000000001");
     }
 
     #[test]

@@ -55,6 +55,8 @@ pub struct Stack {
     pub azurite_port: u16,
     pub vm_url: String,
     pub vm_secret: String,
+    /// Port of the VM API's preview listener (`http://{id}.preview.localhost:{port}/`).
+    pub preview_port: u16,
     pub llm: Option<ScriptedLlm>,
     procs: Vec<Proc>,
     pub http: reqwest::Client,
@@ -132,6 +134,7 @@ impl Stack {
             azurite_port: free_port(),
             vm_url: String::new(),
             vm_secret: "e2e-secret-0123456789abcdef".into(),
+            preview_port: free_port(),
             llm: None,
             procs: Vec::new(),
             http,
@@ -145,11 +148,16 @@ impl Stack {
             "vm-api",
             Command::new(root.join("target/debug/vm-api"))
                 .args(["--host", "127.0.0.1", "--port", &vm_port.to_string()])
+                .args(["--preview-port", &stack.preview_port.to_string()])
                 .arg("--data-dir")
                 .arg(&vm_data)
                 .env_clear()
                 .env("PATH", tool_path(&root))
                 .env("VM_API_SECRET", &stack.vm_secret)
+                .env(
+                    "AZURE_STORAGE_CONNECTION_STRING",
+                    azurite_connection_string(stack.azurite_port),
+                )
                 .env("RUST_LOG", "vm_api=debug"),
             stack.state.path(),
         )?;
@@ -205,7 +213,10 @@ impl Stack {
     }
 
     fn start_worker(&mut self, opts: &Options) -> Result<()> {
-        let port = free_port();
+        self.start_worker_on(opts, free_port())
+    }
+
+    fn start_worker_on(&mut self, opts: &Options, port: u16) -> Result<()> {
         self.worker_url = format!("http://127.0.0.1:{port}");
         let mut vars: Vec<(String, String)> = vec![
             (
@@ -214,6 +225,10 @@ impl Stack {
             ),
             ("VM_API_URL".into(), self.vm_url.clone()),
             ("VM_API_SECRET".into(), self.vm_secret.clone()),
+            (
+                "PREVIEW_URL".into(),
+                format!("http://{{id}}.preview.localhost:{}/", self.preview_port),
+            ),
             // Blank out anything a developer's .dev.vars might set, so tests are hermetic.
             ("OPENROUTER_API_KEY".into(), String::new()),
             ("GROQ_API_KEY".into(), String::new()),
@@ -279,6 +294,26 @@ impl Stack {
             let mut p = self.procs.remove(i);
             p.kill();
         }
+    }
+
+    /// Stops `wrangler dev` and starts it again on the same port and persisted state, as a
+    /// deploy or a crash would.
+    pub async fn restart_worker(&mut self, opts: &Options) -> Result<()> {
+        self.stop("wrangler");
+        let port: u16 = self
+            .worker_url
+            .rsplit(':')
+            .next()
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(free_port);
+        self.start_worker_on(opts, port)?;
+        self.wait_http(
+            "wrangler",
+            &format!("{}/api/config", self.worker_url),
+            90,
+            |s| s == 200,
+        )
+        .await
     }
 
     /// Starts Azurite again on the same port and data directory.

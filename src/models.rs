@@ -1,0 +1,81 @@
+//! `GET /api/models`: the first provider's `/models` list, cached per isolate for ten minutes.
+
+use crate::config::Config;
+use crate::error::ApiError;
+use serde_json::{json, Value};
+use std::cell::RefCell;
+use worker::{Env, Fetch, Headers, Request, RequestInit, Response};
+
+thread_local! {
+    static CACHE: RefCell<Option<(f64, Value)>> = const { RefCell::new(None) };
+}
+const TTL_MS: f64 = 600_000.0;
+
+pub async fn handle(env: &Env) -> Result<Response, ApiError> {
+    let cfg = Config::from_env(env);
+    let default = cfg.llm.status().default_model;
+    let Some(p) = cfg.llm.providers().into_iter().next() else {
+        return Ok(Response::from_json(
+            &json!({"models": [], "default": default}),
+        )?);
+    };
+    let now = js_sys::Date::now();
+    if let Some(v) = CACHE.with(|c| {
+        c.borrow()
+            .as_ref()
+            .filter(|(t, _)| now - t < TTL_MS)
+            .map(|(_, v)| v.clone())
+    }) {
+        return Ok(Response::from_json(
+            &json!({"models": v, "default": default}),
+        )?);
+    }
+    let headers = Headers::new();
+    if let Some(k) = &p.api_key {
+        headers.set("authorization", &format!("Bearer {k}"))?;
+    }
+    let mut init = RequestInit::new();
+    init.with_headers(headers);
+    let fetched = async {
+        let mut r = Fetch::Request(Request::new_with_init(
+            &format!("{}/models", p.base_url),
+            &init,
+        )?)
+        .send()
+        .await?;
+        if r.status_code() != 200 {
+            return Err(worker::Error::RustError(format!(
+                "HTTP {}",
+                r.status_code()
+            )));
+        }
+        r.json::<Value>().await
+    }
+    .await;
+    match fetched {
+        Ok(v) => {
+            let models: Vec<Value> = v["data"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|m| {
+                            let id = m["id"].as_str()?;
+                            Some(json!({"id": id, "name": m["name"].as_str().unwrap_or(id)}))
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            let models = Value::Array(models);
+            CACHE.with(|c| *c.borrow_mut() = Some((now, models.clone())));
+            Ok(Response::from_json(
+                &json!({"models": models, "default": default}),
+            )?)
+        }
+        // The picker still works with the configured default when the list is unavailable.
+        Err(e) => Ok(Response::from_json(&json!({
+            "models": [{"id": default, "name": default}],
+            "default": default,
+            "error": format!("could not list models from {}: {e}", p.name),
+        }))?),
+    }
+}

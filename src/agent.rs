@@ -11,6 +11,7 @@ use futures_util::StreamExt;
 use open_replit_core::agent::edit::apply_edits;
 use open_replit_core::agent::tools::ToolArgs;
 use open_replit_core::agent::turn::{Next, Turn, TurnConfig};
+use open_replit_core::agent::verify;
 use open_replit_core::azure::rest::Cond;
 use open_replit_core::llm::accumulate::Accumulator;
 use open_replit_core::llm::retry::{
@@ -306,89 +307,79 @@ async fn run_turn(room: &Rc<Room>, text: String, model: Option<String>) {
         tc.max_steps = n.max(1);
     }
     let mut turn = Turn::new(tc, SYSTEM_PROMPT, load_history(room), &text);
-    let (end, message) = loop {
-        if room.stop_requested.get() {
-            turn.cancel("stopped by the user", "");
-            break (TurnEnd::Stopped, None);
+    let (mut end, mut message) = drive(
+        room,
+        &mut turn,
+        &mut work,
+        vm.as_ref(),
+        turn_id,
+        &providers,
+        &cfg,
+    )
+    .await;
+    // Verify and fix: when the turn changed files, check that the app really runs; failures go
+    // back to the model as a new step, up to VERIFY_FIX_ROUNDS times.
+    let mut round = 0;
+    let mut verified: Option<Manifest> = None;
+    while end == TurnEnd::Done && cfg.verify_fix_rounds > 0 && !work.changes.is_empty() {
+        let Some(vm) = vm.as_ref() else { break };
+        let current = work.manifest();
+        if verified.as_ref() == Some(&current) {
+            break;
         }
-        let req = match turn.start_step() {
-            Ok(r) => r,
-            Err(e) => break (TurnEnd::Error, Some(e.to_string())),
-        };
-        let outcome = match stream_step(
+        emit(
             room,
-            &cfg,
-            &providers,
-            turn_id,
-            &serde_json::to_string(&req).unwrap_or_default(),
-        )
-        .await
-        {
-            Ok(o) => o,
-            Err(StepError::Stopped(partial)) => {
-                turn.cancel("stopped by the user", &partial);
-                break (TurnEnd::Stopped, None);
-            }
-            Err(StepError::Failed(msg, partial)) => {
-                turn.cancel(&msg, &partial);
-                break (TurnEnd::Error, Some(msg));
-            }
-        };
-        match turn.on_outcome(outcome) {
-            Ok(Next::ExecuteTools(calls)) => {
-                for c in calls {
-                    let args: Value = serde_json::from_str(&c.arguments)
-                        .unwrap_or(Value::String(c.arguments.clone()));
-                    emit(
-                        room,
-                        ServerEvent::ToolCallStarted {
-                            turn_id,
-                            call_id: c.id.clone(),
-                            name: c.name.clone(),
-                            arguments: args,
-                        },
-                    );
-                    let t0 = js_sys::Date::now();
-                    let (ok, result) = match &c.parsed {
-                        Err(e) => (false, format!("error: {e}")),
-                        Ok(_) if room.stop_requested.get() => {
-                            (false, "[not run: stopped by the user]".to_string())
-                        }
-                        Ok(a) => {
-                            match run_tool(room, &mut work, vm.as_ref(), turn_id, &c.id, a).await {
-                                Ok(out) => (true, out),
-                                Err(e) => (false, format!("error: {e}")),
-                            }
-                        }
-                    };
-                    if c.parsed.is_ok() {
-                        if let Err(e) = turn.on_tool_result(&c.id, &result) {
-                            console_error!("tool result: {e}");
-                        }
-                    }
-                    emit(
-                        room,
-                        ServerEvent::ToolCallFinished {
-                            turn_id,
-                            call_id: c.id.clone(),
-                            ok,
-                            result: open_replit_core::agent::turn::truncate_output(&result, 4_000),
-                            duration_ms: (js_sys::Date::now() - t0) as u64,
-                        },
-                    );
-                }
-            }
-            Ok(Next::ContinueAfterLength) => continue,
-            Ok(Next::Done { .. }) => break (TurnEnd::Done, None),
-            Ok(Next::StepCap { message, .. }) => break (TurnEnd::StepCap, Some(message)),
-            Ok(Next::Stuck { message, .. }) => break (TurnEnd::Stuck, Some(message)),
-            Ok(Next::Length { message, .. }) => break (TurnEnd::Length, Some(message)),
-            Ok(Next::ContentFilter { message, .. }) => {
-                break (TurnEnd::ContentFilter, Some(message))
-            }
-            Err(e) => break (TurnEnd::Error, Some(e.to_string())),
+            ServerEvent::Status {
+                turn_id,
+                message: "verifying".into(),
+            },
+        );
+        let failures = crate::verify::run(room, vm, &mut work, turn_id, round).await;
+        verified = Some(current);
+        emit(
+            room,
+            ServerEvent::Status {
+                turn_id,
+                message: verify::status_line(&failures),
+            },
+        );
+        if failures.is_empty() {
+            break;
         }
-    };
+        if round >= cfg.verify_fix_rounds {
+            end = TurnEnd::Error;
+            message = Some(format!(
+                "the app still fails after {round} fix round(s):\n{}",
+                failures
+                    .iter()
+                    .map(|f| format!("{}: {}", f.name, f.output))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            ));
+            break;
+        }
+        round += 1;
+        if turn
+            .resume_with(&verify::fix_request(
+                &failures,
+                round,
+                cfg.verify_fix_rounds,
+            ))
+            .is_err()
+        {
+            break;
+        }
+        (end, message) = drive(
+            room,
+            &mut turn,
+            &mut work,
+            Some(vm),
+            turn_id,
+            &providers,
+            &cfg,
+        )
+        .await;
+    }
     for m in turn.new_messages() {
         if let Ok(j) = serde_json::to_string(m) {
             let _ = room
@@ -432,6 +423,99 @@ async fn run_turn(room: &Rc<Room>, text: String, model: Option<String>) {
         }
     };
     finish(end, message, usage, checkpoint);
+}
+
+/// The model/tool loop of one turn, until the model stops calling tools or the turn ends.
+async fn drive(
+    room: &Rc<Room>,
+    turn: &mut Turn,
+    work: &mut Work<'_>,
+    vm: Option<&Vm>,
+    turn_id: u64,
+    providers: &[Provider],
+    cfg: &Config,
+) -> (TurnEnd, Option<String>) {
+    loop {
+        if room.stop_requested.get() {
+            turn.cancel("stopped by the user", "");
+            return (TurnEnd::Stopped, None);
+        }
+        let req = match turn.start_step() {
+            Ok(r) => r,
+            Err(e) => return (TurnEnd::Error, Some(e.to_string())),
+        };
+        let outcome = match stream_step(
+            room,
+            cfg,
+            providers,
+            turn_id,
+            &serde_json::to_string(&req).unwrap_or_default(),
+        )
+        .await
+        {
+            Ok(o) => o,
+            Err(StepError::Stopped(partial)) => {
+                turn.cancel("stopped by the user", &partial);
+                return (TurnEnd::Stopped, None);
+            }
+            Err(StepError::Failed(msg, partial)) => {
+                turn.cancel(&msg, &partial);
+                return (TurnEnd::Error, Some(msg));
+            }
+        };
+        match turn.on_outcome(outcome) {
+            Ok(Next::ExecuteTools(calls)) => {
+                for c in calls {
+                    let args: Value = serde_json::from_str(&c.arguments)
+                        .unwrap_or(Value::String(c.arguments.clone()));
+                    emit(
+                        room,
+                        ServerEvent::ToolCallStarted {
+                            turn_id,
+                            call_id: c.id.clone(),
+                            name: c.name.clone(),
+                            arguments: args,
+                        },
+                    );
+                    let t0 = js_sys::Date::now();
+                    let (ok, result) = match &c.parsed {
+                        Err(e) => (false, format!("error: {e}")),
+                        Ok(_) if room.stop_requested.get() => {
+                            (false, "[not run: stopped by the user]".to_string())
+                        }
+                        Ok(a) => match run_tool(room, work, vm, turn_id, &c.id, a).await {
+                            Ok(out) => (true, out),
+                            Err(e) => (false, format!("error: {e}")),
+                        },
+                    };
+                    if c.parsed.is_ok() {
+                        if let Err(e) = turn.on_tool_result(&c.id, &result) {
+                            console_error!("tool result: {e}");
+                        }
+                    }
+                    emit(
+                        room,
+                        ServerEvent::ToolCallFinished {
+                            turn_id,
+                            call_id: c.id.clone(),
+                            ok,
+                            result: open_replit_core::agent::turn::truncate_output(&result, 4_000),
+                            duration_ms: (js_sys::Date::now() - t0) as u64,
+                        },
+                    );
+                }
+            }
+            Ok(Next::ContinueAfterLength) => continue,
+            Ok(Next::Done { .. }) => return (TurnEnd::Done, None),
+            Ok(Next::StepCap { message, .. }) => return (TurnEnd::StepCap, Some(message)),
+            Ok(Next::Stuck { message, .. }) => return (TurnEnd::Stuck, Some(message)),
+            Ok(Next::Length { message, .. }) => return (TurnEnd::Length, Some(message)),
+            Ok(Next::ContentFilter { message, .. }) => {
+                return (TurnEnd::ContentFilter, Some(message))
+            }
+            Err(e) => return (TurnEnd::Error, Some(e.to_string())),
+        }
+    }
 }
 
 /// Streams one model step, retrying and falling back between providers until an outcome.

@@ -14,6 +14,7 @@ mod projects;
 mod room;
 mod templates;
 mod terminal;
+mod verify;
 mod vm;
 
 pub use room::ProjectRoom;

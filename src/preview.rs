@@ -14,13 +14,23 @@ use std::time::Duration;
 use worker::{Delay, Method};
 
 #[derive(Deserialize, Default)]
-struct TemplateManifest {
+pub struct TemplateManifest {
     #[serde(default)]
     install: BTreeMap<String, Install>,
     #[serde(default)]
-    dev: BTreeMap<String, Dev>,
+    pub dev: BTreeMap<String, Dev>,
     #[serde(default)]
     preview: Option<String>,
+    #[serde(default)]
+    pub check: Vec<Check>,
+}
+
+#[derive(Deserialize)]
+pub struct Check {
+    pub name: String,
+    #[serde(default)]
+    pub cwd: String,
+    pub command: String,
 }
 
 #[derive(Deserialize)]
@@ -33,17 +43,19 @@ struct Install {
 }
 
 #[derive(Deserialize)]
-struct Dev {
+pub struct Dev {
     #[serde(default)]
     cwd: String,
     command: String,
+    #[serde(default)]
+    pub ready_path: Option<String>,
     #[serde(default)]
     env: BTreeMap<String, String>,
     #[serde(default)]
     depends_on: Vec<String>,
 }
 
-fn template_for(meta_template: &str) -> TemplateManifest {
+pub fn template_for(meta_template: &str) -> TemplateManifest {
     crate::templates::get(meta_template)
         .and_then(|t| serde_json::from_str(t.manifest).ok())
         .unwrap_or_default()

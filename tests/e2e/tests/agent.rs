@@ -11,7 +11,10 @@ use std::time::Duration;
 fn opts() -> Options {
     Options {
         with_llm: true,
-        vars: vec![("AGENT_MAX_STEPS".into(), "6".into())],
+        vars: vec![
+            ("AGENT_MAX_STEPS".into(), "6".into()),
+            ("VERIFY_FIX_ROUNDS".into(), "0".into()),
+        ],
     }
 }
 

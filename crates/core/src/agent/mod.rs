@@ -4,3 +4,4 @@
 pub mod edit;
 pub mod tools;
 pub mod turn;
+pub mod verify;

@@ -385,6 +385,18 @@ impl Turn {
         Ok(())
     }
 
+    /// Reopens a turn that ended with [`Next::Done`] to hand the model new information as a
+    /// user message (the platform's verification found errors). Step cap and loop detection
+    /// keep counting across the resumed part.
+    pub fn resume_with(&mut self, message: &str) -> Result<(), TurnError> {
+        if self.phase != Phase::Finished {
+            return Err(TurnError::StepInProgress);
+        }
+        self.messages.push(Message::user(message));
+        self.phase = Phase::Ready;
+        Ok(())
+    }
+
     /// Ends the turn early (the person pressed stop, or the model could not be reached).
     /// Calls still waiting get a "not run" result and `partial_text` of an interrupted step is
     /// kept, so the history stays valid for the next turn.

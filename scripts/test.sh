@@ -5,7 +5,7 @@ source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 start=$(date +%s)
 
-bash scripts/ensure-tools.sh
+NEED_CHROMIUM=1 bash scripts/ensure-tools.sh
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -5,7 +5,7 @@ set -euo pipefail
 source "$(dirname "$0")/lib.sh"
 cd "$ROOT"
 bash scripts/build.sh
-cargo build --profile native-release -p bench
+cargo build --profile native-release -p bench -p vm-api
 out="$(mktemp)"
 ./target/native-release/bench | tee "$out"
 {

@@ -1,7 +1,10 @@
 //! `make bench`: measures what the issues ask for and prints one table. Medians over repeated
 //! runs, each row beside its baseline from the same run where one exists. Never used as a test.
 
+mod agent;
+mod storage;
 mod table;
+mod vm;
 
 use anyhow::Result;
 use std::os::unix::process::CommandExt;
@@ -13,6 +16,16 @@ async fn main() -> Result<()> {
     let mut t = Table::default();
     wasm_size(&mut t)?;
     wrangler_cold_start(&mut t).await?;
+    // A failing section still leaves the others' rows in the table.
+    if let Err(e) = storage::rows(&mut t).await {
+        eprintln!("storage benchmarks failed: {e:#}");
+    }
+    if let Err(e) = vm::rows(&mut t).await {
+        eprintln!("VM benchmarks failed: {e:#}");
+    }
+    if let Err(e) = agent::rows(&mut t).await {
+        eprintln!("agent benchmarks failed: {e:#}");
+    }
     t.print();
     Ok(())
 }

@@ -71,3 +71,12 @@ pub fn median(samples: &mut [Duration]) -> Duration {
 pub fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
+
+/// The `p`th percentile (nearest rank).
+pub fn percentile(samples: &mut [Duration], p: usize) -> Duration {
+    samples.sort();
+    let i = ((samples.len() * p).div_ceil(100))
+        .saturating_sub(1)
+        .min(samples.len() - 1);
+    samples[i]
+}

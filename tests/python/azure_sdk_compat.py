@@ -4,6 +4,7 @@ Usage: azure_sdk_compat.py CONNECTION_STRING CONTAINER read NAME EXPECTED_HEX
        azure_sdk_compat.py CONNECTION_STRING CONTAINER write NAME CONTENT_HEX
        azure_sdk_compat.py CONNECTION_STRING CONTAINER bulk-write PREFIX COUNT SIZE
        azure_sdk_compat.py CONNECTION_STRING CONTAINER bulk-read PREFIX
+       azure_sdk_compat.py CONNECTION_STRING CONTAINER upload-dir PREFIX DIR
 Prints one JSON line with what it did.
 """
 import json
@@ -38,6 +39,23 @@ def main() -> int:
         with ThreadPoolExecutor(max_workers=8) as ex:
             list(ex.map(put, range(count)))
         print(json.dumps({"ok": True, "seconds": time.perf_counter() - start}))
+        return 0
+    if verb == "upload-dir":
+        # The same blob work as creating a project: every file once, plus one manifest.
+        prefix, root = args
+        import os
+        files = []
+        for d, _, names in os.walk(root):
+            for n in names:
+                p = os.path.join(d, n)
+                files.append((os.path.relpath(p, root), open(p, "rb").read()))
+        start = time.perf_counter()
+        def put(item) -> None:
+            c.upload_blob(f"{prefix}{item[0]}", item[1], overwrite=True)
+        with ThreadPoolExecutor(max_workers=8) as ex:
+            list(ex.map(put, files))
+        c.upload_blob(f"{prefix}manifest.json", json.dumps([f for f, _ in files]).encode(), overwrite=True)
+        print(json.dumps({"ok": True, "seconds": time.perf_counter() - start, "files": len(files)}))
         return 0
     if verb == "bulk-read":
         prefix = args[0]

@@ -26,6 +26,8 @@ use std::time::Duration;
 pub enum Item {
     /// A content delta.
     Text(String),
+    /// A content delta whose text is the send time in Unix microseconds (for latency benches).
+    Timestamp,
     /// A whole tool call, sent as several argument fragments under tool-call `index`.
     ToolCall {
         index: usize,
@@ -122,6 +124,14 @@ pub fn finish(reason: &str) -> Vec<Item> {
 fn chunk_str(s: &str, n: usize) -> Vec<String> {
     let chars: Vec<char> = s.chars().collect();
     chars.chunks(n.max(1)).map(|c| c.iter().collect()).collect()
+}
+
+/// Microseconds since the Unix epoch: comparable across processes on one machine.
+pub fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
 }
 
 fn next_id() -> u64 {
@@ -325,6 +335,12 @@ fn stream_response(model: String, items: Vec<Item>) -> Response {
                         ok &= send(format!("data: {}\n\n", chunk(&id, &model, d, None))).await;
                     }
                     ok
+                }
+                Item::Timestamp => {
+                    let mut d = role.clone();
+                    d["content"] = json!(format!("<{}>", unix_micros()));
+                    first = false;
+                    send(format!("data: {}\n\n", chunk(&id, &model, d, None))).await
                 }
                 Item::Comment(c) => send(format!(": {c}\n\n")).await,
                 Item::RawData(r) => send(format!("data: {r}\n\n")).await,

@@ -19,6 +19,10 @@ pub struct Proc {
 }
 
 impl Proc {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn kill(&mut self) {
         let pgid = self.child.id() as i32;
         // SAFETY: plain syscalls on a process group this harness created.

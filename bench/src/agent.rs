@@ -1,0 +1,168 @@
+//! Agent streaming rows: the latency each delta gains passing through the Worker and the
+//! Durable Object (against reading the LLM server directly, same run), and deltas per second
+//! delivered to 1 and to 20 sockets.
+
+use crate::table::{percentile, Row, Table};
+use anyhow::Result;
+use e2e::llm::{finish, unix_micros, Item, Reply};
+use e2e::stack::{Options, Stack};
+use e2e::ws::ProjectSocket;
+use futures_util::StreamExt;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn stamps(n: usize) -> Reply {
+    let mut items = Vec::new();
+    for _ in 0..n {
+        items.push(Item::Timestamp);
+        items.push(Item::Sleep(Duration::from_millis(5)));
+    }
+    items.extend(finish("stop"));
+    Reply::Stream(items)
+}
+
+fn micros_in(text: &str) -> Option<u64> {
+    text.strip_prefix('<')?.strip_suffix('>')?.parse().ok()
+}
+
+pub async fn rows(t: &mut Table) -> Result<()> {
+    let stack = Stack::start(Options {
+        with_llm: true,
+        vars: vec![("VERIFY_FIX_ROUNDS".into(), "0".into())],
+    })
+    .await?;
+    let llm = stack.llm.as_ref().expect("scripted LLM");
+    let created: serde_json::Value = stack
+        .http
+        .post(format!("{}/projects", stack.worker_url))
+        .json(&json!({"name": "bench", "template": "backend"}))
+        .send()
+        .await?
+        .json()
+        .await?;
+    let id = created["project"]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+
+    // Baseline: the same stream read straight from the LLM server.
+    llm.push(stamps(300));
+    let r = reqwest::Client::new()
+        .post(format!("{}/chat/completions", llm.base_url()))
+        .json(&json!({"model": "m", "stream": true, "messages": []}))
+        .send()
+        .await?;
+    let mut direct = Vec::new();
+    let mut body = r.bytes_stream();
+    let mut buf = String::new();
+    while let Some(chunk) = body.next().await {
+        let now = unix_micros();
+        buf.push_str(&String::from_utf8_lossy(&chunk?));
+        while let Some(i) = buf.find("\n\n") {
+            let ev: String = buf.drain(..i + 2).collect();
+            if let Some(d) = ev.strip_prefix("data: ") {
+                if let Ok(v) = serde_json::from_str::<serde_json::Value>(d.trim()) {
+                    if let Some(s) = v["choices"][0]["delta"]["content"]
+                        .as_str()
+                        .and_then(micros_in)
+                    {
+                        direct.push(Duration::from_micros(now.saturating_sub(s)));
+                    }
+                }
+            }
+        }
+    }
+
+    // Through the Worker and the Durable Object to a WebSocket.
+    llm.push(stamps(300));
+    let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None).await?;
+    ws.send(&json!({"type": "user_message", "text": "stamps"}))
+        .await?;
+    let mut via = Vec::new();
+    loop {
+        let e = ws.next().await?;
+        let now = unix_micros();
+        if e["type"] == "turn_finished" {
+            break;
+        }
+        if e["type"] == "assistant_delta" {
+            if let Some(s) = e["text"].as_str().and_then(micros_in) {
+                via.push(Duration::from_micros(now.saturating_sub(s)));
+            }
+        }
+    }
+    let (d50, d99) = (percentile(&mut direct, 50), percentile(&mut direct, 99));
+    let (v50, v99) = (percentile(&mut via, 50), percentile(&mut via, 99));
+    let f = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
+    t.push(
+        Row::new(
+            "Delta latency LLM → Worker → DO → WebSocket (p50 / p99)",
+            format!("{} / {}", f(v50), f(v99)),
+        )
+        .baseline(format!("direct SSE {} / {}", f(d50), f(d99)))
+        .goal("p99 added < 5 ms")
+        .note(format!(
+            "added p50 {} / p99 {}",
+            f(v50.saturating_sub(d50)),
+            f(v99.saturating_sub(d99))
+        )),
+    );
+
+    // Throughput: a burst of deltas to 1 and to 20 sockets.
+    for sockets in [1usize, 20] {
+        let n = 3000;
+        let mut items: Vec<Item> = (0..n).map(|_| Item::Text("x".into())).collect();
+        items.extend(finish("stop"));
+        llm.push(Reply::Stream(items));
+        let mut conns = Vec::new();
+        for _ in 0..sockets {
+            conns.push(
+                ProjectSocket::connect(&stack.worker_url, &id, None)
+                    .await?
+                    .0,
+            );
+        }
+        let mut tasks = Vec::new();
+        let start = Instant::now();
+        conns[0]
+            .send(&json!({"type": "user_message", "text": "burst"}))
+            .await?;
+        for mut c in conns {
+            tasks.push(tokio::spawn(async move {
+                let mut first: Option<Instant> = None;
+                let mut count = 0usize;
+                loop {
+                    let e = c.next().await?;
+                    if e["type"] == "assistant_delta" {
+                        first.get_or_insert_with(Instant::now);
+                        count += 1;
+                    }
+                    if e["type"] == "turn_finished" {
+                        return anyhow::Ok((count, first.map(|f| f.elapsed()).unwrap_or_default()));
+                    }
+                }
+            }));
+        }
+        let mut total = 0usize;
+        let mut slowest = Duration::ZERO;
+        for task in tasks {
+            let (count, d) = task.await??;
+            total += count;
+            slowest = slowest.max(d);
+        }
+        let _ = start;
+        let rate = total as f64 / slowest.as_secs_f64();
+        t.push(
+            Row::new(
+                &format!("Deltas delivered per second to {sockets} socket(s)"),
+                format!("{rate:.0}/s"),
+            )
+            .goal(if sockets == 20 { "≥ 20,000/s" } else { "—" })
+            .note(format!(
+                "{n} deltas × {sockets} sockets in {:.0} ms",
+                slowest.as_secs_f64() * 1000.0
+            )),
+        );
+    }
+    Ok(())
+}

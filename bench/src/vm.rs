@@ -1,0 +1,333 @@
+//! VM API rows: a sandboxed `true` against plain fork/exec, a 200-file sync cold and with one
+//! change, and preview-proxy throughput against direct access.
+
+use crate::table::{median, ms, percentile, Row, Table};
+use anyhow::{Context, Result};
+use e2e::stack::{free_port, spawn, tool_path, Azurite, Proc};
+use open_replit_core::store::project::{Author, Change, ProjectMeta, Projects};
+use open_replit_core::vm_auth;
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+
+pub struct VmApi {
+    pub url: String,
+    pub preview_port: u16,
+    pub secret: Vec<u8>,
+    pub http: reqwest::Client,
+    pub proc: Proc,
+    _dir: tempfile::TempDir,
+}
+
+impl VmApi {
+    pub async fn start(azurite_conn: &str) -> Result<VmApi> {
+        let root = e2e::repo_root();
+        let bin = ["target/native-release/vm-api", "target/debug/vm-api"]
+            .iter()
+            .map(|p| root.join(p))
+            .find(|p| p.exists())
+            .context("build vm-api first")?;
+        let dir = tempfile::tempdir()?;
+        let port = free_port();
+        let preview_port = free_port();
+        let secret = "bench-secret-0123456789abcdef";
+        let proc = spawn(
+            "vm-api",
+            std::process::Command::new(bin)
+                .args([
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--preview-port",
+                    &preview_port.to_string(),
+                ])
+                .arg("--data-dir")
+                .arg(dir.path().join("data"))
+                .env_clear()
+                .env("PATH", tool_path(&root))
+                .env("VM_API_SECRET", secret)
+                .env("AZURE_STORAGE_CONNECTION_STRING", azurite_conn)
+                .env("RUST_LOG", "warn"),
+            dir.path(),
+        )?;
+        let http = reqwest::Client::new();
+        let url = format!("http://127.0.0.1:{port}");
+        for _ in 0..200 {
+            if http.get(format!("{url}/health")).send().await.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(VmApi {
+            url,
+            preview_port,
+            secret: secret.as_bytes().to_vec(),
+            http,
+            proc,
+            _dir: dir,
+        })
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, String)> {
+        static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        let path = vm_auth::with_nonce(path, N.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        let sig = vm_auth::sign(&self.secret, method, &path, ts, &bytes);
+        let r = self
+            .http
+            .request(method.parse()?, format!("{}{path}", self.url))
+            .header(vm_auth::HEADER_TIMESTAMP, ts.to_string())
+            .header(vm_auth::HEADER_SIGNATURE, sig)
+            .header("content-type", "application/json")
+            .body(bytes)
+            .send()
+            .await?;
+        Ok((r.status().as_u16(), r.text().await?))
+    }
+
+    /// Resident memory of the service, in KiB.
+    pub fn rss_kib(&self) -> u64 {
+        rss_kib(self.proc.pid())
+    }
+}
+
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+pub async fn rows(t: &mut Table) -> Result<()> {
+    let az = Azurite::start().await?;
+    let conn = az.connection_string();
+    let vm = VmApi::start(&conn).await?;
+
+    // Exec round trip of `true`, sandboxed, against plain fork/exec in this process.
+    let mut sandboxed = Vec::new();
+    for _ in 0..60 {
+        let t0 = Instant::now();
+        let (s, body) = vm
+            .call(
+                "POST",
+                "/projects/bench-exec/exec",
+                Some(&json!({"command": "true"})),
+            )
+            .await?;
+        anyhow::ensure!(
+            s == 200 && body.contains("\"exit_code\":0"),
+            "exec: {s} {body}"
+        );
+        sandboxed.push(t0.elapsed());
+    }
+    let mut plain = Vec::new();
+    for _ in 0..60 {
+        let t0 = Instant::now();
+        std::process::Command::new("true").status()?;
+        plain.push(t0.elapsed());
+    }
+    let (s50, s99, p50) = (
+        percentile(&mut sandboxed, 50),
+        percentile(&mut sandboxed, 99),
+        median(&mut plain),
+    );
+    t.push(
+        Row::new(
+            "Exec round trip of `true` in the sandbox (p50 / p99)",
+            format!("{} / {}", ms(s50), ms(s99)),
+        )
+        .baseline(format!(
+            "plain fork/exec {:.2} ms",
+            p50.as_secs_f64() * 1000.0
+        ))
+        .ratio(s50.as_secs_f64() / p50.as_secs_f64())
+        .note("HTTP + HMAC + bubblewrap + NDJSON"),
+    );
+
+    // Sync of a 200-file project, cold, then with one file changed.
+    let blob = azure_native::client(&conn, "codebase-projects").map_err(anyhow::Error::msg)?;
+    blob.ensure_container().await?;
+    let p = Projects::new(&blob);
+    let files: Vec<(String, Vec<u8>)> = (0..200)
+        .map(|i| {
+            (
+                format!("src/f{i:03}.txt"),
+                format!("file {i}\n").repeat(50).into_bytes(),
+            )
+        })
+        .collect();
+    let mut cold = Vec::new();
+    let mut warm = Vec::new();
+    for round in 0..5 {
+        let id = format!("bench-sync-{round}");
+        let meta = ProjectMeta {
+            id: id.clone(),
+            name: id.clone(),
+            template: "fullstack".into(),
+            created_ms: 1,
+            owner: None,
+        };
+        let cp = p.create(&meta, files.clone()).await?;
+        let t0 = Instant::now();
+        let (s, b) = vm
+            .call(
+                "POST",
+                &format!("/projects/{id}/sync"),
+                Some(&json!({"manifest": cp.manifest})),
+            )
+            .await?;
+        anyhow::ensure!(s == 200, "sync: {s} {b}");
+        cold.push(t0.elapsed());
+        let cp2 = p
+            .commit(
+                &id,
+                vec![Change::Write {
+                    path: "src/f010.txt".into(),
+                    content: b"changed".to_vec(),
+                }],
+                &[],
+                Author::User,
+                "x",
+            )
+            .await?
+            .context("a checkpoint")?;
+        let t0 = Instant::now();
+        let (s, b) = vm
+            .call(
+                "POST",
+                &format!("/projects/{id}/sync"),
+                Some(&json!({"manifest": cp2.manifest})),
+            )
+            .await?;
+        anyhow::ensure!(s == 200 && b.contains("src/f010.txt"), "sync: {s} {b}");
+        warm.push(t0.elapsed());
+    }
+    let (c, w) = (median(&mut cold), median(&mut warm));
+    t.push(
+        Row::new("VM sync of a 200-file project, cold", ms(c))
+            .note("fetches 200 objects from Azurite"),
+    );
+    t.push(
+        Row::new("VM sync of the same project, 1 file changed", ms(w))
+            .baseline(format!("cold {}", ms(c)))
+            .ratio(w.as_secs_f64() / c.as_secs_f64())
+            .note("fetches 1 object"),
+    );
+
+    // Preview-proxy throughput against direct access to the same dev server.
+    let (s, b) = vm
+        .call(
+            "POST",
+            "/projects/bench-sync-0/processes",
+            Some(
+                &json!({"name": "web", "command": "python3 -m http.server $PORT --bind 127.0.0.1"}),
+            ),
+        )
+        .await?;
+    anyhow::ensure!(s == 201, "start: {s} {b}");
+    let port = serde_json::from_str::<Value>(&b)?["port"]
+        .as_u64()
+        .context("port")?;
+    let direct_url = format!("http://127.0.0.1:{port}/src/f001.txt");
+    let client = reqwest::Client::new();
+    for _ in 0..100 {
+        if client.get(&direct_url).send().await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let token = vm_auth::mint_preview_token(
+        &vm.secret,
+        "bench-sync-0",
+        (std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs()
+            + 600) as i64,
+    );
+    // The preview host resolves to loopback; connect to 127.0.0.1 with the right Host header.
+    let proxied = reqwest::Client::builder()
+        .resolve(
+            "bench-sync-0.preview.localhost",
+            format!("127.0.0.1:{}", vm.preview_port).parse()?,
+        )
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
+    let base = format!("http://bench-sync-0.preview.localhost:{}", vm.preview_port);
+    let r = proxied
+        .get(format!("{base}/?or_token={token}"))
+        .send()
+        .await?;
+    let cookie = r
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .context("preview cookie")?
+        .to_string();
+    let n = 400;
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let r = client.get(&direct_url).send().await?;
+        r.bytes().await?;
+    }
+    let direct = n as f64 / t0.elapsed().as_secs_f64();
+    let t0 = Instant::now();
+    for _ in 0..n {
+        let r = proxied
+            .get(format!("{base}/src/f001.txt"))
+            .header("cookie", &cookie)
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 200, "proxy answered {}", r.status());
+        r.bytes().await?;
+    }
+    let via = n as f64 / t0.elapsed().as_secs_f64();
+    t.push(
+        Row::new(
+            "Preview proxy throughput (sequential GETs)",
+            format!("{via:.0} req/s"),
+        )
+        .baseline(format!("direct {direct:.0} req/s"))
+        .ratio(via / direct)
+        .note("python http.server as the dev server"),
+    );
+
+    // Memory: the service with 20 idle projects (5 synced above + 15 more), and one dev server.
+    for i in 0..15 {
+        let id = format!("bench-idle-{i}");
+        let meta = ProjectMeta {
+            id: id.clone(),
+            name: id.clone(),
+            template: "fullstack".into(),
+            created_ms: 1,
+            owner: None,
+        };
+        let cp = p.create(&meta, files[..20].to_vec()).await?;
+        vm.call(
+            "POST",
+            &format!("/projects/{id}/sync"),
+            Some(&json!({"manifest": cp.manifest})),
+        )
+        .await?;
+    }
+    t.push(
+        Row::new(
+            "VM API memory (RSS) with 20 idle projects",
+            format!("{:.1} MiB", vm.rss_kib() as f64 / 1024.0),
+        )
+        .note("one python dev server running"),
+    );
+    Ok(())
+}

@@ -37,7 +37,8 @@ cleanup() {
   sleep 1
   for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
 }
-trap cleanup INT TERM EXIT
+trap 'cleanup; exit 130' INT TERM
+trap cleanup EXIT
 
 # start NAME CMD...: runs CMD in its own process group, logging to .state/logs/NAME.log
 start() {
@@ -82,4 +83,4 @@ if curl -s "http://127.0.0.1:$PORT/api/config" | grep -q '"configured":false'; t
 fi
 printf '\n  open-replit is running:  \033[1mhttp://127.0.0.1:%s/\033[0m\n  logs: .state/logs/   stop: Ctrl-C\n\n' "$PORT"
 wait -n "${pids[@]}" || true
-log "a service exited; see .state/logs/"
+log "a service exited on its own; see .state/logs/ (stopping the others)"

@@ -28,6 +28,7 @@ fn micros_in(text: &str) -> Option<u64> {
 pub async fn rows(t: &mut Table) -> Result<()> {
     let stack = Stack::start(Options {
         with_llm: true,
+        llm_as_fallback: false,
         vars: vec![("VERIFY_FIX_ROUNDS".into(), "0".into())],
     })
     .await?;

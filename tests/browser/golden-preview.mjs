@@ -18,6 +18,12 @@ try {
   await page.getByRole('heading', { name: 'Todos' }).waitFor({ timeout: 30000 })
   await page.getByTestId('empty').waitFor({ timeout: 15000 })
   result.steps.push('list loaded (empty)')
+  // Vite's client logs this once its HMR WebSocket is up: the upgrade went through the proxy.
+  const deadline = Date.now() + 15000
+  while (!result.console.some((l) => l.includes('[vite] connected')) && Date.now() < deadline) {
+    await page.waitForTimeout(100)
+  }
+  result.hmr = result.console.some((l) => l.includes('[vite] connected'))
   await page.getByLabel('New todo').fill('buy milk')
   const [resp] = await Promise.all([
     page.waitForResponse((r) => r.url().endsWith('/api/todos') && r.request().method() === 'POST', { timeout: 15000 }),

@@ -50,6 +50,9 @@ pub struct Options {
     pub with_llm: bool,
     /// Extra `--var NAME:VALUE` for the Worker.
     pub vars: Vec<(String, String)>,
+    /// Serve the scripted LLM as "OpenRouter" (with a key) behind a dead `LLM_BASE_URL`, to
+    /// exercise provider fallback.
+    pub llm_as_fallback: bool,
 }
 
 pub struct Stack {
@@ -239,7 +242,14 @@ impl Stack {
             ("LLM_BASE_URL".into(), String::new()),
         ];
         if let Some(llm) = &self.llm {
-            vars.push(("LLM_BASE_URL".into(), llm.base_url()));
+            if opts.llm_as_fallback {
+                // Port 9 (discard) on loopback: nothing listens, connections are refused.
+                vars.push(("LLM_BASE_URL".into(), "http://127.0.0.1:9/v1".into()));
+                vars.push(("OPENROUTER_API_KEY".into(), "sk-or-test-key".into()));
+                vars.push(("OPENROUTER_BASE_URL".into(), llm.base_url()));
+            } else {
+                vars.push(("LLM_BASE_URL".into(), llm.base_url()));
+            }
         }
         vars.extend(opts.vars.iter().cloned());
         let mut cmd = Command::new(self.root.join("node_modules/.bin/wrangler"));

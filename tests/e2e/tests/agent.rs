@@ -11,6 +11,7 @@ use std::time::Duration;
 fn opts() -> Options {
     Options {
         with_llm: true,
+        llm_as_fallback: false,
         vars: vec![
             ("AGENT_MAX_STEPS".into(), "6".into()),
             ("VERIFY_FIX_ROUNDS".into(), "0".into()),
@@ -546,4 +547,51 @@ async fn run_command_streams_output_from_the_sandbox() {
         .await
         .unwrap();
     assert_eq!(r.status(), 400);
+}
+
+#[tokio::test]
+async fn a_dead_provider_falls_back_to_openrouter_with_its_headers_and_models() {
+    let stack = Stack::start(Options {
+        with_llm: true,
+        llm_as_fallback: true,
+        vars: vec![("VERIFY_FIX_ROUNDS".into(), "0".into())],
+    })
+    .await
+    .unwrap();
+    let llm = stack.llm.as_ref().unwrap();
+    let (_, models) = stack.get_json("/api/models").await.unwrap();
+    assert_eq!(models["provider"], "openrouter", "{models}");
+    assert_eq!(models["models"][0]["id"], "scripted/model-a", "{models}");
+
+    let id = project(&stack, "backend").await;
+    llm.push(Reply::text("from the fallback"));
+    let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None)
+        .await
+        .unwrap();
+    ws.send(&json!({"type": "user_message", "text": "hi", "model": "scripted/model-b"}))
+        .await
+        .unwrap();
+    let (fin, events) = ws.until("turn_finished").await.unwrap();
+    assert_eq!(fin["end"], "done", "{fin}");
+    assert_eq!(text_of(&events), "from the fallback");
+    assert!(
+        events.iter().any(|e| e["type"] == "status"
+            && e["message"]
+                .as_str()
+                .unwrap()
+                .contains("switching to openrouter")),
+        "{events:?}"
+    );
+    let rec = llm.recorded();
+    assert_eq!(rec.len(), 1);
+    assert_eq!(
+        rec[0].authorization.as_deref(),
+        Some("Bearer sk-or-test-key")
+    );
+    assert_eq!(rec[0].headers["x-title"], "open-replit");
+    assert!(rec[0].headers.get("http-referer").is_some());
+    assert_eq!(
+        rec[0].body["model"], "scripted/model-b",
+        "the per-message model is used"
+    );
 }

@@ -18,6 +18,7 @@ const APP: &str = include_str!("../fixtures/golden/App.tsx");
 async fn prompt_to_running_todo_app_with_a_self_fixed_bug() {
     let stack = Stack::start(Options {
         with_llm: true,
+        llm_as_fallback: false,
         vars: vec![("VERIFY_FIX_ROUNDS".into(), "2".into())],
     })
     .await
@@ -235,4 +236,8 @@ async fn prompt_to_running_todo_app_with_a_self_fixed_bug() {
     let r: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
     assert_eq!(r["post_status"], 201, "{r}");
     assert_eq!(r["post_body"]["title"], "buy milk", "{r}");
+    assert_eq!(
+        r["hmr"], true,
+        "Vite's HMR WebSocket connected through the preview proxy: {r}"
+    );
 }

@@ -167,3 +167,80 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     }
     Ok(())
 }
+
+/// Time from a prompt to a live preview with the scripted model answering at once: our own
+/// overhead (template, sync, install, dev servers). Two projects: the first pays for cold
+/// caches, the second shows what is already warm.
+pub async fn time_to_preview(t: &mut Table) -> Result<()> {
+    let stack = Stack::start(Options {
+        with_llm: true,
+        llm_as_fallback: false,
+        vars: vec![("VERIFY_FIX_ROUNDS".into(), "0".into())],
+    })
+    .await?;
+    let llm = stack.llm.as_ref().expect("scripted LLM");
+    let mut times = Vec::new();
+    for run in 0..2 {
+        let t0 = Instant::now();
+        let created: serde_json::Value = stack
+            .http
+            .post(format!("{}/projects", stack.worker_url))
+            .json(&json!({"name": format!("preview bench {run}"), "template": "fullstack"}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = created["project"]["id"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        llm.push(Reply::tool_calls(None, &[("start_preview", json!({}))]));
+        llm.push(Reply::text("running"));
+        let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None).await?;
+        ws.send(&json!({"type": "user_message", "text": "show me the app"}))
+            .await?;
+        ws.until("turn_finished").await?;
+        let (_, preview) = stack.get_json(&format!("/projects/{id}/preview")).await?;
+        let url = preview["url"].as_str().unwrap_or_default().to_string();
+        let host = url
+            .split("//")
+            .nth(1)
+            .and_then(|r| r.split('/').next())
+            .unwrap_or_default()
+            .to_string();
+        let client = reqwest::Client::builder()
+            .resolve(
+                host.split(':').next().unwrap_or_default(),
+                format!("127.0.0.1:{}", stack.preview_port).parse()?,
+            )
+            .build()?;
+        let deadline = Instant::now() + Duration::from_secs(120);
+        let mut ok = false;
+        while Instant::now() < deadline {
+            if let Ok(r) = client.get(&url).send().await {
+                if r.status() == 200
+                    && r.text()
+                        .await
+                        .unwrap_or_default()
+                        .contains("<div id=\"root\">")
+                {
+                    ok = true;
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::ensure!(ok, "the preview never answered: {preview}");
+        times.push(t0.elapsed());
+    }
+    let s = |d: Duration| format!("{:.1} s", d.as_secs_f64());
+    t.push(
+        Row::new(
+            "Prompt → live preview (fullstack, scripted model)",
+            format!("cold {} / second project {}", s(times[0]), s(times[1])),
+        )
+        .goal("< 5 s with a warm dependency cache")
+        .note("create + turn + sync + npm install + venv/pip install + dev servers + first page"),
+    );
+    Ok(())
+}

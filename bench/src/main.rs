@@ -26,6 +26,9 @@ async fn main() -> Result<()> {
     if let Err(e) = agent::rows(&mut t).await {
         eprintln!("agent benchmarks failed: {e:#}");
     }
+    if let Err(e) = agent::time_to_preview(&mut t).await {
+        eprintln!("prompt-to-preview benchmark failed: {e:#}");
+    }
     t.print();
     Ok(())
 }

@@ -14,6 +14,7 @@ pub enum ApiError {
         message: String,
     },
     NotFound(String),
+    Forbidden(String),
     MethodNotAllowed(String),
     /// The write was based on a version that is no longer current; `details` has both sides.
     Conflict {
@@ -32,6 +33,7 @@ impl ApiError {
         match self {
             ApiError::BadRequest(m)
             | ApiError::NotFound(m)
+            | ApiError::Forbidden(m)
             | ApiError::MethodNotAllowed(m)
             | ApiError::TooLarge(m)
             | ApiError::Upstream(m)
@@ -46,6 +48,7 @@ impl ApiError {
             ApiError::BadRequest(m) => (400, "bad_request", m, None),
             ApiError::Rule { rule, message } => (400, rule, message, None),
             ApiError::NotFound(m) => (404, "not_found", m, None),
+            ApiError::Forbidden(m) => (403, "forbidden", m, None),
             ApiError::MethodNotAllowed(m) => (405, "method_not_allowed", m, None),
             ApiError::Conflict { message, details } => (409, "conflict", message, Some(details)),
             ApiError::TooLarge(m) => (413, "too_large", m, None),

@@ -5,6 +5,7 @@ mod agent;
 mod azure;
 mod chat_stream;
 mod config;
+mod cors;
 mod error;
 mod health;
 mod models;
@@ -24,9 +25,25 @@ use worker::*;
 
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    Ok(route(req, env)
-        .await
-        .unwrap_or_else(ApiError::into_response))
+    let url = req.url()?;
+    let verdict = match cors::check(&req, &url, &env) {
+        Ok(v) => v,
+        Err(e) => return Ok(e.into_response()),
+    };
+    match verdict {
+        cors::Verdict::SameOrigin => Ok(route(req, env)
+            .await
+            .unwrap_or_else(ApiError::into_response)),
+        cors::Verdict::Allowed(origin) => {
+            if req.method() == Method::Options {
+                return cors::preflight(&origin);
+            }
+            let resp = route(req, env)
+                .await
+                .unwrap_or_else(ApiError::into_response);
+            Ok(cors::decorate(resp, &origin))
+        }
+    }
 }
 
 async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError> {

@@ -141,3 +141,86 @@ async fn project_socket_says_hello_and_rejects_garbage() {
         .unwrap();
     assert_eq!(r.status(), 400);
 }
+
+#[tokio::test]
+async fn origins_outside_the_allow_list_are_refused() {
+    let stack = Stack::start(Options {
+        vars: vec![(
+            "ALLOWED_ORIGINS".into(),
+            "http://127.0.0.1:5555, http://ide.example".into(),
+        )],
+        ..Default::default()
+    })
+    .await
+    .expect("stack starts");
+    let api = format!("{}/api/config", stack.worker_url);
+
+    // An allowed origin gets CORS headers and a preflight answer.
+    let r = stack
+        .http
+        .get(&api)
+        .header("origin", "http://ide.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(
+        r.headers()["access-control-allow-origin"],
+        "http://ide.example"
+    );
+    let r = stack
+        .http
+        .request(
+            reqwest::Method::OPTIONS,
+            format!("{}/projects", stack.worker_url),
+        )
+        .header("origin", "http://127.0.0.1:5555")
+        .header("access-control-request-method", "POST")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert!(r.headers()["access-control-allow-methods"]
+        .to_str()
+        .unwrap()
+        .contains("POST"));
+
+    // Any other origin is refused, for HTTP and for the project socket.
+    let r = stack
+        .http
+        .get(&api)
+        .header("origin", "http://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let e: serde_json::Value = r.json().await.unwrap();
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ALLOWED_ORIGINS"),
+        "{e}"
+    );
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = format!(
+        "{}/projects/demo-2/ws",
+        stack.worker_url.replace("http", "ws")
+    )
+    .into_client_request()
+    .unwrap();
+    req.headers_mut()
+        .insert("origin", "http://evil.example".parse().unwrap());
+    let err = tokio_tungstenite::connect_async(req).await.unwrap_err();
+    assert!(err.to_string().contains("403"), "{err}");
+
+    // The Worker's own origin is always fine.
+    let r = stack
+        .http
+        .get(&api)
+        .header("origin", &stack.worker_url)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}

@@ -694,6 +694,20 @@ async fn stream_step(
     }
 }
 
+/// Records a write (`Some`) or delete (`None`) in the turn's working set and tells everyone.
+fn set_file(room: &Room, work: &mut Work<'_>, turn_id: u64, path: &str, content: Option<Vec<u8>>) {
+    let sha256 = content.as_ref().map(|b| Manifest::entry(b).sha256);
+    work.changes.insert(path.to_string(), content);
+    emit(
+        room,
+        ServerEvent::FileChanged {
+            turn_id,
+            path: path.to_string(),
+            sha256,
+        },
+    );
+}
+
 async fn run_tool(
     room: &Room,
     work: &mut Work<'_>,
@@ -728,17 +742,13 @@ async fn run_tool(
                 .map_err(|_| format!("{} is binary; it cannot be shown as text", a.path))
         }
         ToolArgs::WriteFile(a) => {
-            let bytes = a.content.clone().into_bytes();
-            let sha = Manifest::entry(&bytes).sha256;
             let existed = work.read(&a.path).await.is_ok();
-            work.changes.insert(a.path.clone(), Some(bytes));
-            emit(
+            set_file(
                 room,
-                ServerEvent::FileChanged {
-                    turn_id,
-                    path: a.path.clone(),
-                    sha256: Some(sha),
-                },
+                work,
+                turn_id,
+                &a.path,
+                Some(a.content.clone().into_bytes()),
             );
             Ok(format!(
                 "{} {} ({} bytes)",
@@ -749,32 +759,14 @@ async fn run_tool(
         }
         ToolArgs::DeleteFile(a) => {
             work.read(&a.path).await?;
-            work.changes.insert(a.path.clone(), None);
-            emit(
-                room,
-                ServerEvent::FileChanged {
-                    turn_id,
-                    path: a.path.clone(),
-                    sha256: None,
-                },
-            );
+            set_file(room, work, turn_id, &a.path, None);
             Ok(format!("deleted {}", a.path))
         }
         ToolArgs::EditFile(a) => {
             let old = String::from_utf8(work.read(&a.path).await?)
                 .map_err(|_| format!("{} is binary", a.path))?;
             let new = apply_edits(&old, &a.edits).map_err(|e| e.to_string())?;
-            let bytes = new.into_bytes();
-            let sha = Manifest::entry(&bytes).sha256;
-            work.changes.insert(a.path.clone(), Some(bytes));
-            emit(
-                room,
-                ServerEvent::FileChanged {
-                    turn_id,
-                    path: a.path.clone(),
-                    sha256: Some(sha),
-                },
-            );
+            set_file(room, work, turn_id, &a.path, Some(new.into_bytes()));
             Ok(format!(
                 "edited {} ({} edit(s) applied)",
                 a.path,

@@ -70,18 +70,22 @@ pub fn url(cfg: &Config, vm: &Vm, project: &str) -> String {
     )
 }
 
+/// The VM's process list for a project: `{"processes": [...]}`.
+async fn list_processes(vm: &Vm, project: &str) -> Result<Value, ApiError> {
+    vm.json(
+        Method::Get,
+        &format!("/projects/{project}/processes"),
+        None,
+        Duration::from_secs(10),
+    )
+    .await
+}
+
 /// `GET /projects/{id}/preview`: what runs and where to see it.
 pub async fn status(room: &Room, project: &str) -> Result<Value, ApiError> {
     let cfg = Config::from_env(room.env());
     let vm = Vm::from_config(&cfg)?;
-    let procs = vm
-        .json(
-            Method::Get,
-            &format!("/projects/{project}/processes"),
-            None,
-            Duration::from_secs(10),
-        )
-        .await?;
+    let procs = list_processes(&vm, project).await?;
     let running = procs["processes"]
         .as_array()
         .is_some_and(|a| a.iter().any(|p| p["status"] == "running"));
@@ -179,14 +183,7 @@ pub async fn start(
         }
         room.set_kv(&kv, &key)?;
     }
-    let listed = vm
-        .json(
-            Method::Get,
-            &format!("/projects/{project}/processes"),
-            None,
-            Duration::from_secs(10),
-        )
-        .await?;
+    let listed = list_processes(vm, project).await?;
     let existing: BTreeMap<String, Value> = listed["processes"]
         .as_array()
         .map(|a| {
@@ -244,14 +241,7 @@ pub async fn start(
     let mut last = Value::Null;
     for _ in 0..6 {
         Delay::from(Duration::from_millis(500)).await;
-        last = vm
-            .json(
-                Method::Get,
-                &format!("/projects/{project}/processes"),
-                None,
-                Duration::from_secs(10),
-            )
-            .await?;
+        last = list_processes(vm, project).await?;
         if let Some(dead) = last["processes"]
             .as_array()
             .and_then(|a| a.iter().find(|p| p["status"] == "exited"))

@@ -5,35 +5,7 @@ use crate::table::{median, ms, Row, Table};
 use anyhow::Result;
 use e2e::stack::Azurite;
 use open_replit_core::store::project::{Author, Change, ProjectMeta, Projects};
-use std::path::Path;
 use std::time::{Duration, Instant};
-
-fn template_files(root: &Path) -> Vec<(String, Vec<u8>)> {
-    fn walk(dir: &Path, rel: &str, out: &mut Vec<(String, Vec<u8>)>) {
-        let Ok(rd) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for e in rd.flatten() {
-            let n = e.file_name().to_string_lossy().to_string();
-            let child = if rel.is_empty() {
-                n.clone()
-            } else {
-                format!("{rel}/{n}")
-            };
-            if e.path().is_dir() {
-                if !["node_modules", "dist", ".venv", "__pycache__"].contains(&n.as_str()) {
-                    walk(&e.path(), &child, out);
-                }
-            } else if n != "template.json" {
-                out.push((child, std::fs::read(e.path()).unwrap_or_default()));
-            }
-        }
-    }
-    let mut out = Vec::new();
-    walk(&root.join("templates/frontend"), "frontend", &mut out);
-    walk(&root.join("templates/backend"), "backend", &mut out);
-    out
-}
 
 fn sdk(conn: &str, args: &[&str]) -> Result<f64> {
     let root = e2e::repo_root();
@@ -68,8 +40,7 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     let blob = azure_native::client(&conn, "codebase-projects").map_err(anyhow::Error::msg)?;
     blob.ensure_container().await?;
     let p = Projects::new(&blob);
-    let root = e2e::repo_root();
-    let files = template_files(&root);
+    let files: Vec<(String, Vec<u8>)> = e2e::template_files("fullstack").into_iter().collect();
 
     // Create a project from the fullstack template.
     let mut ours = Vec::new();

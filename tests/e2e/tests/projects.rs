@@ -18,47 +18,6 @@ async fn create(stack: &Stack, body: Value) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap())
 }
 
-/// The files a template contributes, read straight from `templates/` on disk.
-fn template_files(name: &str) -> BTreeMap<String, Vec<u8>> {
-    fn walk(dir: &std::path::Path, rel: &str, out: &mut BTreeMap<String, Vec<u8>>) {
-        for e in std::fs::read_dir(dir).unwrap().flatten() {
-            let n = e.file_name().to_string_lossy().to_string();
-            let child = if rel.is_empty() {
-                n.clone()
-            } else {
-                format!("{rel}/{n}")
-            };
-            if e.path().is_dir() {
-                if ![
-                    "node_modules",
-                    "dist",
-                    ".venv",
-                    "__pycache__",
-                    ".pytest_cache",
-                    ".vite",
-                ]
-                .contains(&n.as_str())
-                {
-                    walk(&e.path(), &child, out);
-                }
-            } else if n != "template.json" && !n.ends_with(".db") && !n.ends_with(".pyc") {
-                out.insert(child, std::fs::read(e.path()).unwrap());
-            }
-        }
-    }
-    let root = e2e::repo_root().join("templates").join(name);
-    let manifest: Value =
-        serde_json::from_slice(&std::fs::read(root.join("template.json")).unwrap()).unwrap();
-    let mut out = BTreeMap::new();
-    walk(&root, "", &mut out);
-    if let Some(c) = manifest["compose"].as_object() {
-        for (mount, src) in c {
-            walk(&root.join(src.as_str().unwrap()), mount, &mut out);
-        }
-    }
-    out
-}
-
 fn unzip(bytes: &[u8]) -> BTreeMap<String, Vec<u8>> {
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(bytes)).expect("a valid zip");
     let mut out = BTreeMap::new();
@@ -104,7 +63,7 @@ async fn every_template_creates_a_project_that_exports_byte_for_byte() {
         assert_eq!(r.status(), 200);
         assert_eq!(r.headers()["content-type"], "application/zip");
         let got = unzip(&r.bytes().await.unwrap());
-        let want = template_files(name);
+        let want = e2e::template_files(name);
         assert_eq!(
             got.keys().collect::<Vec<_>>(),
             want.keys().collect::<Vec<_>>(),

@@ -150,6 +150,7 @@ export function mergeView(parent: HTMLElement, path: string, mine: string, their
     a: { doc: mine, extensions: base(path, false) },
     b: { doc: theirs, extensions: base(path, true) },
     highlightChanges: true,
+    collapseUnchanged: { margin: 3, minSize: 6 },
     gutter: true,
   });
   return { mine: () => mv.a.state.doc.toString() };

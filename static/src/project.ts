@@ -136,7 +136,7 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
     const r = await saveFile(id, p, head, "").catch((e: unknown) => e);
     if (r instanceof Error) return alertLine(r.message);
     if (!(r as { ok: boolean }).ok) return alertLine(`${p} was just created by someone else.`);
-    tree.applyChange(p, true);
+    tree.userChange(p, true);
     await editor.open(p);
   }
 
@@ -151,8 +151,8 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
       const d = await deleteFile(id, from, w.checkpoint?.n ?? f.checkpoint);
       if (!d.ok) return alertLine(`Copied to ${to}, but ${from} changed meanwhile and was kept.`);
       editor.forget(from);
-      tree.applyChange(from, false);
-      tree.applyChange(to, true);
+      tree.userChange(from, false);
+      tree.userChange(to, true);
       await editor.open(to);
     } catch (e) {
       alertLine(`Rename failed: ${String(e)}`);
@@ -165,7 +165,7 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
     if (r instanceof Error) return alertLine(r.message);
     if (!(r as { ok: boolean }).ok) return alertLine(`${p} changed since you last saw it; not deleted.`);
     editor.forget(p);
-    tree.applyChange(p, false);
+    tree.userChange(p, false);
   }
 
   function dispatch(e: ServerEvent): void {
@@ -183,6 +183,7 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
         break;
       case "checkpoint_created":
         head = Math.max(head, e.checkpoint.n);
+        tree.checkpointed();
         refreshFiles();
         refreshCheckpoints();
         void editor.onCheckpoint(e.checkpoint, e.diff);
@@ -241,7 +242,7 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
   const editorSec = section("editor-panel", "Editor", "3", editor.root);
   const termSec = section("terminal-panel", "Terminal", "4", el("div", { class: "panel-head" }, el("h2", {}, "Terminal")), terminal.root);
   const previewSec = section("preview-panel", "Preview", "5", preview.root);
-  const center = el("div", { class: "col center" }, editorSec, splitter("terminal", termSec, "y", 220, 80, true), termSec);
+  const center = el("div", { class: "col center-col" }, editorSec, splitter("terminal", termSec, "y", 220, 80, true), termSec);
   const w = window.innerWidth;
   app.replaceChildren(
     el(

@@ -40,7 +40,7 @@ export class TerminalPanel {
       this.term = term;
       term.writeln("\x1b[90mCommands run in the project's sandbox. Ctrl-C stops one; Up/Down recall history.\x1b[0m");
       for (const s of this.backlog.splice(0)) term.write(s);
-      term.write(PROMPT);
+      term.write(`\r\x1b[2K${PROMPT}`);
       term.onData((d) => this.input(d));
     }));
   }
@@ -183,6 +183,6 @@ export class TerminalPanel {
     if (this.agentCall !== callId) return;
     this.agentCall = null;
     this.write(`\x1b[90m[agent command ${ok ? "finished" : "failed"} · ${formatMs(ms)}]\x1b[0m\r\n`);
-    if (!this.running) this.redraw();
+    if (!this.running && this.term) this.redraw();
   }
 }

@@ -22,6 +22,7 @@ export class FileTree {
   /** Paths changed by the most recent turn (marked in the tree). */
   readonly changed = new Set<string>();
   private dirty = new Set<string>();
+  private pending = new Map<string, boolean>();
   private collapsed = new Set<string>();
   selected: string | null = null;
   private renameBtn: HTMLButtonElement;
@@ -39,9 +40,19 @@ export class FileTree {
     );
   }
 
+  /** The head checkpoint's files; agent changes not yet in a checkpoint stay applied on top. */
   setFiles(paths: string[]): void {
     this.files = new Set(paths);
+    for (const [p, exists] of this.pending) {
+      if (exists) this.files.add(p);
+      else this.files.delete(p);
+    }
     this.render();
+  }
+
+  /** A checkpoint landed: the agent's changes so far are in it. */
+  checkpointed(): void {
+    this.pending.clear();
   }
 
   has(path: string): boolean {
@@ -52,7 +63,15 @@ export class FileTree {
   applyChange(path: string, exists: boolean): void {
     if (exists) this.files.add(path);
     else this.files.delete(path);
+    this.pending.set(path, exists);
     this.changed.add(path);
+    this.render();
+  }
+
+  /** A change made here (its checkpoint follows on the socket): shown at once, not marked. */
+  userChange(path: string, exists: boolean): void {
+    if (exists) this.files.add(path);
+    else this.files.delete(path);
     this.render();
   }
 

@@ -243,7 +243,7 @@ needs("agent", "7 reload mid-turn: the stream resumes with nothing lost or dupli
     await page.evaluate(() => window.openReplit.socket.drop());
     await page.locator(".turn").last().locator(".turn-footer.usage").waitFor({ timeout: 30_000 });
     assert.equal((await lastTurnText()).trim(), "after the drop");
-    assert.equal(await page.locator(".user-msg", { hasText: /^Again$/ }).count(), 1);
+    assert.equal(await page.locator(".user-msg", { hasText: /^(You: )?Again$/ }).count(), 1);
   });
 });
 

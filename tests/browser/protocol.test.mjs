@@ -1,0 +1,251 @@
+// The project page against a scripted WebSocket peer that follows docs/protocol.md exactly
+// (hello, seq, `?since=` replay, the agent turn events), while HTTP goes to the real stack. This
+// checks the page's side of the protocol — streaming, tool steps, usage, stop, queueing, reload
+// and reconnect without loss or duplicates — independently of the Worker's agent loop.
+
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, test } from "node:test";
+import { ROOT, launchBrowser, newPage, sleep, startStack, withArtifacts } from "./harness.mjs";
+
+const shots = process.env.UPDATE_SCREENSHOTS === "1";
+let stack;
+let browser;
+let page;
+let base;
+let projectId;
+let room;
+
+/** The server side of one project's WebSocket, per docs/protocol.md. */
+class MockRoom {
+  constructor() {
+    this.log = [];
+    this.seq = 0;
+    this.sockets = new Set();
+    this.received = [];
+    this.turn = 0;
+    this.running = null;
+    this.queue = [];
+    this.script = [];
+    this.connects = [];
+  }
+  emit(ev) {
+    const e = { seq: ++this.seq, ...ev };
+    this.log.push(e);
+    for (const ws of this.sockets) {
+      try {
+        ws.send(JSON.stringify(e));
+      } catch {
+        this.sockets.delete(ws); // the page went away (reload) before the close reached us
+      }
+    }
+  }
+  attach(ws) {
+    const since = new URL(ws.url()).searchParams.get("since");
+    this.connects.push(since);
+    ws.send(JSON.stringify({ seq: 0, type: "hello", project_id: projectId, last_seq: this.seq }));
+    if (since !== null) for (const e of this.log) if (e.seq > Number(since)) ws.send(JSON.stringify(e));
+    this.sockets.add(ws);
+    ws.onMessage((m) => this.onMessage(ws, JSON.parse(String(m))));
+    // With an onClose handler the close is not forwarded by itself: finish the handshake.
+    ws.onClose((code, reason) => {
+      this.sockets.delete(ws);
+      void ws.close({ code, reason });
+    });
+  }
+  onMessage(ws, msg) {
+    this.received.push(msg);
+    if (msg.type === "ping") ws.send(JSON.stringify({ seq: 0, type: "pong", nonce: msg.nonce }));
+    if (msg.type === "stop" && this.running) this.running.stopped = true;
+    if (msg.type === "user_message") {
+      if (this.running) {
+        this.queue.push(msg);
+        this.emit({ type: "queued", text: msg.text, position: this.queue.length });
+      } else this.runTurn(msg).catch((e) => console.error("mock turn failed:", e));
+    }
+  }
+  /** Plays the next scripted turn: a list of steps (event objects, or numbers = sleep ms). */
+  async runTurn(msg) {
+    const turn_id = ++this.turn;
+    const state = { stopped: false };
+    this.running = state;
+    this.emit({ type: "turn_started", turn_id, text: msg.text, model: msg.model ?? "scripted/model-a" });
+    const steps = this.script.shift() ?? [{ type: "assistant_delta", text: "ok" }];
+    let end = "done";
+    for (const s of steps) {
+      if (state.stopped) {
+        end = "stopped";
+        break;
+      }
+      if (typeof s === "number") await sleep(s);
+      else this.emit({ turn_id, ...s });
+    }
+    this.emit({ type: "turn_finished", turn_id, end, message: null, usage: { prompt_tokens: 1200, completion_tokens: 340, cost: 0.0123 }, checkpoint: null });
+    this.running = null;
+    const next = this.queue.shift();
+    if (next) this.runTurn(next).catch((e) => console.error("mock turn failed:", e));
+  }
+}
+
+before(async () => {
+  const script = join(tmpdir(), `or-browser-proto-${process.pid}.json`);
+  writeFileSync(script, "[]");
+  stack = await startStack(script);
+  base = stack.worker_url;
+  const r = await fetch(`${base}/projects`, { method: "POST", body: JSON.stringify({ name: "todo app", template: "frontend" }), headers: { "content-type": "application/json" } });
+  projectId = (await r.json()).project.id;
+  browser = await launchBrowser();
+  page = await newPage(browser);
+  room = new MockRoom();
+  await page.routeWebSocket(/\/projects\/[^/]+\/ws/, (ws) => room.attach(ws));
+  // Two models, so the picker has a choice (the Worker's /api/models may not exist yet).
+  await page.route(/\/api\/models$/, (route) =>
+    route.fulfill({ json: { models: [{ id: "scripted/model-a", name: "Model A" }, { id: "scripted/model-b", name: "Model B" }], default: "scripted/model-a" } }),
+  );
+}, { timeout: 300_000 });
+
+after(async () => {
+  await browser?.close();
+  await stack?.stop();
+});
+
+const turnText = (n) => page.locator(`.turn[data-turn="${n}"] .md`).allInnerTexts().then((t) => t.join(""));
+const deltas = (text, size, ms) => {
+  const out = [];
+  for (let i = 0; i < text.length; i += size) out.push({ type: "assistant_delta", text: text.slice(i, i + size) }, ms);
+  return out;
+};
+
+async function send(text) {
+  await page.locator("#chat-input").fill(text);
+  await page.locator("#chat-input").press("Enter");
+}
+
+test("P1 a turn streams markdown, tool steps with output, file marks and usage", async () => {
+  await withArtifacts("p1-turn", page, async () => {
+    await page.goto(`${base}/p/${projectId}`);
+    await page.locator("#conn.open").waitFor({ timeout: 20_000 });
+    assert.equal(room.connects[0], "0", "the first connection asks for the whole log");
+    await page.locator("#model-picker option").nth(1).waitFor({ state: "attached" });
+    await page.locator("#model-picker").selectOption("scripted/model-b");
+    room.script.push([
+      ...deltas("I'll add a **todo list** component:\n\n```tsx\nexport function Todo() {\n  return <ul />;\n}\n```\n", 7, 30),
+      { type: "tool_call_started", call_id: "c1", name: "write_file", arguments: { path: "src/Todo.tsx", content: "export function Todo() {}\n" } },
+      { type: "file_changed", path: "src/Todo.tsx", sha256: "ab" },
+      300,
+      { type: "tool_call_finished", call_id: "c1", ok: true, result: "wrote src/Todo.tsx (26 bytes)", duration_ms: 42 },
+      { type: "tool_call_started", call_id: "c2", name: "run_command", arguments: { command: "npm test" } },
+      { type: "tool_output", call_id: "c2", stream: "stdout", data: "PASS src/Todo.test.tsx\n" },
+      { type: "tool_output", call_id: "c2", stream: "stderr", data: "warning: slow test\n" },
+      1500,
+      { type: "tool_call_finished", call_id: "c2", ok: true, result: "exit 0", duration_ms: 1834 },
+      { type: "status", message: "verifying the preview…" },
+      ...deltas("Done — the list renders and the tests pass.", 6, 40),
+    ]);
+    await send("Add a todo list");
+    await page.locator('.tool[data-tool="run_command"].running').waitFor({ timeout: 20_000 });
+    if (shots) {
+      await page.locator(".tree button.node.dir").first().waitFor();
+      await page.screenshot({ path: join(ROOT, "docs/screenshot-project.png") });
+    }
+    await page.locator(".turn .turn-footer.usage").waitFor({ timeout: 20_000 });
+    assert.deepEqual(room.received.find((m) => m.type === "user_message"), { type: "user_message", text: "Add a todo list", model: "scripted/model-b" });
+    const t = await turnText(1);
+    assert.ok(t.includes("todo list") && t.includes("tests pass"), t);
+    assert.equal(await page.locator('.turn[data-turn="1"] .md strong').first().innerText(), "todo list");
+    assert.equal(await page.locator('.turn[data-turn="1"] code.hljs.language-tsx').count(), 1);
+    const step = page.locator('.tool[data-tool="write_file"]');
+    assert.match(await step.locator("summary").innerText(), /write_file\s*src\/Todo\.tsx\s*42 ms/);
+    assert.match(await step.getAttribute("class"), /\bok\b/);
+    const cmd = page.locator('.tool[data-tool="run_command"]');
+    assert.match(await cmd.locator(".tool-output").textContent(), /PASS src\/Todo\.test\.tsx/);
+    assert.match(await cmd.locator("summary").innerText(), /1\.8 s/);
+    assert.match(await page.locator('.turn[data-turn="1"] .turn-footer').innerText(), /1,200 in \/ 340 out tokens · \$0\.012/);
+    assert.match(await page.locator('.turn[data-turn="1"] .status-line').innerText(), /verifying the preview/);
+    // The file the turn wrote is in the tree and marked; the agent's command is in the terminal.
+    assert.match(await page.locator('.tree button[data-path="src/Todo.tsx"]').getAttribute("class"), /changed/);
+    await page.waitForFunction(() => (document.querySelector("#terminal .xterm-rows")?.textContent ?? "").includes("[agent] $ npm test"), null, { timeout: 10_000 });
+    await page.waitForFunction(() => (document.querySelector("#terminal .xterm-rows")?.textContent ?? "").includes("PASS src/Todo.test.tsx"));
+  });
+});
+
+test("P2 reload mid-turn and a dropped socket: nothing lost, nothing twice", async () => {
+  await withArtifacts("p2-reload", page, async () => {
+    const words = Array.from({ length: 40 }, (_, i) => `w${String(i + 1).padStart(2, "0")} `).join("");
+    room.script.push(deltas(words, 4, 80));
+    await send("Count");
+    await page.locator('.turn[data-turn="2"] .md', { hasText: "w05" }).waitFor({ timeout: 10_000 });
+    await page.reload();
+    await page.locator("#conn.open").waitFor({ timeout: 20_000 });
+    await page.locator('.turn[data-turn="2"] .md', { hasText: "w20" }).waitFor({ timeout: 10_000 });
+    // Drop the socket mid-stream: the page reconnects with since = the last seq it applied.
+    const before = room.connects.length;
+    await page.evaluate(() => window.openReplit.socket.drop());
+    await page.locator('.turn[data-turn="2"] .turn-footer.usage').waitFor({ timeout: 20_000 });
+    assert.equal((await turnText(2)).trim(), words.trim());
+    assert.equal(await page.locator(".user-msg", { hasText: /^(You: )?Count$/ }).count(), 1);
+    assert.equal(await page.locator(".turn").count(), 2);
+    assert.ok(room.connects.length > before && Number(room.connects.at(-1)) > 0, `reconnected with since: ${room.connects}`);
+    assert.equal(await page.locator('.tool[data-tool="run_command"]').count(), 1, "the replayed turn 1 is shown once");
+  });
+});
+
+test("P3 stop a turn and see it stopped; the partial answer stays", async () => {
+  await withArtifacts("p3-stop", page, async () => {
+    room.script.push(deltas(Array.from({ length: 300 }, (_, i) => `s${i} `).join(""), 5, 100));
+    await send("Talk a lot");
+    await page.locator('.turn[data-turn="3"] .md', { hasText: "s2 " }).waitFor({ timeout: 10_000 });
+    assert.ok(await page.locator("#stop").isEnabled());
+    await page.locator("#stop").click();
+    await page.locator('.turn[data-turn="3"] .end-stopped').waitFor({ timeout: 10_000 });
+    assert.ok(room.received.some((m) => m.type === "stop"));
+    assert.equal(await page.locator("#stop").isEnabled(), false);
+    assert.ok((await turnText(3)).startsWith("s0 s1 s2"));
+  });
+});
+
+test("P4 a message sent during a turn shows as queued, then runs", async () => {
+  await withArtifacts("p4-queued", page, async () => {
+    room.script.push(deltas("first answer, slowly ", 3, 150), deltas("second answer", 4, 20));
+    await send("First");
+    await page.locator('.turn[data-turn="4"] .md').waitFor({ timeout: 10_000 });
+    await send("Second");
+    await page.locator("#queued", { hasText: /1 queued: “Second”/ }).waitFor({ timeout: 10_000 });
+    await page.locator('.turn[data-turn="5"] .turn-footer.usage').waitFor({ timeout: 20_000 });
+    assert.equal(await page.locator("#queued").isHidden(), true);
+    assert.equal((await turnText(5)).trim(), "second answer");
+  });
+});
+
+test("P5 Shift+Enter is a newline; Alt+digits reach the panels", async () => {
+  await withArtifacts("p5-keyboard", page, async () => {
+    const sent = room.received.length;
+    await page.locator("#chat-input").fill("line one");
+    await page.locator("#chat-input").press("Shift+Enter");
+    await page.keyboard.type("line two");
+    assert.equal(await page.locator("#chat-input").inputValue(), "line one\nline two");
+    assert.equal(room.received.length, sent);
+    await page.keyboard.press("Alt+5");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "preview-url");
+    await page.keyboard.press("Alt+2");
+    assert.ok(await page.evaluate(() => document.activeElement?.closest("#files-panel") !== null));
+    await page.keyboard.press("Alt+1");
+    assert.equal(await page.evaluate(() => document.activeElement?.id), "chat-input");
+    await page.locator("#chat-input").fill("");
+  });
+});
+
+test("P6 the layout works at 1024 px", async () => {
+  await withArtifacts("p6-narrow", page, async () => {
+    await page.setViewportSize({ width: 1024, height: 700 });
+    await sleep(300);
+    for (const id of ["chat-panel", "files-panel", "editor-panel", "terminal-panel", "preview-panel"]) {
+      const b = await page.locator(`#${id}`).boundingBox();
+      assert.ok(b && b.width >= 120 && b.height >= 60 && b.x + b.width <= 1025, `${id}: ${JSON.stringify(b)}`);
+    }
+    assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= 1024), true);
+    await page.setViewportSize({ width: 1440, height: 900 });
+  });
+});

@@ -214,7 +214,7 @@ export class ChatPanel {
       case "tool_call_started": {
         const t = this.turn(e.turn_id);
         t.text = null;
-        const status = el("span", { class: "tool-status", "aria-label": "running" }, "⏳");
+        const status = el("span", { class: "tool-status", "aria-label": "running" }, "●");
         const duration = el("span", { class: "tool-duration muted" });
         const output = el("pre", { class: "tool-output", hidden: true });
         const result = el("pre", { class: "tool-result", hidden: true });

@@ -17,12 +17,14 @@ export async function renderHome(app: HTMLElement): Promise<void> {
   const template = el("select", { id: "template", "aria-label": "Template" });
   const create = el("button", { type: "submit", class: "primary", id: "create" }, "Create project");
   const err = el("p", { class: "bad", role: "alert" });
+  const desc = el("p", { class: "muted template-desc", id: "template-desc" });
   const form = el(
     "form",
     { class: "create card", "aria-label": "New project" },
     el("h1", {}, "Describe an app. Watch it being built."),
     prompt,
     el("div", { class: "row" }, el("label", { class: "inline" }, "Template ", template), el("label", { class: "inline grow" }, "Name ", name), create),
+    desc,
     err,
   );
   prompt.addEventListener("keydown", (e) => {
@@ -58,9 +60,14 @@ export async function renderHome(app: HTMLElement): Promise<void> {
     .catch(() => setup.replaceChildren(el("p", { class: "bad" }, "Cannot reach the API.")));
   void listTemplates()
     .then(({ templates }) => {
-      template.replaceChildren(...templates.map((t) => el("option", { value: t.name, title: t.description }, `${t.name} — ${t.description}`)));
+      template.replaceChildren(...templates.map((t) => el("option", { value: t.name, title: t.description }, t.name)));
       const d = templates.find((t) => t.default);
       if (d) template.value = d.name;
+      const describe = (): void => {
+        desc.textContent = templates.find((t) => t.name === template.value)?.description ?? "";
+      };
+      template.addEventListener("change", describe);
+      describe();
     })
     .catch(() => template.replaceChildren(el("option", { value: "" }, "default")));
   try {

@@ -1,7 +1,7 @@
 // The preview panel: the running app in an iframe on the preview origin, with a URL bar, reload,
 // open-in-new-tab, device widths, and a clear empty state with a start button.
 
-import { getPreview, startPreview, type PreviewState } from "./api";
+import { getPreview, HttpError, startPreview, type PreviewState } from "./api";
 import { button, el } from "./dom";
 
 const WIDTHS: Record<string, string> = { phone: "375px", tablet: "768px", desktop: "100%" };
@@ -61,7 +61,8 @@ export class PreviewPanel {
     try {
       this.show(await getPreview(this.projectId));
     } catch (e) {
-      this.showEmpty(`Preview is not available: ${e instanceof Error ? e.message : String(e)}`);
+      const missing = e instanceof HttpError && e.status === 404;
+      this.showEmpty(missing ? "This server has no preview endpoint yet." : `Preview is not available: ${e instanceof Error ? e.message : String(e)}`);
     }
   }
 

@@ -147,7 +147,8 @@ test("P1 a turn streams markdown, tool steps with output, file marks and usage",
     await send("Add a todo list");
     await page.locator('.tool[data-tool="run_command"].running').waitFor({ timeout: 20_000 });
     if (shots) {
-      await page.locator(".tree button.node.dir").first().waitFor();
+      await page.locator('.tree button[data-path="src/App.tsx"]').click();
+      await page.locator(".cm-content", { hasText: "export" }).waitFor();
       await page.screenshot({ path: join(ROOT, "docs/screenshot-project.png") });
     }
     await page.locator(".turn .turn-footer.usage").waitFor({ timeout: 20_000 });

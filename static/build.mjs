@@ -2,13 +2,14 @@
 // Code splitting keeps CodeMirror and xterm.js out of the main bundle (they load on first use);
 // the closing lines report each entry's gzip size so bundle growth is visible in every build.
 import { build } from "esbuild";
-import { copyFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 import { gzipSync } from "node:zlib";
 
 const here = dirname(fileURLToPath(import.meta.url));
-const out = join(here, "dist");
+// OUT_DIR lets a test build a second copy (e.g. with API_BASE set) without touching static/dist.
+const out = process.env.OUT_DIR ?? join(here, "dist");
 rmSync(out, { recursive: true, force: true });
 mkdirSync(out, { recursive: true });
 const js = await build({
@@ -51,6 +52,18 @@ let main = gz(join(out, "app.css"));
 for (const k of seen) main += gz(k);
 let lazy = 0;
 for (const k of Object.keys(outputs)) if (k.endsWith(".js") && !seen.has(k)) lazy += gz(k);
+// Which packages each lazy chunk carries, for tests/browser/bundle.test.mjs and the benchmark row.
+const inputsOf = (k) => Object.keys(outputs[k].inputs);
+writeFileSync(
+  join(out, "bundle.json"),
+  JSON.stringify({
+    main_gzip_bytes: main,
+    lazy_gzip_bytes: lazy,
+    main_files: [...seen].map((k) => relative(out, k)),
+    main_inputs: [...seen].flatMap(inputsOf),
+    lazy_inputs: Object.keys(outputs).filter((k) => k.endsWith(".js") && !seen.has(k)).flatMap(inputsOf),
+  }),
+);
 if (!process.env.QUIET) {
   console.log(`main bundle (js+css, gzip): ${(main / 1024).toFixed(1)} KiB in ${[...seen].map((k) => relative(out, k)).join(", ")} + app.css`);
   console.log(`lazy chunks (gzip): ${(lazy / 1024).toFixed(1)} KiB`);

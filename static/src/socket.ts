@@ -38,15 +38,13 @@ export interface SocketHandlers {
   /** Every logged event (seq > 0) once, in order; transient ones too (seq 0). */
   onEvent(e: ServerEvent): void;
   onState(s: ConnState): void;
-  /** `replaying` is true while the server is sending history we have not seen. */
-  onLive?(upTo: number): void;
 }
 
 const PING_MS = 20_000;
 
 export class ProjectSocket {
   private ws: WebSocket | null = null;
-  /** The highest seq applied; -1 before the first connection asks for the whole log. */
+  /** The highest seq applied; 0 before the first connection, which so asks for the whole log. */
   lastSeq = 0;
   private attempt = 0;
   private timer: number | undefined;
@@ -134,7 +132,7 @@ export class ProjectSocket {
         if (e.seq <= this.lastSeq) return;
         this.lastSeq = e.seq;
       }
-      if (e.type === "reset") this.lastSeq = e.last_seq;
+      // After `reset` the server still sends what it kept (seq > since), so lastSeq stays put.
       this.h.onEvent(e);
     };
     ws.onclose = () => {

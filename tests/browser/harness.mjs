@@ -118,7 +118,8 @@ export async function withArtifacts(name, page, fn) {
 }
 
 /** Which Worker features exist, asked once per run with a scratch project. */
-export async function probeFeatures(base, stack) {
+/** `origin`: an origin the Worker was told to allow (ALLOWED_ORIGINS), for the CORS probe. */
+export async function probeFeatures(base, stack, origin = "http://localhost:1") {
   const j = async (method, path, body) => {
     const r = await fetch(base + path, { method, body: body && JSON.stringify(body), headers: body ? { "content-type": "application/json" } : {} });
     return r;
@@ -130,7 +131,7 @@ export async function probeFeatures(base, stack) {
   const terminal = term.status !== 404;
   await term.body?.cancel().catch(() => {});
   const preview = (await j("GET", `/projects/${id}/preview`)).status !== 404;
-  const cors = (await fetch(`${base}/api/config`, { headers: { origin: "http://localhost:1" } })).headers.has("access-control-allow-origin");
+  const cors = (await fetch(`${base}/api/config`, { headers: { origin } })).headers.get("access-control-allow-origin") === origin;
   // The agent: a turn runs to turn_finished on its own scripted reply, or the server answers the
   // frame with an error. Waiting for the end keeps the probe from eating a later test's reply.
   const before = (await stack.remaining()).remaining;

@@ -5,9 +5,11 @@
 // UPDATE_SCREENSHOTS=1 also writes docs/screenshot-home.png and docs/screenshot-project.png.
 
 import assert from "node:assert/strict";
-import { readFileSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { createServer } from "node:http";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { extname, join, normalize } from "node:path";
 import { after, before, test } from "node:test";
 import { ROOT, launchBrowser, newPage, probeFeatures, sleep, startStack, withArtifacts } from "./harness.mjs";
 
@@ -19,20 +21,27 @@ let features;
 let base;
 let projectId;
 let editedPath;
+let staticServer;
+let staticOrigin;
 const EDIT_MARK = "edited-in-the-browser-test";
 
 before(async () => {
   const script = join(tmpdir(), `or-browser-script-${process.pid}.json`);
   writeFileSync(script, "[]");
-  stack = await startStack(script);
+  // The second origin that hosts a copy of the frontend built with API_BASE = the Worker.
+  staticServer = createServer();
+  await new Promise((r) => staticServer.listen(0, "127.0.0.1", r));
+  staticOrigin = `http://localhost:${staticServer.address().port}`;
+  stack = await startStack(script, [`ALLOWED_ORIGINS=${staticOrigin}`]);
   base = stack.worker_url;
-  features = await probeFeatures(base, stack);
+  features = await probeFeatures(base, stack, staticOrigin);
   console.log(`# worker features: ${JSON.stringify(features)}`);
   browser = await launchBrowser();
   page = await newPage(browser);
 }, { timeout: 300_000 });
 
 after(async () => {
+  staticServer?.close();
   await browser?.close();
   await stack?.stop();
 });
@@ -308,4 +317,37 @@ test("10 download the zip", async () => {
     const { files } = await r.json();
     for (const f of files.slice(0, 5)) assert.ok(buf.includes(Buffer.from(f.path)), `${f.path} is in the zip`);
   });
+});
+
+needs("cors", "11 the frontend hosted on another origin uses the API through CORS", async () => {
+  // Build a copy with API_BASE pointing at the Worker and serve it from a second origin.
+  const dir = mkdtempSync(join(tmpdir(), "or-static-"));
+  execFileSync(process.execPath, [join(ROOT, "static/build.mjs")], { env: { ...process.env, OUT_DIR: dir, API_BASE: base, QUIET: "1" } });
+  const types = { ".js": "text/javascript", ".css": "text/css", ".html": "text/html", ".map": "application/json", ".json": "application/json" };
+  staticServer.on("request", (req, res) => {
+    const p = normalize(decodeURIComponent(new URL(req.url, staticOrigin).pathname)).replace(/^(\.\.[/\\])+/, "");
+    let f = join(dir, p);
+    if (!f.startsWith(dir) || !existsSync(f) || p === "/") f = join(dir, "index.html");
+    res.writeHead(200, { "content-type": types[extname(f)] ?? "application/octet-stream" });
+    res.end(readFileSync(f));
+  });
+  const other = await newPage(browser);
+  await withArtifacts("11-cross-origin", other, async () => {
+    await other.goto(`${staticOrigin}/`);
+    await other.locator(`#projects .project-link[data-id="${projectId}"]`).waitFor({ timeout: 20_000 });
+    await other.goto(`${staticOrigin}/p/${projectId}`);
+    await other.locator("#conn.open").waitFor({ timeout: 20_000 });
+    await other.locator(".tree button.node.file").first().waitFor({ timeout: 20_000 });
+    // Writes too: a PUT with a preflight, then the checkpoint list follows over the socket.
+    await other.locator(`.tree button.node.file[data-path="${editedPath}"]`).click();
+    await other.locator(".cm-content").click();
+    await other.keyboard.press("ControlOrMeta+End");
+    await other.keyboard.type("cross-origin-edit");
+    await other.keyboard.press("ControlOrMeta+s");
+    await other.locator("#editor-status", { hasText: /Saved/ }).waitFor({ timeout: 20_000 });
+  });
+  await other.context().close();
+  // An origin not on the list is refused.
+  const r = await fetch(`${base}/api/config`, { headers: { origin: "http://evil.localhost:1" } });
+  assert.equal(r.headers.get("access-control-allow-origin"), null);
 });

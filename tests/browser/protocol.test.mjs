@@ -127,6 +127,10 @@ test("P1 a turn streams markdown, tool steps with output, file marks and usage",
   await withArtifacts("p1-turn", page, async () => {
     await page.goto(`${base}/p/${projectId}`);
     await page.locator("#conn.open").waitFor({ timeout: 20_000 });
+    await page.locator(".tree button.node.file").first().waitFor({ timeout: 20_000 });
+    // Benchmark row: navigation start → connected, files listed, composer ready.
+    const tti = await page.evaluate(() => Math.round(performance.now()));
+    console.log(`# project page interactive after ${tti} ms (headless chromium, local stack)`);
     assert.equal(room.connects[0], "0", "the first connection asks for the whole log");
     await page.locator("#model-picker option").nth(1).waitFor({ state: "attached" });
     await page.locator("#model-picker").selectOption("scripted/model-b");

@@ -254,3 +254,64 @@ test("P6 the layout works at 1024 px", async () => {
     await page.setViewportSize({ width: 1440, height: 900 });
   });
 });
+
+test("P7 the terminal runs a command through the endpoint, shows output and exit, keeps history", async () => {
+  await withArtifacts("p7-terminal", page, async () => {
+    const bodies = [];
+    await page.route(/\/projects\/[^/]+\/terminal$/, async (route) => {
+      const body = JSON.parse(route.request().postData() ?? "{}");
+      bodies.push(body);
+      const lines = [
+        { type: "stdout", data: `ran: ${body.command}\n` },
+        { type: "stderr", data: "a warning\n" },
+        { type: "exit", exit_code: 3, duration_ms: 12, timed_out: false, truncated: false },
+      ];
+      await route.fulfill({ status: 200, contentType: "application/x-ndjson", body: lines.map((l) => JSON.stringify(l)).join("\n") + "\n" });
+    });
+    const text = () => page.evaluate(() => document.querySelector("#terminal .xterm-rows")?.textContent ?? "");
+    await page.locator("#terminal").click();
+    await page.keyboard.type("ls -la");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => (document.querySelector("#terminal .xterm-rows")?.textContent ?? "").includes("[exit 3 · 12 ms]"), null, { timeout: 10_000 });
+    assert.ok((await text()).includes("ran: ls -la"));
+    assert.deepEqual(bodies[0], { command: "ls -la" });
+    await page.keyboard.press("ArrowUp");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction(() => (document.querySelector("#terminal .xterm-rows")?.textContent ?? "").split("[exit 3").length === 3, null, { timeout: 10_000 });
+    assert.equal(bodies.length, 2);
+    assert.deepEqual(bodies[1], { command: "ls -la" });
+    await page.unroute(/\/projects\/[^/]+\/terminal$/);
+  });
+});
+
+test("P8 the preview shows the running app on its own origin; empty state starts it", async () => {
+  await withArtifacts("p8-preview", page, async () => {
+    const { createServer } = await import("node:http");
+    const app = createServer((_req, res) => {
+      res.writeHead(200, { "content-type": "text/html" });
+      res.end("<!doctype html><h1>Hello from the app</h1>");
+    });
+    await new Promise((r) => app.listen(0, "127.0.0.1", r));
+    const url = `http://${projectId}.preview.localhost:${app.address().port}/?token=t`;
+    let running = false;
+    await page.route(/\/projects\/[^/]+\/preview(\/start|\/restart)?$/, (route) => {
+      if (route.request().method() === "POST") running = true;
+      return route.fulfill({ json: { running, url: running ? url : null, processes: [] } });
+    });
+    await page.reload();
+    await page.locator("#preview-empty", { hasText: "No dev server" }).waitFor({ timeout: 20_000 });
+    await page.locator("#preview-start").click();
+    await page.frameLocator("#preview-frame").locator("h1", { hasText: "Hello from the app" }).waitFor({ timeout: 20_000 });
+    assert.equal(await page.locator("#preview-url").inputValue(), url);
+    await page.locator("#preview-width").selectOption("tablet");
+    assert.equal(await page.locator("#preview-frame").evaluate((f) => f.style.width), "768px");
+    await page.locator('button[aria-label="Reload preview"]').click();
+    await page.frameLocator("#preview-frame").locator("h1").waitFor({ timeout: 10_000 });
+    const [popup] = await Promise.all([page.context().waitForEvent("page"), page.locator('button[aria-label="Open preview in a new tab"]').click()]);
+    await popup.waitForLoadState();
+    assert.equal(popup.url(), url);
+    await popup.close();
+    await page.unroute(/\/projects\/[^/]+\/preview(\/start|\/restart)?$/);
+    app.close();
+  });
+});

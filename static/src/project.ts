@@ -168,6 +168,7 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
     tree.userChange(p, false);
   }
 
+  const toolNames = new Map<string, string>();
   function dispatch(e: ServerEvent): void {
     chat.handle(e);
     switch (e.type) {
@@ -189,6 +190,7 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
         void editor.onCheckpoint(e.checkpoint, e.diff);
         break;
       case "tool_call_started":
+        toolNames.set(e.call_id, e.name);
         if (e.name === "run_command") terminal.agentStarted(e.call_id, argSummary(e.name, e.arguments));
         break;
       case "tool_output":
@@ -196,6 +198,8 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
         break;
       case "tool_call_finished":
         terminal.agentFinished(e.call_id, e.ok, e.duration_ms);
+        // The agent started or restarted the dev server: show it.
+        if (/preview/.test(toolNames.get(e.call_id) ?? "")) refreshPreview();
         break;
       case "turn_finished":
         refreshPreview();
@@ -207,7 +211,6 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
       default:
         break;
     }
-    if (e.type === "tool_call_finished" && chat.runningTurn !== null) refreshPreview();
   }
 
   const conn = el("span", { id: "conn", class: "conn", role: "status", "aria-live": "polite" }, "connecting…");

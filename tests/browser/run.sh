@@ -15,7 +15,7 @@ log "building the stack binary"
 cargo build -q -p e2e --bin stack || die "cargo build of the stack binary failed"
 mkdir -p test-artifacts/browser
 out="test-artifacts/browser/run.log"
-STACK_PREBUILT=1 node --test --test-reporter=spec --test-reporter-destination=stdout \
+STACK_PREBUILT=1 node --test --test-concurrency=1 --test-reporter=spec --test-reporter-destination=stdout \
   --test-reporter=tap --test-reporter-destination="$out.tap" tests/browser/*.test.mjs | tee "$out"
 status=${PIPESTATUS[0]}
 pass=$(grep -c '^ok ' "$out.tap" || true)

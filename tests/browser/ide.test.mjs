@@ -181,6 +181,33 @@ test("4b a save conflict shows both versions and keeps the edit", async () => {
   });
 });
 
+test("4c create, rename and delete a file from the tree", async () => {
+  await withArtifacts("04c-tree-ops", page, async () => {
+    await openProject();
+    const api = (p) => fetch(`${base}/projects/${projectId}/files/${p}`).then((r) => r.status);
+    await page.locator("button", { hasText: "New file" }).click();
+    await page.locator("dialog input").fill("docs/new-note.md");
+    await page.locator("dialog input").press("Enter");
+    await page.locator('.tree button[data-path="docs/new-note.md"]').waitFor({ timeout: 20_000 });
+    await page.locator(".cm-content").click();
+    await page.keyboard.type("# A note");
+    await page.keyboard.press("ControlOrMeta+s");
+    await page.locator("#editor-status", { hasText: /Saved/ }).waitFor({ timeout: 20_000 });
+    await page.locator("button", { hasText: "Rename" }).click();
+    await page.locator("dialog input").fill("docs/renamed-note.md");
+    await page.locator("dialog input").press("Enter");
+    await page.locator('.tree button[data-path="docs/renamed-note.md"]').waitFor({ timeout: 20_000 });
+    await page.locator('.tree button[data-path="docs/new-note.md"]').waitFor({ state: "detached", timeout: 20_000 });
+    assert.equal(await api("docs/renamed-note.md"), 200);
+    assert.equal(await api("docs/new-note.md"), 404);
+    assert.equal(await (await fetch(`${base}/projects/${projectId}/files/docs/renamed-note.md`)).text(), "# A note");
+    await page.locator("button", { hasText: "Delete" }).click();
+    await page.locator("dialog [data-confirm]").click();
+    await page.locator('.tree button[data-path="docs/renamed-note.md"]').waitFor({ state: "detached", timeout: 20_000 });
+    assert.equal(await api("docs/renamed-note.md"), 404);
+  });
+});
+
 needs("terminal", "5 run a command in the terminal and see its output; Ctrl-C stops one", async () => {
   await withArtifacts("05-terminal", page, async () => {
     await openProject();

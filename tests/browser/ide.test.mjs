@@ -189,6 +189,7 @@ test("4c create, rename and delete a file from the tree", async () => {
     await page.locator("dialog input").fill("docs/new-note.md");
     await page.locator("dialog input").press("Enter");
     await page.locator('.tree button[data-path="docs/new-note.md"]').waitFor({ timeout: 20_000 });
+    await page.locator('.tab.active[data-path="docs/new-note.md"]').waitFor({ timeout: 20_000 });
     await page.locator(".cm-content").click();
     await page.keyboard.type("# A note");
     await page.keyboard.press("ControlOrMeta+s");

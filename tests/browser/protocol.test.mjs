@@ -315,3 +315,30 @@ test("P8 the preview shows the running app on its own origin; empty state starts
     app.close();
   });
 });
+
+test("P9 an open file follows the agent's checkpoint when clean, and keeps your edits when dirty", async () => {
+  await withArtifacts("p9-follow", page, async () => {
+    const path = "src/main.tsx";
+    const url = `${base}/projects/${projectId}/files/${path}`;
+    const put = async (text) => {
+      const head = (await (await fetch(`${base}/projects/${projectId}`)).json()).head.n;
+      const r = await (await fetch(`${url}?base=${head}`, { method: "PUT", body: text })).json();
+      return r.checkpoint;
+    };
+    const announce = (cp) => room.emit({ type: "checkpoint_created", checkpoint: cp, diff: { added: [], modified: [path], deleted: [] } });
+    await page.locator(`.tree button.node.file[data-path="${path}"]`).click();
+    await page.locator('.tab.active[data-path="src/main.tsx"]').waitFor();
+    // Clean: the agent's version replaces the buffer.
+    announce(await put("// rewritten by the agent\n"));
+    await page.locator(".cm-content", { hasText: "rewritten by the agent" }).waitFor({ timeout: 10_000 });
+    await page.locator("#editor-status", { hasText: /Updated by checkpoint/ }).waitFor();
+    // Dirty: your edits stay, and you are told the server moved on.
+    await page.locator(".cm-content").click();
+    await page.keyboard.press("ControlOrMeta+End");
+    await page.keyboard.type("// my unsaved line");
+    announce(await put("// the agent again\n"));
+    await page.locator("#editor-status", { hasText: /Changed on the server/ }).waitFor({ timeout: 10_000 });
+    assert.ok((await page.locator(".cm-content").innerText()).includes("my unsaved line"));
+    assert.equal(await page.locator('.tab.dirty[data-path="src/main.tsx"]').count(), 1);
+  });
+});

@@ -4,11 +4,11 @@
 // and reconnect without loss or duplicates — independently of the Worker's agent loop.
 
 import assert from "node:assert/strict";
-import { writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
-import { ROOT, launchBrowser, newPage, sleep, startStack, withArtifacts } from "./harness.mjs";
+import { ARTIFACTS, ROOT, launchBrowser, newPage, sleep, startStack, withArtifacts } from "./harness.mjs";
 
 const shots = process.env.UPDATE_SCREENSHOTS === "1";
 let stack;
@@ -251,6 +251,8 @@ test("P6 the layout works at 1024 px", async () => {
       assert.ok(b && b.width >= 120 && b.height >= 60 && b.x + b.width <= 1025, `${id}: ${JSON.stringify(b)}`);
     }
     assert.equal(await page.evaluate(() => document.documentElement.scrollWidth <= 1024), true);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    await page.screenshot({ path: join(ARTIFACTS, "layout-1024.png") });
     await page.setViewportSize({ width: 1440, height: 900 });
   });
 });

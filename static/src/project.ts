@@ -213,7 +213,8 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
     }
   }
 
-  const conn = el("span", { id: "conn", class: "conn", role: "status", "aria-live": "polite" }, "connecting…");
+  const conn = el("button", { type: "button", id: "conn", class: "conn", "aria-live": "polite", "aria-label": "Connection" }, "connecting…");
+  conn.addEventListener("click", () => socket.retryNow());
   function showConn(s: ConnState): void {
     conn.className = `conn ${s.kind}`;
     conn.textContent =
@@ -270,6 +271,12 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
     "5": () => preview.focus(),
   };
   document.addEventListener("keydown", (e) => {
+    // Ctrl/Cmd+S anywhere on the page saves the open file instead of "save page as".
+    if ((e.ctrlKey || e.metaKey) && !e.altKey && e.key.toLowerCase() === "s") {
+      e.preventDefault();
+      if (!(e.target as HTMLElement | null)?.closest(".cm-editor")) void editor.save();
+      return;
+    }
     if (e.altKey && !e.ctrlKey && !e.metaKey && panels[e.key]) {
       e.preventDefault();
       panels[e.key]!();

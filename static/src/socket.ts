@@ -87,7 +87,8 @@ export class ProjectSocket {
     this.ws?.close(4000, "client drop");
   }
 
-  private retryNow = (): void => {
+  /** Reconnects at once instead of waiting for the backoff (the connection pill, `online`). */
+  retryNow = (): void => {
     if (this.ws === null && !this.closed) {
       clearTimeout(this.timer);
       this.connect();

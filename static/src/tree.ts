@@ -38,6 +38,27 @@ export class FileTree {
       el("div", { class: "toolbar" }, button("New file", () => this.actions.create(), { "aria-label": "New file" }), this.renameBtn, this.deleteBtn),
       this.list,
     );
+    // Arrow keys move between rows; Left/Right fold and unfold folders.
+    this.list.addEventListener("keydown", (e) => {
+      const nodes = [...this.list.querySelectorAll<HTMLButtonElement>("button.node")];
+      const i = nodes.indexOf(document.activeElement as HTMLButtonElement);
+      if (i < 0) return;
+      const cur = nodes[i]!;
+      const isDir = cur.classList.contains("dir");
+      const open = cur.getAttribute("aria-expanded") === "true";
+      let next: HTMLButtonElement | undefined;
+      if (e.key === "ArrowDown") next = nodes[i + 1];
+      else if (e.key === "ArrowUp") next = nodes[i - 1];
+      else if (e.key === "Home") next = nodes[0];
+      else if (e.key === "End") next = nodes[nodes.length - 1];
+      else if ((e.key === "ArrowRight" && isDir && !open) || (e.key === "ArrowLeft" && isDir && open)) {
+        e.preventDefault();
+        cur.click();
+        return;
+      } else return;
+      e.preventDefault();
+      next?.focus();
+    });
   }
 
   /** The head checkpoint's files; agent changes not yet in a checkpoint stay applied on top. */

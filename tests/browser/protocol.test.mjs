@@ -344,3 +344,23 @@ test("P9 an open file follows the agent's checkpoint when clean, and keeps your 
     assert.equal(await page.locator('.tab.dirty[data-path="src/main.tsx"]').count(), 1);
   });
 });
+
+test("P10 model output is sanitised: no script, no handlers, no javascript: links", async () => {
+  await withArtifacts("p10-sanitise", page, async () => {
+    await page.locator("#conn.open").waitFor({ timeout: 20_000 });
+    const n = room.turn + 1;
+    room.script.push([
+      { type: "assistant_delta", text: 'Hi <script>window.pwned = 1</script><img src=x onerror="window.pwned = 2">' },
+      { type: "assistant_delta", text: ' <a href="javascript:window.pwned=3">click</a> [md](javascript:window.pwned=4) <b onmouseover="window.pwned=5">bold</b> [ok](https://example.com/)' },
+    ]);
+    await send("Be evil");
+    await page.locator(`.turn[data-turn="${n}"] .turn-footer.usage`).waitFor({ timeout: 10_000 });
+    const md = page.locator(`.turn[data-turn="${n}"] .md`);
+    assert.equal(await md.locator("script, img, [onerror], [onmouseover]").count(), 0);
+    const hrefs = await md.locator("a").evaluateAll((as) => as.map((a) => a.getAttribute("href")));
+    assert.ok(hrefs.every((h) => h === null || !/^javascript:/i.test(h)), JSON.stringify(hrefs));
+    assert.equal(await md.locator('a[href="https://example.com/"]').getAttribute("rel"), "noopener noreferrer");
+    await md.locator("b").hover();
+    assert.equal(await page.evaluate(() => window.pwned), undefined);
+  });
+});

@@ -1,5 +1,5 @@
-// Typed calls to the Worker's HTTP API. The base URL is fixed at build time (API_BASE) so the
-// frontend can also be hosted on a separate origin.
+// Typed calls to the Worker's HTTP API (docs/protocol.md). The base URL is fixed at build time
+// (API_BASE) so the frontend can also be hosted on a separate origin.
 
 declare const API_BASE: string;
 
@@ -27,17 +27,223 @@ export interface PublicConfig {
   llm: LlmStatus;
 }
 
+export interface ProjectMeta {
+  id: string;
+  name: string;
+  template: string;
+  created_ms: number;
+  owner: string | null;
+}
+
+export interface CheckpointInfo {
+  n: number;
+  parent: number | null;
+  created_ms: number;
+  author: "agent" | "user" | "system";
+  summary: string;
+  files: number;
+  bytes: number;
+  nonce: number;
+}
+
+export interface Diff {
+  added: string[];
+  modified: string[];
+  deleted: string[];
+}
+
+export interface FileEntry {
+  path: string;
+  size: number;
+  sha256: string;
+}
+
+export interface Template {
+  name: string;
+  description: string;
+  default: boolean;
+  files: number;
+}
+
+export interface Model {
+  id: string;
+  name: string;
+}
+
+export interface PreviewState {
+  running: boolean;
+  url: string | null;
+  processes: unknown[];
+}
+
 export const apiBase: string = typeof API_BASE === "string" ? API_BASE : "";
 
-async function getJson<T>(path: string): Promise<T> {
-  const r = await fetch(apiBase + path, { headers: { accept: "application/json" } });
-  const text = await r.text();
-  try {
-    return JSON.parse(text) as T;
-  } catch {
-    throw new Error(`${path} answered HTTP ${r.status} with non-JSON`);
+/** An HTTP error answer, with the parsed JSON body when there was one. */
+export class HttpError extends Error {
+  constructor(
+    public status: number,
+    public body: unknown,
+    message: string,
+  ) {
+    super(message);
   }
 }
 
+async function call<T>(method: string, path: string, body?: BodyInit, headers: Record<string, string> = {}): Promise<T> {
+  const r = await fetch(apiBase + path, {
+    method,
+    body,
+    headers: { accept: "application/json", ...headers },
+  });
+  const text = await r.text();
+  let parsed: unknown = undefined;
+  try {
+    parsed = text ? JSON.parse(text) : null;
+  } catch {
+    if (r.ok) throw new Error(`${path} answered HTTP ${r.status} with non-JSON`);
+  }
+  if (!r.ok) {
+    const msg =
+      (parsed as { error?: { message?: string } } | undefined)?.error?.message ??
+      `${method} ${path}: HTTP ${r.status}`;
+    throw new HttpError(r.status, parsed, msg);
+  }
+  return parsed as T;
+}
+
+const getJson = <T>(path: string): Promise<T> => call<T>("GET", path);
+const postJson = <T>(path: string, body: unknown): Promise<T> =>
+  call<T>("POST", path, JSON.stringify(body ?? {}), { "content-type": "application/json" });
+
+/** `a/b c.txt` → `a/b%20c.txt`: the API wants each segment percent-encoded. */
+export const encodePath = (p: string): string => p.split("/").map(encodeURIComponent).join("/");
+
+const proj = (id: string): string => `/projects/${encodeURIComponent(id)}`;
+
 export const getConfig = (): Promise<PublicConfig> => getJson<PublicConfig>("/api/config");
 export const getHealth = (): Promise<Health> => getJson<Health>("/health");
+export const listTemplates = (): Promise<{ templates: Template[] }> => getJson("/api/templates");
+export const listProjects = (): Promise<{ projects: ProjectMeta[]; templates: string[] }> => getJson("/projects");
+export const createProject = (name: string, template: string): Promise<{ project: ProjectMeta; checkpoint: CheckpointInfo }> =>
+  postJson("/projects", { name: name || undefined, template: template || undefined });
+export const getProject = (id: string): Promise<{ project: ProjectMeta; head: CheckpointInfo | null }> => getJson(proj(id));
+export const listFiles = (id: string, at?: number): Promise<{ checkpoint: number; files: FileEntry[] }> =>
+  getJson(`${proj(id)}/files${at ? `?at=${at}` : ""}`);
+export const listCheckpoints = (id: string): Promise<{ checkpoints: CheckpointInfo[] }> => getJson(`${proj(id)}/checkpoints`);
+export const checkpointDiff = (id: string, to: number, from: number): Promise<{ from: number; to: number; diff: Diff }> =>
+  getJson(`${proj(id)}/checkpoints/${to}/diff?from=${from}`);
+export const restoreCheckpoint = (id: string, n: number): Promise<{ checkpoint: CheckpointInfo }> =>
+  postJson(`${proj(id)}/checkpoints/${n}/restore`, {});
+export const exportUrl = (id: string): string => `${apiBase}${proj(id)}/export.zip`;
+
+/** `/api/models` when the Worker has it, else the configured default alone. */
+export async function listModels(): Promise<{ models: Model[]; default: string }> {
+  try {
+    return await getJson<{ models: Model[]; default: string }>("/api/models");
+  } catch {
+    const cfg = await getConfig();
+    const d = cfg.llm.default_model;
+    return { models: [{ id: d, name: d }], default: d };
+  }
+}
+
+export interface FileText {
+  text: string;
+  checkpoint: number;
+}
+
+/** One file's text and the checkpoint it was read at (the `base` for saving it). */
+export async function readFile(id: string, path: string, at?: number): Promise<FileText> {
+  const r = await fetch(`${apiBase}${proj(id)}/files/${encodePath(path)}${at ? `?at=${at}` : ""}`);
+  if (!r.ok) throw new HttpError(r.status, null, `GET ${path}: HTTP ${r.status}`);
+  return { text: await r.text(), checkpoint: Number(r.headers.get("x-checkpoint") ?? "0") };
+}
+
+export interface Conflict {
+  path: string;
+  expected_sha256: string | null;
+  actual_sha256: string | null;
+  head: number;
+}
+
+export type WriteResult =
+  | { ok: true; checkpoint: CheckpointInfo | null }
+  | { ok: false; conflict: Conflict };
+
+async function write(method: "PUT" | "DELETE", id: string, path: string, base: number, body?: string): Promise<WriteResult> {
+  try {
+    const r = await call<{ checkpoint: CheckpointInfo | null }>(
+      method,
+      `${proj(id)}/files/${encodePath(path)}?base=${base}`,
+      body,
+      body === undefined ? {} : { "content-type": "application/octet-stream" },
+    );
+    return { ok: true, checkpoint: r.checkpoint };
+  } catch (e) {
+    if (e instanceof HttpError && e.status === 409) {
+      const b = (e.body ?? {}) as Partial<Conflict> & { error?: Partial<Conflict> };
+      const c = { ...(b.error ?? {}), ...b } as Conflict;
+      return { ok: false, conflict: { path, expected_sha256: c.expected_sha256 ?? null, actual_sha256: c.actual_sha256 ?? null, head: Number(c.head ?? 0) } };
+    }
+    throw e;
+  }
+}
+
+export const saveFile = (id: string, path: string, base: number, text: string): Promise<WriteResult> =>
+  write("PUT", id, path, base, text);
+export const deleteFile = (id: string, path: string, base: number): Promise<WriteResult> => write("DELETE", id, path, base);
+
+export const getPreview = (id: string): Promise<PreviewState> => getJson(`${proj(id)}/preview`);
+export const startPreview = (id: string, restart = false): Promise<PreviewState> =>
+  postJson(`${proj(id)}/preview/${restart ? "restart" : "start"}`, {});
+
+export type TermLine =
+  | { type: "stdout" | "stderr"; data: string }
+  | { type: "exit"; exit_code: number | null; duration_ms: number; timed_out: boolean; truncated: boolean };
+
+/** Runs a command through the terminal endpoint, calling `onLine` per NDJSON line; abort kills it. */
+export async function runCommand(
+  id: string,
+  command: string,
+  onLine: (l: TermLine) => void,
+  signal: AbortSignal,
+): Promise<void> {
+  const r = await fetch(`${apiBase}${proj(id)}/terminal`, {
+    method: "POST",
+    body: JSON.stringify({ command }),
+    headers: { "content-type": "application/json" },
+    signal,
+  });
+  if (!r.ok || !r.body) {
+    let msg = `HTTP ${r.status}`;
+    try {
+      msg = ((await r.json()) as { error?: { message?: string } }).error?.message ?? msg;
+    } catch {
+      /* not JSON */
+    }
+    throw new HttpError(r.status, null, msg);
+  }
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buf = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buf += value;
+    let i: number;
+    while ((i = buf.indexOf("\n")) >= 0) {
+      const line = buf.slice(0, i).trim();
+      buf = buf.slice(i + 1);
+      if (line) onLine(JSON.parse(line) as TermLine);
+    }
+  }
+  if (buf.trim()) onLine(JSON.parse(buf) as TermLine);
+}
+
+/** The WebSocket URL for a project, on the API origin. */
+export function socketUrl(id: string, since: number | null): string {
+  const base = apiBase || location.origin;
+  const u = new URL(`${proj(id)}/ws`, base);
+  u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+  if (since !== null) u.searchParams.set("since", String(since));
+  return u.toString();
+}

@@ -1,67 +1,38 @@
-// Entry point of the web app: renders the shell and the service status.
+// Entry point: routes `/` to the home page and `/p/{id}` to the project page, and shows service
+// health in the top bar. Editor and terminal code load lazily from the project page.
 
-import { getConfig, getHealth, type Check, type Health } from "./api";
+import { getHealth } from "./api";
+import { renderHome } from "./home";
+import { renderProject } from "./project";
 
-function el<K extends keyof HTMLElementTagNameMap>(
-  tag: K,
-  attrs: Record<string, string> = {},
-  ...children: (Node | string)[]
-): HTMLElementTagNameMap[K] {
-  const e = document.createElement(tag);
-  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
-  for (const c of children) e.append(c);
-  return e;
-}
-
-function light(name: string, c: Check): HTMLElement {
-  return el(
-    "li",
-    { class: c.ok ? "ok" : "bad" },
-    el("strong", {}, `${name}: `),
-    c.detail,
-  );
-}
-
-function renderHealth(h: Health): HTMLElement {
-  return el(
-    "ul",
-    { class: "health", "aria-label": "service health" },
-    light("Azure Blob", h.azure_blob),
-    light("VM API", h.vm_api),
-    light("LLM", {
-      ok: h.llm.configured,
-      detail: h.llm.configured
-        ? `${h.llm.providers.join(" → ")} (${h.llm.base_url ?? ""}), model ${h.llm.default_model}`
-        : "not configured",
-    }),
-  );
-}
-
-async function main(): Promise<void> {
-  const app = document.getElementById("app")!;
-  const status = document.getElementById("status")!;
-  app.replaceChildren(el("h1", {}, "Describe an app. Watch it being built."));
-  try {
-    const cfg = await getConfig();
-    if (!cfg.llm.configured && cfg.llm.setup_hint) {
-      app.append(
-        el("section", { class: "setup", role: "alert", id: "llm-setup" },
-          el("h2", {}, "Connect a model first"),
-          el("p", {}, cfg.llm.setup_hint)),
-      );
-    }
-  } catch (e) {
-    app.append(el("p", { class: "bad" }, `Cannot reach the API: ${String(e)}`));
-  }
+async function health(): Promise<void> {
+  const status = document.getElementById("status");
+  if (!status) return;
   try {
     const h = await getHealth();
-    status.textContent = h.ok ? "all services up" : "some services are down";
-    status.className = h.ok ? "status ok" : "status bad";
-    app.append(renderHealth(h));
-  } catch (e) {
+    const down = [
+      !h.azure_blob.ok && `storage (${h.azure_blob.detail})`,
+      !h.vm_api.ok && `VM API (${h.vm_api.detail})`,
+      !h.llm.configured && "LLM not configured",
+    ].filter(Boolean);
+    status.textContent = down.length ? `degraded: ${down.join(", ")}` : "all services up";
+    status.className = down.length ? "status bad" : "status ok";
+    status.title = `LLM: ${h.llm.providers.join(" → ") || "none"} · default model ${h.llm.default_model}`;
+  } catch {
     status.textContent = "API unreachable";
     status.className = "status bad";
   }
 }
 
-void main();
+function main(): void {
+  const app = document.getElementById("app")!;
+  const m = /^\/p\/([a-z0-9-]{1,64})\/?$/.exec(location.pathname);
+  if (m) {
+    void renderProject(app, m[1]!);
+  } else {
+    void renderHome(app);
+    void health();
+  }
+}
+
+main();

@@ -22,7 +22,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// One piece of a streamed answer.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub enum Item {
     /// A content delta.
     Text(String),
@@ -62,7 +62,7 @@ pub enum Item {
 }
 
 /// What the server does with one request.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Deserialize)]
 pub enum Reply {
     Stream(Vec<Item>),
     /// An HTTP error status, with `Retry-After` seconds for 429s.

@@ -1,0 +1,95 @@
+// The home page: start a project from a template with a first prompt, or open an existing one.
+
+import { createProject, getConfig, listProjects, listTemplates, type ProjectMeta } from "./api";
+import { el, timeAgo } from "./dom";
+
+export const FIRST_PROMPT_KEY = "first-prompt:";
+
+export async function renderHome(app: HTMLElement): Promise<void> {
+  document.title = "open-replit";
+  const prompt = el("textarea", {
+    id: "first-prompt",
+    rows: "4",
+    "aria-label": "Describe the app to build",
+    placeholder: "A habit tracker with a FastAPI backend and a clean dark UI…",
+  });
+  const name = el("input", { type: "text", id: "project-name", "aria-label": "Project name", placeholder: "my-app (optional)", maxlength: "100" });
+  const template = el("select", { id: "template", "aria-label": "Template" });
+  const create = el("button", { type: "submit", class: "primary", id: "create" }, "Create project");
+  const err = el("p", { class: "bad", role: "alert" });
+  const desc = el("p", { class: "muted template-desc", id: "template-desc" });
+  const form = el(
+    "form",
+    { class: "create card", "aria-label": "New project" },
+    el("h1", {}, "Describe an app. Watch it being built."),
+    prompt,
+    el("div", { class: "row" }, el("label", { class: "inline" }, "Template ", template), el("label", { class: "inline grow" }, "Name ", name), create),
+    desc,
+    err,
+  );
+  prompt.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      form.requestSubmit();
+    }
+  });
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    create.disabled = true;
+    err.textContent = "";
+    try {
+      const { project } = await createProject(name.value.trim() || defaultName(prompt.value), template.value);
+      const text = prompt.value.trim();
+      if (text) sessionStorage.setItem(FIRST_PROMPT_KEY + project.id, text);
+      location.assign(`/p/${encodeURIComponent(project.id)}`);
+    } catch (x) {
+      err.textContent = `Could not create the project: ${x instanceof Error ? x.message : String(x)}`;
+      create.disabled = false;
+    }
+  });
+  const listEl = el("ul", { class: "project-list", id: "projects", "aria-label": "Projects" }, el("li", { class: "muted" }, "Loading…"));
+  const setup = el("div");
+  app.replaceChildren(setup, form, el("section", { class: "card", "aria-labelledby": "projects-h" }, el("h2", { id: "projects-h" }, "Your projects"), listEl));
+  prompt.focus();
+
+  void getConfig()
+    .then((cfg) => {
+      if (!cfg.llm.configured && cfg.llm.setup_hint)
+        setup.replaceChildren(el("section", { class: "setup", role: "alert", id: "llm-setup" }, el("h2", {}, "Connect a model first"), el("p", {}, cfg.llm.setup_hint)));
+    })
+    .catch(() => setup.replaceChildren(el("p", { class: "bad" }, "Cannot reach the API.")));
+  void listTemplates()
+    .then(({ templates }) => {
+      template.replaceChildren(...templates.map((t) => el("option", { value: t.name, title: t.description }, t.name)));
+      const d = templates.find((t) => t.default);
+      if (d) template.value = d.name;
+      const describe = (): void => {
+        desc.textContent = templates.find((t) => t.name === template.value)?.description ?? "";
+      };
+      template.addEventListener("change", describe);
+      describe();
+    })
+    .catch(() => template.replaceChildren(el("option", { value: "" }, "default")));
+  try {
+    const { projects } = await listProjects();
+    listEl.replaceChildren(
+      ...(projects.length ? projects.map(projectRow) : [el("li", { class: "muted" }, "No projects yet — describe one above.")]),
+    );
+  } catch (x) {
+    listEl.replaceChildren(el("li", { class: "bad" }, `Could not list projects: ${x instanceof Error ? x.message : String(x)}`));
+  }
+}
+
+function projectRow(p: ProjectMeta): HTMLElement {
+  return el(
+    "li",
+    {},
+    el("a", { href: `/p/${encodeURIComponent(p.id)}`, class: "project-link", "data-id": p.id }, p.name || p.id),
+    el("span", { class: "muted" }, ` ${p.template} · ${timeAgo(p.created_ms)}`),
+  );
+}
+
+function defaultName(prompt: string): string {
+  const words = prompt.trim().split(/\s+/).slice(0, 6).join(" ");
+  return words.slice(0, 60) || "untitled";
+}

@@ -118,6 +118,7 @@ async fn main() -> Result<()> {
     let stack = Stack::start(Options {
         with_llm: true,
         vars,
+        ..Default::default()
     })
     .await?;
     let llm = stack

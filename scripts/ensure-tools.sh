@@ -48,6 +48,7 @@ fi
 # Debian packages.
 missing=()
 command -v bwrap >/dev/null || missing+=(bubblewrap)
+command -v slirp4netns >/dev/null || missing+=(slirp4netns)
 if [ "${NEED_CHROMIUM:-0}" = 1 ]; then command -v chromium >/dev/null || missing+=(chromium); fi
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"

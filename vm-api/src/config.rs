@@ -36,6 +36,37 @@ pub struct Config {
     /// Run commands directly on the host when bwrap is missing. Never in production.
     #[arg(long, env = "VM_API_INSECURE_NO_SANDBOX")]
     pub insecure_no_sandbox: bool,
+    /// Sandbox: `hardened` (per-project uid, network namespace, cgroups, rlimits, seccomp) or
+    /// `basic` (bubblewrap mounts only, host network, as root).
+    #[arg(long, env = "VM_API_SANDBOX", value_enum, default_value = "hardened")]
+    pub sandbox: crate::sandbox::Mode,
+    /// Memory (RAM + swap) of one project's processes together, MiB (cgroup; 0 = unlimited).
+    #[arg(long, env = "VM_API_SANDBOX_MEMORY_MB", default_value_t = 2048)]
+    pub sandbox_memory_mb: u64,
+    /// Processes and threads of one project (cgroup pids + RLIMIT_NPROC; 0 = unlimited).
+    #[arg(long, env = "VM_API_SANDBOX_PIDS", default_value_t = 512)]
+    pub sandbox_pids: u64,
+    /// CPU seconds per process (RLIMIT_CPU; 0 = unlimited). Wall time is the exec `timeout_s`.
+    #[arg(long, env = "VM_API_SANDBOX_CPU_TIME_S", default_value_t = 3600)]
+    pub sandbox_cpu_time_s: u64,
+    /// Share of one core a project may use, percent (cgroup cpu quota; 0 = unlimited).
+    #[arg(long, env = "VM_API_SANDBOX_CPU_PERCENT", default_value_t = 100)]
+    pub sandbox_cpu_percent: u64,
+    /// Largest file a command may write, MiB (RLIMIT_FSIZE; 0 = unlimited).
+    #[arg(long, env = "VM_API_SANDBOX_FILE_SIZE_MB", default_value_t = 1024)]
+    pub sandbox_file_size_mb: u64,
+    /// Disk of one project's working copy plus its home/caches, MiB (0 = unlimited).
+    #[arg(long, env = "VM_API_SANDBOX_DISK_QUOTA_MB", default_value_t = 4096)]
+    pub sandbox_disk_quota_mb: u64,
+    /// Seconds between disk-use checks of projects with running processes.
+    #[arg(long, env = "VM_API_SANDBOX_DISK_CHECK_S", default_value_t = 10)]
+    pub sandbox_disk_check_s: u64,
+    /// Size of the sandbox's /tmp (and /var/tmp) tmpfs, MiB.
+    #[arg(long, env = "VM_API_SANDBOX_TMP_MB", default_value_t = 256)]
+    pub sandbox_tmp_mb: u64,
+    /// First uid of the range project uids are derived into (2^30 uids from here).
+    #[arg(long, env = "VM_API_SANDBOX_UID_BASE", default_value_t = crate::sandbox::identity::DEFAULT_UID_BASE)]
+    pub sandbox_uid_base: u32,
     /// Bytes of output one exec streams before reporting `truncated`.
     #[arg(long, env = "VM_API_OUTPUT_CAP_BYTES", default_value_t = 1024 * 1024)]
     pub output_cap_bytes: usize,
@@ -65,6 +96,8 @@ impl std::fmt::Debug for Config {
             .field("preview_port", &self.preview_port)
             .field("preview_domain", &self.preview_domain)
             .field("insecure_no_sandbox", &self.insecure_no_sandbox)
+            .field("sandbox", &self.sandbox)
+            .field("sandbox_limits", &self.hardened())
             .field("output_cap_bytes", &self.output_cap_bytes)
             .field("exec_concurrency", &self.exec_concurrency)
             .field(
@@ -77,6 +110,21 @@ impl std::fmt::Debug for Config {
 }
 
 impl Config {
+    /// The hardened sandbox's settings from the flags.
+    pub fn hardened(&self) -> crate::sandbox::hardened::HardenedConfig {
+        crate::sandbox::hardened::HardenedConfig {
+            memory_mb: self.sandbox_memory_mb,
+            pids: self.sandbox_pids,
+            cpu_time_s: self.sandbox_cpu_time_s,
+            cpu_percent: self.sandbox_cpu_percent,
+            file_size_mb: self.sandbox_file_size_mb,
+            disk_quota_mb: self.sandbox_disk_quota_mb,
+            disk_check_interval_s: self.sandbox_disk_check_s,
+            tmp_size_mb: self.sandbox_tmp_mb,
+            uid_base: self.sandbox_uid_base,
+        }
+    }
+
     /// The secret, or the reason the service must not start.
     pub fn require_secret(&self) -> anyhow::Result<Vec<u8>> {
         match self.secret.as_deref().map(str::trim) {

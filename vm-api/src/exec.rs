@@ -167,13 +167,14 @@ pub async fn exec(
     let cmd = st
         .sandbox
         .command(&CommandSpec {
+            project_id: &id,
             project_dir: &project_dir,
             home_dir: &home_dir,
             cwd: &req.cwd,
             shell: &req.command,
             env: &req.env,
         })
-        .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_sandbox", e.to_string()))?;
+        .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
     let child = spawn_in_group(cmd)
         .map_err(|e| ApiError::internal("spawn_failed", format!("could not start: {e}")))?;
     let (tx, rx) = mpsc::channel::<Bytes>(64);

@@ -29,8 +29,13 @@ async fn main() -> anyhow::Result<()> {
     let data_dir = std::fs::canonicalize(&cfg.data_dir)?;
     let mut state = AppState::new(
         secret,
-        data_dir,
-        vm_api::sandbox::choose(cfg.insecure_no_sandbox),
+        data_dir.clone(),
+        vm_api::sandbox::choose(
+            cfg.sandbox,
+            cfg.insecure_no_sandbox,
+            &data_dir,
+            cfg.hardened(),
+        ),
     );
     state.limits = Limits {
         output_cap_bytes: cfg.output_cap_bytes,

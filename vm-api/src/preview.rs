@@ -236,14 +236,17 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
     req.headers_mut()
         .insert("x-forwarded-proto", HeaderValue::from_static("http"));
 
-    // Node ≥ 17 may bind "localhost" to ::1 only (Vite's default), so try both loopbacks.
-    let v4 = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
-    let connected = match v4 {
-        Ok(s) => Ok(s),
-        Err(e) => tokio::net::TcpStream::connect(("::1", port))
-            .await
-            .map_err(|_| e),
-    };
+    // The sandbox knows where the project's loopback is (the host's, or inside the project's
+    // network namespace); it tries 127.0.0.1 then ::1 (Node ≥ 17 may bind "localhost" to ::1).
+    let sandbox = st.sandbox.clone();
+    let project_id = project.clone();
+    let connected = tokio::task::spawn_blocking(move || sandbox.connect(&project_id, port))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+        .and_then(|s| {
+            s.set_nonblocking(true)?;
+            tokio::net::TcpStream::from_std(s)
+        });
     let stream = match connected {
         Ok(s) => s,
         Err(e) => {

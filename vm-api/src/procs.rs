@@ -66,6 +66,7 @@ enum LogEvent {
 }
 
 struct Spec {
+    project_id: String,
     command: String,
     cwd: String,
     env: BTreeMap<String, String>,
@@ -176,15 +177,14 @@ impl Managed {
             .or_insert_with(|| "127.0.0.1".into());
         let cmd = sandbox
             .command(&CommandSpec {
+                project_id: &self.spec.project_id,
                 project_dir: &self.spec.project_dir,
                 home_dir: &self.spec.home_dir,
                 cwd: &self.spec.cwd,
                 shell: &self.spec.command,
                 env: &env,
             })
-            .map_err(|e| {
-                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_sandbox", e.to_string())
-            })?;
+            .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
         let mut child = spawn_in_group(cmd)
             .map_err(|e| ApiError::internal("spawn_failed", format!("could not start: {e}")))?;
         let generation = {
@@ -403,6 +403,7 @@ pub async fn start_route(
         name: req.name.clone(),
         order: st.processes.order.fetch_add(1, Ordering::Relaxed),
         spec: Spec {
+            project_id: id.clone(),
             command: req.command,
             cwd: req.cwd,
             env: req.env,

@@ -86,6 +86,9 @@ impl AppState {
                 ApiError::internal("data_dir", format!("cannot create {}: {e}", d.display()))
             })?;
         }
+        self.sandbox
+            .prepare_project(id, &p, &h)
+            .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
         Ok((p, h))
     }
 
@@ -126,6 +129,7 @@ impl AppState {
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
         self.processes.stop_all().await;
+        self.sandbox.shutdown();
     }
 }
 

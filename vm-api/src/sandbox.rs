@@ -1,5 +1,13 @@
-//! Where commands run: the `Sandbox` trait and its bubblewrap implementation, plus the explicit
-//! insecure fallback and the "refuse everything" stand-in used when bwrap is missing.
+//! Where commands run: the `Sandbox` trait, the first-layer bubblewrap implementation
+//! (`Bwrap`), the hardened one (`hardened::Hardened`: per-project uid, network namespace,
+//! cgroups, rlimits, seccomp), the explicit insecure fallback and the "refuse everything"
+//! stand-in used when a required mechanism is missing.
+
+pub mod cgroup;
+pub mod hardened;
+pub mod identity;
+pub mod netns;
+pub mod seccomp;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +22,8 @@ const SAFE_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin
 /// One shell command to run for a project.
 #[derive(Debug, Clone)]
 pub struct CommandSpec<'a> {
+    /// Validated project id.
+    pub project_id: &'a str,
     /// Host path of the project's working copy.
     pub project_dir: &'a Path,
     /// Host path of the project's home directory (outside the working copy).
@@ -30,12 +40,79 @@ pub struct CommandSpec<'a> {
 pub enum SandboxError {
     #[error("sandbox unavailable: {0}")]
     Unavailable(String),
+    /// A protection the configuration requires could not be set up: the command is refused.
+    #[error("sandbox mechanism {mechanism} unavailable: {detail}")]
+    Mechanism {
+        mechanism: &'static str,
+        detail: String,
+    },
+    #[error("disk quota exceeded: {0}")]
+    QuotaExceeded(String),
 }
 
-/// Builds the process for a command; the caller sets stdio, the process group and spawns it.
+impl SandboxError {
+    pub fn mechanism(mechanism: &'static str, detail: impl std::fmt::Display) -> Self {
+        SandboxError::Mechanism {
+            mechanism,
+            detail: detail.to_string(),
+        }
+    }
+    /// Stable error code for the API.
+    pub fn code(&self) -> &'static str {
+        match self {
+            SandboxError::Unavailable(_) => "no_sandbox",
+            SandboxError::Mechanism { .. } => "sandbox_mechanism_unavailable",
+            SandboxError::QuotaExceeded(_) => "disk_quota_exceeded",
+        }
+    }
+    /// HTTP status for the API.
+    pub fn status(&self) -> axum::http::StatusCode {
+        match self {
+            SandboxError::QuotaExceeded(_) => axum::http::StatusCode::INSUFFICIENT_STORAGE,
+            _ => axum::http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+/// Where a project's commands run. Deliberately narrow (build a command, prepare a project's
+/// directories, hand files to the project, connect to a project's port, shut down) so that an
+/// implementation can be a micro-VM per project instead of namespaces on a shared kernel.
 pub trait Sandbox: Send + Sync {
     fn name(&self) -> &'static str;
+    /// Builds the process for a command; the caller sets stdio, the process group and spawns it.
     fn command(&self, spec: &CommandSpec<'_>) -> Result<Command, SandboxError>;
+    /// Called whenever the service creates or uses a project's directories.
+    fn prepare_project(
+        &self,
+        _project_id: &str,
+        _project_dir: &Path,
+        _home_dir: &Path,
+    ) -> Result<(), SandboxError> {
+        Ok(())
+    }
+    /// The service wrote `paths` (project-relative) into the working copy: hand them (and
+    /// their parent directories) to the project's identity, never following symlinks.
+    fn adopt_paths(
+        &self,
+        _project_id: &str,
+        _project_dir: &Path,
+        _paths: &[String],
+    ) -> Result<(), SandboxError> {
+        Ok(())
+    }
+    /// Connects to `port` of the project's network (the preview proxy's only way in).
+    fn connect(&self, _project_id: &str, port: u16) -> std::io::Result<std::net::TcpStream> {
+        let t = std::time::Duration::from_secs(5);
+        std::net::TcpStream::connect_timeout(&(std::net::Ipv4Addr::LOCALHOST, port).into(), t)
+            .or_else(|_| {
+                std::net::TcpStream::connect_timeout(
+                    &(std::net::Ipv6Addr::LOCALHOST, port).into(),
+                    t,
+                )
+            })
+    }
+    /// Stops helpers (network daemons) and removes per-project kernel objects.
+    fn shutdown(&self) {}
 }
 
 fn base_env(home: &str) -> Vec<(String, String)> {
@@ -97,67 +174,101 @@ impl Bwrap {
     }
 
     fn args(&self, spec: &CommandSpec<'_>) -> Vec<std::ffi::OsString> {
-        let mut a: Vec<std::ffi::OsString> = Vec::new();
-        let mut push = |xs: &[&dyn AsRef<std::ffi::OsStr>]| {
-            for x in xs {
-                a.push(x.as_ref().to_os_string());
-            }
-        };
-        push(&[
-            &"--die-with-parent",
-            &"--new-session",
-            &"--unshare-pid",
-            &"--unshare-ipc",
-            &"--unshare-uts",
-            &"--unshare-cgroup-try",
-            &"--hostname",
-            &"sandbox",
-            &"--clearenv",
-        ]);
-        push(&[&"--ro-bind", &"/usr", &"/usr"]);
-        // Debian 12 has merged /usr: /bin, /lib... are symlinks into it; mirror them as such.
-        for top in ["/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"] {
-            match std::fs::read_link(top) {
-                Ok(target) => push(&[&"--symlink", &target, &top]),
-                Err(_) if Path::new(top).is_dir() => push(&[&"--ro-bind", &top, &top]),
-                Err(_) => {}
-            }
-        }
-        for name in ETC_ALLOW {
-            let p = format!("/etc/{name}");
-            push(&[&"--ro-bind-try", &p, &p]);
-        }
-        push(&[
-            &"--proc",
-            &"/proc",
-            &"--dev",
-            &"/dev",
-            &"--tmpfs",
-            &"/tmp",
-            &"--tmpfs",
-            &"/var/tmp",
-            &"--bind",
-            &spec.project_dir,
-            &PROJECT_MOUNT,
-            &"--bind",
-            &spec.home_dir,
-            &HOME_MOUNT,
-        ]);
-        let cwd = if spec.cwd.is_empty() {
-            PROJECT_MOUNT.to_string()
-        } else {
-            format!("{PROJECT_MOUNT}/{}", spec.cwd)
-        };
-        push(&[&"--chdir", &cwd]);
-        for (k, v) in base_env(HOME_MOUNT)
-            .into_iter()
-            .chain(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())))
-        {
-            push(&[&"--setenv", &k, &v]);
-        }
-        push(&[&"--", &"/bin/sh", &"-c", &spec.shell]);
-        a
+        bwrap_args(spec, &Layout::default())
     }
+}
+
+/// What the hardened sandbox changes in the bwrap command line; `Default` is the first layer.
+#[derive(Default)]
+pub(crate) struct Layout {
+    /// Extra bwrap options before the mounts (e.g. `--cap-add`, `--add-seccomp-fd`).
+    pub options: Vec<std::ffi::OsString>,
+    /// `/etc` files replaced by generated ones: (host file, name under /etc).
+    pub etc_overrides: Vec<(PathBuf, &'static str)>,
+    /// Size of the `/tmp` and `/var/tmp` tmpfs in bytes (world-writable, sticky), if limited.
+    pub tmp_size: Option<u64>,
+    /// Extra environment on top of the base (before the request's).
+    pub env: Vec<(String, String)>,
+    /// Program and arguments the shell is started through (e.g. `setpriv ... --`).
+    pub exec_prefix: Vec<std::ffi::OsString>,
+}
+
+pub(crate) fn bwrap_args(spec: &CommandSpec<'_>, layout: &Layout) -> Vec<std::ffi::OsString> {
+    let mut a: Vec<std::ffi::OsString> = Vec::new();
+    let mut push = |xs: &[&dyn AsRef<std::ffi::OsStr>]| {
+        for x in xs {
+            a.push(x.as_ref().to_os_string());
+        }
+    };
+    push(&[
+        &"--die-with-parent",
+        &"--new-session",
+        &"--unshare-pid",
+        &"--unshare-ipc",
+        &"--unshare-uts",
+        &"--unshare-cgroup-try",
+        &"--hostname",
+        &"sandbox",
+        &"--clearenv",
+    ]);
+    for o in &layout.options {
+        push(&[o]);
+    }
+    // bwrap makes missing parents of mount points 0700 (root-only): create them traversable
+    // for the unprivileged project uid.
+    for d in ["/etc", "/home", "/var"] {
+        push(&[&"--perms", &"0755", &"--dir", &d]);
+    }
+    push(&[&"--ro-bind", &"/usr", &"/usr"]);
+    // Debian 12 has merged /usr: /bin, /lib... are symlinks into it; mirror them as such.
+    for top in ["/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32"] {
+        match std::fs::read_link(top) {
+            Ok(target) => push(&[&"--symlink", &target, &top]),
+            Err(_) if Path::new(top).is_dir() => push(&[&"--ro-bind", &top, &top]),
+            Err(_) => {}
+        }
+    }
+    for name in ETC_ALLOW {
+        let p = format!("/etc/{name}");
+        match layout.etc_overrides.iter().find(|(_, n)| n == name) {
+            Some((host, _)) => push(&[&"--ro-bind", host, &p]),
+            None => push(&[&"--ro-bind-try", &p, &p]),
+        }
+    }
+    push(&[&"--proc", &"/proc", &"--dev", &"/dev"]);
+    for tmp in ["/tmp", "/var/tmp"] {
+        if let Some(size) = layout.tmp_size {
+            push(&[&"--perms", &"1777", &"--size", &size.to_string()]);
+        }
+        push(&[&"--tmpfs", &tmp]);
+    }
+    push(&[
+        &"--bind",
+        &spec.project_dir,
+        &PROJECT_MOUNT,
+        &"--bind",
+        &spec.home_dir,
+        &HOME_MOUNT,
+    ]);
+    let cwd = if spec.cwd.is_empty() {
+        PROJECT_MOUNT.to_string()
+    } else {
+        format!("{PROJECT_MOUNT}/{}", spec.cwd)
+    };
+    push(&[&"--chdir", &cwd]);
+    for (k, v) in base_env(HOME_MOUNT)
+        .into_iter()
+        .chain(layout.env.iter().cloned())
+        .chain(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())))
+    {
+        push(&[&"--setenv", &k, &v]);
+    }
+    push(&[&"--"]);
+    for p in &layout.exec_prefix {
+        push(&[p]);
+    }
+    push(&[&"/bin/sh", &"-c", &spec.shell]);
+    a
 }
 
 impl Sandbox for Bwrap {
@@ -205,11 +316,38 @@ impl Sandbox for Refuse {
     }
 }
 
-/// Picks the sandbox at startup.
-pub fn choose(insecure_no_sandbox: bool) -> std::sync::Arc<dyn Sandbox> {
+/// Which sandbox commands run in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Mode {
+    /// Per-project uid, network namespace, cgroups, rlimits and seccomp (the default).
+    Hardened,
+    /// The first layer only: bubblewrap mounts and namespaces, as root, host network.
+    Basic,
+}
+
+/// Picks the sandbox at startup. A mechanism the chosen mode needs but the machine lacks makes
+/// every command fail with an error naming it: the service never quietly runs with less.
+pub fn choose(
+    mode: Mode,
+    insecure_no_sandbox: bool,
+    data_dir: &Path,
+    cfg: hardened::HardenedConfig,
+) -> std::sync::Arc<dyn Sandbox> {
     if insecure_no_sandbox {
         tracing::warn!("--insecure-no-sandbox: commands run directly on the host");
         return std::sync::Arc::new(Unsandboxed);
+    }
+    if mode == Mode::Hardened {
+        return match hardened::Hardened::new(data_dir, cfg) {
+            Ok(h) => std::sync::Arc::new(h),
+            Err(e) => {
+                tracing::error!("hardened sandbox unavailable, every command will be refused: {e}");
+                std::sync::Arc::new(Refuse(format!(
+                    "hardened sandbox unavailable: {e} (install what is missing, or start the VM \
+                     API with --sandbox basic to accept weaker isolation)"
+                )))
+            }
+        };
     }
     match Bwrap::detect() {
         Some(b) => std::sync::Arc::new(b),

@@ -431,6 +431,16 @@ pub async fn sync_route(
         src.as_ref(),
     )
     .await?;
+    // Sync writes as the service; the project's own uid must own what it wrote.
+    let written: Vec<String> = report
+        .added
+        .iter()
+        .chain(&report.modified)
+        .cloned()
+        .collect();
+    st.sandbox
+        .adopt_paths(&id, &project_dir, &written)
+        .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
     tracing::info!(
         project = %id,
         added = report.added.len(),

@@ -31,4 +31,7 @@ bash scripts/test-templates.sh
 log "unit, service and end-to-end tests"
 cargo test --locked -p open-replit-core -p azure-native -p vm-api -p e2e
 
+log "browser tests (playwright-core + Debian chromium)"
+bash tests/browser/run.sh
+
 log "all green in $(( $(date +%s) - start )) s"

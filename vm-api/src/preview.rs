@@ -154,14 +154,13 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
                 } else {
                     format!("{path}?{rest_query}")
                 };
-                let secure = req
-                    .headers()
-                    .get("x-forwarded-proto")
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"https"));
+                // The preview is shown in an iframe of the IDE, another site: a Lax cookie would
+                // not be sent there. `SameSite=None` needs `Secure`, which browsers accept on
+                // http://*.localhost (loopback is a secure context); `Partitioned` keeps it working
+                // where third-party cookies are blocked, scoped to the IDE as the top-level site.
                 let cookie = format!(
-                    "{COOKIE_NAME}={tok}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax{}",
+                    "{COOKIE_NAME}={tok}; Path=/; Max-Age={}; HttpOnly; SameSite=None; Secure; Partitioned",
                     expiry - now,
-                    if secure { "; Secure" } else { "" }
                 );
                 let mut r = StatusCode::FOUND.into_response();
                 if let (Ok(l), Ok(c)) = (

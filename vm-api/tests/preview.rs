@@ -152,7 +152,10 @@ async fn token_cookie_http_proxy_and_websocket() {
         "{cookie}"
     );
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && cookie.contains("Path=/")
+        cookie.contains("HttpOnly")
+            && cookie.contains("SameSite=None")
+            && cookie.contains("Partitioned")
+            && cookie.contains("Path=/")
     );
     assert!(
         !cookie.to_lowercase().contains("domain="),

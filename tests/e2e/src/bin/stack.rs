@@ -100,7 +100,9 @@ fn say(v: Value) {
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut script: Option<String> = None;
-    let mut vars = Vec::new();
+    // The IDE tests script every model step themselves; the verify loop (covered by the golden
+    // test) would add steps they did not script. `--var VERIFY_FIX_ROUNDS=2` turns it back on.
+    let mut vars = vec![("VERIFY_FIX_ROUNDS".to_string(), "0".to_string())];
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {

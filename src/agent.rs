@@ -578,18 +578,15 @@ async fn stream_step(
                         }
                     };
                     let mut bad = None;
+                    // Deltas that arrived in one network read go out as one event: the same
+                    // text as early as possible, with one log write and one send per socket
+                    // instead of one per token.
+                    let mut text = String::new();
                     for item in dec.feed(&chunk) {
                         match item {
                             Ok(ev) => {
                                 if let StreamEvent::TextDelta(t) = &ev {
-                                    shown = true;
-                                    emit(
-                                        room,
-                                        ServerEvent::AssistantDelta {
-                                            turn_id,
-                                            text: t.clone(),
-                                        },
-                                    );
+                                    text.push_str(t);
                                 }
                                 acc.push(&ev);
                             }
@@ -598,6 +595,10 @@ async fn stream_step(
                                 break;
                             }
                         }
+                    }
+                    if !text.is_empty() {
+                        shown = true;
+                        emit(room, ServerEvent::AssistantDelta { turn_id, text });
                     }
                     if bad.is_some() {
                         break bad;

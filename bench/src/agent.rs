@@ -136,7 +136,11 @@ pub async fn rows(t: &mut Table) -> Result<()> {
                     let e = c.next().await?;
                     if e["type"] == "assistant_delta" {
                         first.get_or_insert_with(Instant::now);
-                        count += 1;
+                        // Each model delta is one "x"; events may carry several of them.
+                        count += e["text"]
+                            .as_str()
+                            .map(|t| t.matches('x').count())
+                            .unwrap_or(0);
                     }
                     if e["type"] == "turn_finished" {
                         return anyhow::Ok((count, first.map(|f| f.elapsed()).unwrap_or_default()));
@@ -213,17 +217,27 @@ pub async fn time_to_preview(t: &mut Table) -> Result<()> {
                 host.split(':').next().unwrap_or_default(),
                 format!("127.0.0.1:{}", stack.preview_port).parse()?,
             )
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
+        // Exchange the token for the preview cookie, then load the page with it.
+        let base = url.split('?').next().unwrap_or_default().to_string();
         let deadline = Instant::now() + Duration::from_secs(120);
         let mut ok = false;
+        let mut cookie = String::new();
         while Instant::now() < deadline {
-            if let Ok(r) = client.get(&url).send().await {
-                if r.status() == 200
-                    && r.text()
-                        .await
+            if cookie.is_empty() {
+                if let Ok(r) = client.get(&url).send().await {
+                    cookie = r
+                        .headers()
+                        .get("set-cookie")
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.split(';').next())
                         .unwrap_or_default()
-                        .contains("<div id=\"root\">")
-                {
+                        .to_string();
+                }
+            } else if let Ok(r) = client.get(&base).header("cookie", &cookie).send().await {
+                let body = r.text().await.unwrap_or_default();
+                if body.contains("<div id=\"root\">") {
                     ok = true;
                     break;
                 }

@@ -14,20 +14,36 @@ use table::{Row, Table};
 #[tokio::main]
 async fn main() -> Result<()> {
     let mut t = Table::default();
-    wasm_size(&mut t)?;
-    wrangler_cold_start(&mut t).await?;
-    // A failing section still leaves the others' rows in the table.
-    if let Err(e) = storage::rows(&mut t).await {
-        eprintln!("storage benchmarks failed: {e:#}");
+    // BENCH_ONLY=storage,vm runs a subset.
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
+    let on = |s: &str| only.is_empty() || only.split(',').any(|x| x.trim() == s);
+    if on("size") {
+        wasm_size(&mut t)?;
+        bundle_size(&mut t)?;
     }
-    if let Err(e) = vm::rows(&mut t).await {
-        eprintln!("VM benchmarks failed: {e:#}");
+    if on("wrangler") {
+        wrangler_cold_start(&mut t).await?;
     }
-    if let Err(e) = agent::rows(&mut t).await {
-        eprintln!("agent benchmarks failed: {e:#}");
+    // A failing section leaves a row saying so, and the others still run.
+    if on("storage") {
+        if let Err(e) = storage::rows(&mut t).await {
+            t.push(Row::new("storage benchmarks", "FAILED".into()).note(format!("{e:#}")));
+        }
     }
-    if let Err(e) = agent::time_to_preview(&mut t).await {
-        eprintln!("prompt-to-preview benchmark failed: {e:#}");
+    if on("vm") {
+        if let Err(e) = vm::rows(&mut t).await {
+            t.push(Row::new("VM benchmarks", "FAILED".into()).note(format!("{e:#}")));
+        }
+    }
+    if on("agent") {
+        if let Err(e) = agent::rows(&mut t).await {
+            t.push(Row::new("agent streaming benchmarks", "FAILED".into()).note(format!("{e:#}")));
+        }
+    }
+    if on("preview") {
+        if let Err(e) = agent::time_to_preview(&mut t).await {
+            t.push(Row::new("prompt → preview benchmark", "FAILED".into()).note(format!("{e:#}")));
+        }
     }
     t.print();
     Ok(())
@@ -46,6 +62,24 @@ fn wasm_size(t: &mut Table) -> Result<()> {
             .baseline("3072 KiB (free-plan limit)")
             .ratio(gzip as f64 / (3.0 * 1024.0 * 1024.0))
             .goal("< 1024 KiB"),
+    );
+    Ok(())
+}
+
+/// The frontend's main bundle (what the first page load needs) and its lazy chunks, as
+/// recorded by `static/build.mjs`.
+fn bundle_size(t: &mut Table) -> Result<()> {
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(
+        e2e::repo_root().join("static/dist/bundle.json"),
+    )?)?;
+    let main = v["main_gzip_bytes"].as_u64().unwrap_or(0) as usize;
+    let lazy = v["lazy_gzip_bytes"].as_u64().unwrap_or(0) as usize;
+    t.push(
+        Row::new("Frontend main bundle (js + css, gzip)", kib(main))
+            .baseline("300 KiB budget")
+            .ratio(main as f64 / (300.0 * 1024.0))
+            .goal("< 300 KiB")
+            .note(format!("editor + terminal lazy: {}", kib(lazy))),
     );
     Ok(())
 }

@@ -2,7 +2,7 @@
 //! Microsoft's Python SDK doing the same blob work on the same Azurite in the same run.
 
 use crate::table::{median, ms, Row, Table};
-use anyhow::Result;
+use anyhow::{Context, Result};
 use e2e::stack::Azurite;
 use open_replit_core::store::project::{Author, Change, ProjectMeta, Projects};
 use std::time::{Duration, Instant};
@@ -38,7 +38,9 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     let az = Azurite::start().await?;
     let conn = az.connection_string();
     let blob = azure_native::client(&conn, "codebase-projects").map_err(anyhow::Error::msg)?;
-    blob.ensure_container().await?;
+    blob.ensure_container()
+        .await
+        .context("creating the container")?;
     let p = Projects::new(&blob);
     let files: Vec<(String, Vec<u8>)> = e2e::template_files("fullstack").into_iter().collect();
 
@@ -54,7 +56,8 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     for i in 0..5 {
         let t0 = Instant::now();
         p.create(&meta(&format!("bench-create-{i}")), files.clone())
-            .await?;
+            .await
+            .context("creating a project from the template")?;
         ours.push(t0.elapsed());
         let secs = sdk(
             &conn,
@@ -89,7 +92,9 @@ pub async fn rows(t: &mut Table) -> Result<()> {
             )
         })
         .collect();
-    p.create(&meta("bench-200"), many.clone()).await?;
+    p.create(&meta("bench-200"), many.clone())
+        .await
+        .context("creating the 200-file project")?;
     let mut cps = Vec::new();
     let mut reqs = Vec::new();
     for k in 0..7 {
@@ -105,7 +110,8 @@ pub async fn rows(t: &mut Table) -> Result<()> {
             Author::User,
             "bench",
         )
-        .await?;
+        .await
+        .context("the incremental checkpoint")?;
         cps.push(t0.elapsed());
         reqs.push(blob.request_count() - before);
     }
@@ -137,7 +143,9 @@ pub async fn rows(t: &mut Table) -> Result<()> {
 
     // Read every file of a 200-file project (one without later checkpoints, so both sides read
     // exactly 200 objects).
-    p.create(&meta("bench-read"), many).await?;
+    p.create(&meta("bench-read"), many)
+        .await
+        .context("creating the 200-file project")?;
     let head = p
         .head("bench-read")
         .await?
@@ -146,7 +154,10 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     let mut sdk_reads = Vec::new();
     for _ in 0..5 {
         let t0 = Instant::now();
-        let all = p.read_all("bench-read", &head.manifest).await?;
+        let all = p
+            .read_all("bench-read", &head.manifest)
+            .await
+            .context("reading all files")?;
         reads.push(t0.elapsed());
         anyhow::ensure!(all.len() == 200);
         sdk_reads.push(Duration::from_secs_f64(sdk(

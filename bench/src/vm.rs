@@ -237,10 +237,26 @@ pub async fn rows(t: &mut Table) -> Result<()> {
         )
         .await?;
     anyhow::ensure!(s == 201, "start: {s} {b}");
-    let port = serde_json::from_str::<Value>(&b)?["port"]
-        .as_u64()
-        .context("port")?;
-    let direct_url = format!("http://127.0.0.1:{port}/src/f001.txt");
+    // The sandboxed dev server is reachable only through the proxy (its own network namespace),
+    // so the direct baseline is the same server run on the host over a copy of the same file.
+    let host_dir = tempfile::tempdir()?;
+    std::fs::create_dir_all(host_dir.path().join("src"))?;
+    std::fs::write(host_dir.path().join("src/f001.txt"), &files[1].1)?;
+    let host_port = free_port();
+    let mut host_server = spawn(
+        "host-http",
+        std::process::Command::new("python3")
+            .args([
+                "-m",
+                "http.server",
+                &host_port.to_string(),
+                "--bind",
+                "127.0.0.1",
+            ])
+            .current_dir(host_dir.path()),
+        host_dir.path(),
+    )?;
+    let direct_url = format!("http://127.0.0.1:{host_port}/src/f001.txt");
     let client = reqwest::Client::new();
     for _ in 0..100 {
         if client.get(&direct_url).send().await.is_ok() {
@@ -294,6 +310,7 @@ pub async fn rows(t: &mut Table) -> Result<()> {
         r.bytes().await?;
     }
     let via = n as f64 / t0.elapsed().as_secs_f64();
+    host_server.kill();
     t.push(
         Row::new(
             "Preview proxy throughput (sequential GETs)",

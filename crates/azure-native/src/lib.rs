@@ -40,10 +40,14 @@ impl Transport for ReqwestTransport {
                 b = b.header(k, v);
             }
         }
-        if let Some(body) = req.body {
+        // Azure wants a Content-Length on every PUT; hyper leaves it out for an empty body, so
+        // an empty file or a container creation would be refused.
+        let body = req.body.unwrap_or_default();
+        if body.is_empty() && req.method == "PUT" {
+            b = b.header("content-length", "0");
+        }
+        if !body.is_empty() || req.method == "PUT" {
             b = b.body(body);
-        } else if req.method == "PUT" {
-            b = b.body(Vec::new());
         }
         let r = b.send().await.map_err(describe)?;
         let status = r.status().as_u16();

@@ -69,6 +69,12 @@ async fn blob_round_trips_conditions_and_odd_names() {
         assert_eq!(b.get(n).await.unwrap().body, vec![i as u8; 3], "{n}");
     }
 
+    // An empty blob (an empty __init__.py) is a valid file.
+    b.put("p/empty", Vec::new(), "text/plain", Cond::None)
+        .await
+        .unwrap();
+    assert_eq!(b.get("p/empty").await.unwrap().body, Vec::<u8>::new());
+
     // Create-only: the second writer loses with a precondition error, not an overwrite.
     assert!(b
         .put("p/once", b"1".to_vec(), "text/plain", Cond::IfNoneMatchAny)

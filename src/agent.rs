@@ -116,8 +116,12 @@ pub struct Work<'a> {
 }
 
 impl<'a> Work<'a> {
-    pub async fn load(blob: &'a BlobClient<FetchTransport>, id: &str) -> Result<Work<'a>, String> {
-        let projects = Projects::new(blob);
+    pub async fn load(
+        blob: &'a BlobClient<FetchTransport>,
+        id: &str,
+        max_files: Option<usize>,
+    ) -> Result<Work<'a>, String> {
+        let projects = Projects::new(blob).with_max_files(max_files);
         let base = projects.head(id).await.map_err(|e| e.to_string())?;
         Ok(Work {
             projects,
@@ -290,7 +294,7 @@ async fn run_turn(room: &Rc<Room>, text: String, model: Option<String>) {
         Ok(b) => b,
         Err(e) => return finish(TurnEnd::Error, Some(e.message()), Usage::default(), None),
     };
-    let mut work = match Work::load(&blob, &project_id).await {
+    let mut work = match Work::load(&blob, &project_id, cfg.max_project_files).await {
         Ok(w) => w,
         Err(e) => {
             return finish(

@@ -12,6 +12,8 @@ pub struct Config {
     pub vm_api_secret: Option<String>,
     /// Model steps per agent turn (`AGENT_MAX_STEPS`).
     pub agent_max_steps: Option<u32>,
+    /// Most files one project may hold (`MAX_PROJECT_FILES`; default 5,000).
+    pub max_project_files: Option<usize>,
     /// Fix rounds after verification finds errors (`VERIFY_FIX_ROUNDS`; 0 turns it off).
     pub verify_fix_rounds: u32,
     /// Where a project's preview lives; `{id}` is replaced by the project id.
@@ -53,6 +55,7 @@ impl Config {
                 .to_string(),
             vm_api_secret: get(env, "VM_API_SECRET"),
             agent_max_steps: get(env, "AGENT_MAX_STEPS").and_then(|v| v.parse().ok()),
+            max_project_files: get(env, "MAX_PROJECT_FILES").and_then(|v| v.parse().ok()),
             verify_fix_rounds: get(env, "VERIFY_FIX_ROUNDS")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(2),

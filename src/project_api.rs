@@ -21,7 +21,7 @@ pub async fn handle(
 ) -> Result<Response, ApiError> {
     let cfg = Config::from_env(room.env());
     let blob = blob_client(&cfg)?;
-    let p = Projects::new(&blob);
+    let p = Projects::new(&blob).with_max_files(cfg.max_project_files);
     let url = req.url()?;
     let query = |k: &str| {
         url.query_pairs()

@@ -28,8 +28,8 @@ pub enum PathError {
     TooLong(usize),
     #[error("file is {0} bytes; the limit is {MAX_FILE_BYTES}")]
     FileTooLarge(usize),
-    #[error("project would have {0} files; the limit is {MAX_FILES_PER_PROJECT}")]
-    TooManyFiles(usize),
+    #[error("project would have {0} files; the limit is {1}")]
+    TooManyFiles(usize, usize),
 }
 
 impl PathError {
@@ -45,7 +45,7 @@ impl PathError {
             PathError::EmptySegment(_) => "empty_segment",
             PathError::TooLong(_) => "too_long",
             PathError::FileTooLarge(_) => "file_too_large",
-            PathError::TooManyFiles(_) => "too_many_files",
+            PathError::TooManyFiles(..) => "too_many_files",
         }
     }
 }
@@ -88,10 +88,15 @@ pub fn validate_size(len: usize) -> Result<(), PathError> {
     Ok(())
 }
 
-/// Checks a project's file count against the cap.
+/// Checks a project's file count against the default cap.
 pub fn validate_file_count(n: usize) -> Result<(), PathError> {
-    if n > MAX_FILES_PER_PROJECT {
-        return Err(PathError::TooManyFiles(n));
+    validate_file_count_max(n, MAX_FILES_PER_PROJECT)
+}
+
+/// Checks a project's file count against a configured cap.
+pub fn validate_file_count_max(n: usize, max: usize) -> Result<(), PathError> {
+    if n > max {
+        return Err(PathError::TooManyFiles(n, max));
     }
     Ok(())
 }

@@ -247,7 +247,14 @@ async fn file_api_checkpoints_conflicts_and_announcements() {
 
 #[tokio::test]
 async fn path_rules_and_limits_through_http() {
-    let stack = Stack::start(Options::default()).await.unwrap();
+    // Room for exactly two more files than the backend template has.
+    let cap = e2e::template_files("backend").len() + 2;
+    let stack = Stack::start(Options {
+        vars: vec![("MAX_PROJECT_FILES".into(), cap.to_string())],
+        ..Default::default()
+    })
+    .await
+    .unwrap();
     let (_, created) = create(&stack, json!({"template": "backend"})).await;
     let id = created["project"]["id"].as_str().unwrap().to_string();
     let base = format!("{}/projects/{id}/files", stack.worker_url);
@@ -301,6 +308,40 @@ async fn path_rules_and_limits_through_http() {
         .await
         .unwrap();
     assert_eq!(cps["checkpoints"].as_array().unwrap().len(), 1);
+
+    // The file-count cap: two more files fit, the third is refused by rule and nothing changes.
+    for name in ["one.txt", "two.txt"] {
+        let r = stack
+            .http
+            .put(format!("{base}/{name}"))
+            .body("x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{name}");
+    }
+    let r = stack
+        .http
+        .put(format!("{base}/three.txt"))
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let e: Value = r.json().await.unwrap();
+    assert_eq!(e["error"]["code"], "too_many_files", "{e}");
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("the limit is {cap}")),
+        "{e}"
+    );
+    let (_, cps) = stack
+        .get_json(&format!("/projects/{id}/checkpoints"))
+        .await
+        .unwrap();
+    assert_eq!(cps["checkpoints"].as_array().unwrap().len(), 3);
 
     // Unknown files and checkpoints are 404s; bad numbers are 400s.
     let r = stack

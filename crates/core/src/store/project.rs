@@ -104,6 +104,8 @@ pub enum StoreError {
 
 pub struct Projects<'a, T> {
     pub blob: &'a BlobClient<T>,
+    /// Most files a checkpoint may hold.
+    pub max_files: usize,
 }
 
 pub fn meta_name(p: &str) -> String {
@@ -118,7 +120,18 @@ pub fn checkpoint_name(p: &str, n: u64) -> String {
 
 impl<'a, T: Transport> Projects<'a, T> {
     pub fn new(blob: &'a BlobClient<T>) -> Self {
-        Projects { blob }
+        Projects {
+            blob,
+            max_files: paths::MAX_FILES_PER_PROJECT,
+        }
+    }
+
+    /// Overrides the file-count cap (`None` keeps the default).
+    pub fn with_max_files(mut self, max: Option<usize>) -> Self {
+        if let Some(m) = max {
+            self.max_files = m;
+        }
+        self
     }
 
     /// Creates a project whose files become checkpoint 1.
@@ -387,7 +400,7 @@ impl<'a, T: Transport> Projects<'a, T> {
             if head.is_some() && next == base {
                 return Ok(None);
             }
-            paths::validate_file_count(next.files.len())?;
+            paths::validate_file_count_max(next.files.len(), self.max_files)?;
             // Upload only content the project does not already hold.
             let known: HashSet<&str> = base.files.values().map(|e| e.sha256.as_str()).collect();
             // Owned items: borrowed ones trip the higher-ranked lifetime check when this

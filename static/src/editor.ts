@@ -1,7 +1,7 @@
 // The editor panel: open files as tabs, unsaved marks, saving against the checkpoint a file was
 // read at, conflicts shown side by side (nothing is thrown away), and live agent/restore updates.
 
-import { readFile, saveFile, type CheckpointInfo, type Diff } from "./api";
+import { HttpError, readFile, saveFile, type CheckpointInfo, type Diff } from "./api";
 import { button, el } from "./dom";
 import type { CodeEditor } from "./cm";
 
@@ -78,7 +78,19 @@ export class EditorPanel {
     let b = this.buffers.get(path);
     if (!b) {
       this.status(`Opening ${path}…`);
-      const f = await readFile(this.projectId, path);
+      let f;
+      try {
+        f = await readFile(this.projectId, path);
+      } catch (e) {
+        // A file the agent is writing exists only in its turn until the turn's checkpoint.
+        const pending = e instanceof HttpError && e.status === 404;
+        this.status(
+          pending
+            ? `${path} is not saved yet: the agent's turn saves it when it finishes.`
+            : `${path} could not be opened: ${e instanceof Error ? e.message : String(e)}`,
+        );
+        return;
+      }
       b = { path, base: f.checkpoint, saved: f.text, current: f.text, note: "" };
       this.buffers.set(path, b);
     }

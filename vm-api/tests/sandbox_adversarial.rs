@@ -365,7 +365,9 @@ async fn fork_bomb_is_contained() {
             &st,
             "POST",
             "/projects/bomb-a/exec",
-            json!({"command": "f() { f | f & }; f; sleep 5", "timeout_s": 15}),
+            // Every f leaves a sleeper behind, so the processes stay at the limit long enough
+            // to be counted from outside (dash gives up on a failed fork at once).
+            json!({"command": "f() { sleep 3 & f | f & }; f; sleep 5", "timeout_s": 15}),
         )
         .await
     });
@@ -377,9 +379,21 @@ async fn fork_bomb_is_contained() {
     }
     let (s, body) = bomb.await.unwrap();
     assert_eq!(s, StatusCode::OK);
-    exit_of(&ndjson(&body));
-    assert!(most > 10, "the bomb did run ({most} processes)");
+    let ev = ndjson(&body);
+    let exit = exit_of(&ev);
+    assert!(
+        most > 10,
+        "the bomb did run ({most} processes); exit {exit}; stderr: {}",
+        text_of(&ev, "stderr")
+            .chars()
+            .take(2000)
+            .collect::<String>()
+    );
     assert!(most <= 64, "held to the pids limit, saw {most}");
+    assert!(
+        text_of(&ev, "stderr").contains("Cannot fork"),
+        "the kernel refused forks at the limit"
+    );
     e.still_works("bomb-b").await;
     // The project itself recovers once its processes are gone.
     assert!(eventually(30, || e.sb.cgroup_pids("bomb-a").is_empty()).await);

@@ -787,6 +787,7 @@ async fn run_tool(
                 cwd: a.cwd.as_deref().unwrap_or(""),
                 timeout_s: a.timeout_s() as u64,
                 env: BTreeMap::new(),
+                cache: None,
             };
             let project = work.id.clone();
             // Stop aborts this request, and the VM kills the command when its client goes.

@@ -18,6 +18,9 @@ pub struct Config {
     pub verify_fix_rounds: u32,
     /// Where a project's preview lives; `{id}` is replaced by the project id.
     pub preview_url: String,
+    /// Let the VM API share installs between projects (`SHARED_DEPS_CACHE`; default on,
+    /// "off" installs every project on its own).
+    pub shared_deps_cache: bool,
 }
 
 /// What the browser may see: no keys, no connection strings.
@@ -61,6 +64,7 @@ impl Config {
                 .unwrap_or(2),
             preview_url: get(env, "PREVIEW_URL")
                 .unwrap_or_else(|| "http://{id}.preview.localhost:8001/".to_string()),
+            shared_deps_cache: get(env, "SHARED_DEPS_CACHE").as_deref() != Some("off"),
         }
     }
 

@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::time::Duration;
-use worker::{Delay, Method};
+use worker::Method;
 
 #[derive(Deserialize, Default)]
 pub struct TemplateManifest {
@@ -28,23 +28,27 @@ pub struct TemplateManifest {
 #[derive(Deserialize)]
 pub struct Check {
     pub name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "project_dir")]
     pub cwd: String,
     pub command: String,
 }
 
 #[derive(Deserialize)]
 struct Install {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "project_dir")]
     cwd: String,
     command: String,
     #[serde(default)]
     when_changed: Vec<String>,
+    /// What the command produces under `cwd` (`node_modules`, `.venv`); with `when_changed`
+    /// it lets the VM API share one install between projects.
+    #[serde(default)]
+    outputs: Vec<String>,
 }
 
 #[derive(Deserialize)]
 pub struct Dev {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "project_dir")]
     cwd: String,
     command: String,
     #[serde(default)]
@@ -53,6 +57,15 @@ pub struct Dev {
     env: BTreeMap<String, String>,
     #[serde(default)]
     depends_on: Vec<String>,
+}
+
+/// A template's `cwd`: "." (how the single-part templates write the project root) is "".
+fn project_dir<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let s = String::deserialize(d)?;
+    Ok(match s.trim_end_matches('/') {
+        "." | "./" => String::new(),
+        rest => rest.trim_start_matches("./").to_string(),
+    })
 }
 
 pub fn template_for(meta_template: &str) -> TemplateManifest {
@@ -117,8 +130,10 @@ pub async fn start(
             meta.template
         )));
     }
+    // Reinstall only when the files that decide the dependencies changed; the installs of
+    // different parts (frontend, backend) run at the same time.
+    let mut pending = Vec::new();
     for (name, inst) in &t.install {
-        // Reinstall only when the files that decide the dependencies changed.
         let key: String = inst
             .when_changed
             .iter()
@@ -131,10 +146,12 @@ pub async fn start(
             })
             .collect::<Vec<_>>()
             .join(",");
-        let kv = format!("installed:{name}");
-        if room.get_kv(&kv).as_deref() == Some(key.as_str()) {
-            continue;
+        if room.get_kv(&format!("installed:{name}")).as_deref() != Some(key.as_str()) {
+            pending.push((name, inst, key));
         }
+    }
+    let cfg = &cfg;
+    let runs = pending.iter().map(|(name, inst, _)| async move {
         if let Some((turn_id, _)) = tool {
             room.emit(ServerEvent::Status {
                 turn_id,
@@ -142,6 +159,11 @@ pub async fn start(
             })?;
         }
         let mut out = String::new();
+        let shared = cfg.shared_deps_cache && !inst.when_changed.is_empty();
+        let cache = (shared && !inst.outputs.is_empty()).then_some(crate::vm::ExecCache {
+            inputs: &inst.when_changed,
+            outputs: &inst.outputs,
+        });
         let exit = vm
             .exec(
                 project,
@@ -150,6 +172,7 @@ pub async fn start(
                     cwd: &inst.cwd,
                     timeout_s: 600,
                     env: BTreeMap::new(),
+                    cache,
                 },
                 None,
                 |stream, data| {
@@ -181,7 +204,12 @@ pub async fn start(
                 exit.exit_code
             )));
         }
-        room.set_kv(&kv, &key)?;
+        Ok(())
+    });
+    let results = futures_util::future::join_all(runs).await;
+    for ((name, _, key), r) in pending.iter().zip(results) {
+        r?;
+        room.set_kv(&format!("installed:{name}"), key)?;
     }
     let listed = list_processes(vm, project).await?;
     let existing: BTreeMap<String, Value> = listed["processes"]
@@ -237,20 +265,30 @@ pub async fn start(
             ports.insert(name.clone(), port);
         }
     }
-    // A dev server that dies at once (a syntax error, a missing module) should be reported now.
-    let mut last = Value::Null;
-    for _ in 0..6 {
-        Delay::from(Duration::from_millis(500)).await;
-        last = list_processes(vm, project).await?;
-        if let Some(dead) = last["processes"]
-            .as_array()
-            .and_then(|a| a.iter().find(|p| p["status"] == "exited"))
-        {
+    // Wait until each dev server listens (or dies: a syntax error, a missing module, reported
+    // now with its last lines).
+    if let Some((turn_id, _)) = tool {
+        room.emit(ServerEvent::Status {
+            turn_id,
+            message: "waiting for the dev servers to listen".into(),
+        })?;
+    }
+    // A server still silent after this is left to the probes (a backend whose app failed to
+    // import keeps its reloader running but never listens).
+    let waits = t.dev.keys().map(|name| async move {
+        let path = format!("/projects/{project}/processes/{name}/ready?timeout_ms=10000");
+        vm.json(Method::Get, &path, None, Duration::from_secs(30))
+            .await
+    });
+    for r in futures_util::future::join_all(waits).await {
+        let r = r?;
+        let p = &r["process"];
+        if p["status"] == "exited" {
             return Err(ApiError::BadRequest(format!(
                 "dev server {} exited with code {}:\n{}",
-                dead["name"].as_str().unwrap_or("?"),
-                dead["exit_code"],
-                dead["last_lines"]
+                p["name"].as_str().unwrap_or("?"),
+                p["exit_code"],
+                p["last_lines"]
                     .as_array()
                     .map(|l| l
                         .iter()
@@ -261,6 +299,7 @@ pub async fn start(
             )));
         }
     }
+    let last = list_processes(vm, project).await?;
     Ok(json!({
         "running": true,
         "url": url(&cfg, vm, project),

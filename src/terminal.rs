@@ -70,6 +70,7 @@ pub async fn handle<T: Transport>(
             cwd: &body.cwd,
             timeout_s,
             env: BTreeMap::new(),
+            cache: None,
         };
         let result = vm
             .exec(&id, &req, signal.as_ref(), |stream, data| {

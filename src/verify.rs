@@ -92,6 +92,7 @@ pub async fn run(
                     cwd: &c.cwd,
                     timeout_s: 300,
                     env: BTreeMap::new(),
+                    cache: None,
                 },
                 None,
                 |stream, data| {
@@ -166,6 +167,7 @@ pub async fn run(
                     cwd: "",
                     timeout_s: 30,
                     env: BTreeMap::new(),
+                    cache: None,
                 },
                 None,
                 |_, d| out.push_str(d),

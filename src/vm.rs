@@ -34,6 +34,16 @@ pub struct ExecRequest<'a> {
     pub cwd: &'a str,
     pub timeout_s: u64,
     pub env: BTreeMap<String, String>,
+    /// Share the install this command makes with other projects (the VM API's dependency
+    /// cache): the files that decide it, and what it produces under `cwd`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cache: Option<ExecCache<'a>>,
+}
+
+#[derive(Serialize)]
+pub struct ExecCache<'a> {
+    pub inputs: &'a [String],
+    pub outputs: &'a [String],
 }
 
 fn now_secs() -> i64 {

@@ -34,6 +34,9 @@ pub struct ExecRequest {
     pub timeout_s: Option<u64>,
     #[serde(default)]
     pub env: BTreeMap<String, String>,
+    /// Share the install this command makes with other projects (see `deps`).
+    #[serde(default)]
+    pub cache: Option<crate::deps::CacheSpec>,
 }
 
 /// Spawns `cmd` as the leader of a new process group, so the group can be killed as a whole;
@@ -164,6 +167,33 @@ pub async fn exec(
     })?;
     let (project_dir, home_dir) = st.ensure_project_dirs(&id)?;
     st.check_cwd_exists(&project_dir, &req.cwd)?;
+    if let Some(spec) = &req.cache {
+        spec.validate()?;
+    }
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let cached = req
+        .cache
+        .clone()
+        .and_then(|spec| Some((spec, st.sandbox.project_uid(&id)?)));
+    if let Some((spec, uid)) = cached {
+        let job = crate::deps::CachedExec {
+            project: id.clone(),
+            project_dir,
+            home_dir,
+            command: req.command,
+            cwd: req.cwd,
+            env: req.env,
+            timeout: Duration::from_secs(timeout_s),
+            spec,
+            uid,
+        };
+        let st2 = st.clone();
+        tokio::spawn(async move {
+            crate::deps::run(st2, job, tx).await;
+            drop(permit);
+        });
+        return ndjson_response(rx);
+    }
     let cmd = st
         .sandbox
         .command(&CommandSpec {
@@ -177,13 +207,16 @@ pub async fn exec(
         .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
     let child = spawn_in_group(cmd)
         .map_err(|e| ApiError::internal("spawn_failed", format!("could not start: {e}")))?;
-    let (tx, rx) = mpsc::channel::<Bytes>(64);
     let cap = st.limits.output_cap_bytes;
     let shutdown = st.shutdown_signal();
     tokio::spawn(async move {
         run(child, Duration::from_secs(timeout_s), cap, tx, shutdown).await;
         drop(permit);
     });
+    ndjson_response(rx)
+}
+
+fn ndjson_response(rx: mpsc::Receiver<Bytes>) -> Result<Response, ApiError> {
     let stream = futures_util::StreamExt::map(
         tokio_stream::wrappers::ReceiverStream::new(rx),
         Ok::<Bytes, std::convert::Infallible>,
@@ -196,16 +229,59 @@ pub async fn exec(
         .map_err(|e| ApiError::internal("response", e.to_string()))
 }
 
-/// Drives one command to its end, streaming events into `tx`; returns when the command and
-/// its pipes are done. A closed `tx` (client gone) or the shutdown signal kills the group.
+/// How a command ended.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcome {
+    pub exit_code: Option<i32>,
+    pub timed_out: bool,
+    pub truncated: bool,
+    pub client_gone: bool,
+}
+
+/// The final NDJSON event of an exec.
+pub fn exit_event(o: &Outcome, started: Instant) -> Bytes {
+    ndjson(json!({
+        "type": "exit",
+        "exit_code": o.exit_code,
+        "duration_ms": started.elapsed().as_millis() as u64,
+        "timed_out": o.timed_out,
+        "truncated": o.truncated,
+    }))
+}
+
+/// One line of text as a stream event (used for the service's own notes in the output).
+pub fn text_event(kind: StreamKind, text: &str) -> Bytes {
+    ndjson(json!({"type": kind.as_str(), "data": text}))
+}
+
 async fn run(
-    mut child: Child,
+    child: Child,
     timeout: Duration,
     cap: usize,
     tx: mpsc::Sender<Bytes>,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 ) {
     let started = Instant::now();
+    let o = drive(child, timeout, cap, &tx, shutdown, None).await;
+    let _ = tx.send(exit_event(&o, started)).await;
+}
+
+/// Drives one command to its end, streaming its output into `tx`; returns when the command
+/// and its pipes are done. A closed `tx` (client gone) or the shutdown signal kills the group.
+/// With `heartbeat`, a quiet command (a cold `npm install` prints nothing for half a minute)
+/// gets a "still running" line after each such silence, so watchers know it is alive.
+pub async fn drive(
+    mut child: Child,
+    timeout: Duration,
+    cap: usize,
+    tx: &mpsc::Sender<Bytes>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    heartbeat: Option<Duration>,
+) -> Outcome {
+    let begun = Instant::now();
+    let beat_every = heartbeat.unwrap_or(Duration::from_secs(u64::MAX / 4));
+    let beat = tokio::time::sleep(beat_every);
+    tokio::pin!(beat);
     let pid = child.id();
     let (ctx, mut crx) = mpsc::channel::<(StreamKind, Vec<u8>)>(32);
     let mut pumps = Vec::new();
@@ -241,9 +317,15 @@ async fn run(
                 timed_out = true;
                 kill_group(pid);
             }
+            _ = &mut beat, if heartbeat.is_some() && status.is_none() && !client_gone => {
+                let secs = begun.elapsed().as_secs();
+                let _ = tx.send(text_event(StreamKind::Stdout, &format!("[vm-api] still running ({secs} s)\n"))).await;
+                beat.as_mut().reset(tokio::time::Instant::now() + beat_every);
+            }
             msg = crx.recv(), if pipes_open => match msg {
                 None => pipes_open = false,
                 Some((kind, bytes)) => {
+                    beat.as_mut().reset(tokio::time::Instant::now() + beat_every);
                     if truncated || client_gone {
                         continue; // keep draining so the command never blocks on a full pipe
                     }
@@ -283,16 +365,12 @@ async fn run(
                 .await;
         }
     }
-    let exit_code = status.and_then(|s| s.code());
-    let _ = tx
-        .send(ndjson(json!({
-            "type": "exit",
-            "exit_code": exit_code,
-            "duration_ms": started.elapsed().as_millis() as u64,
-            "timed_out": timed_out,
-            "truncated": truncated,
-        })))
-        .await;
+    Outcome {
+        exit_code: status.and_then(|s| s.code()),
+        timed_out,
+        truncated,
+        client_gone,
+    }
 }
 
 #[cfg(test)]

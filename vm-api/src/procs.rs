@@ -490,6 +490,47 @@ pub async fn restart_route(
 }
 
 #[derive(Debug, Deserialize)]
+pub struct ReadyQuery {
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+/// `GET .../processes/{name}/ready`: waits until the process accepts connections on its port
+/// (`ready: true`), exits, or `timeout_ms` (default 15 s, at most 120 s) passes.
+pub async fn ready_route(
+    State(st): State<Arc<AppState>>,
+    UrlPath((id, name)): UrlPath<(String, String)>,
+    Query(q): Query<ReadyQuery>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let m = find(&st, &id, &name)?;
+    let wait = Duration::from_millis(q.timeout_ms.unwrap_or(15_000).min(120_000));
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut exits = m.finished.subscribe();
+    let t0 = std::time::Instant::now();
+    let answer = |ready: bool| {
+        tracing::info!(project = %id, name = %name, ready, waited_ms = t0.elapsed().as_millis() as u64, "ready check");
+        Ok(Json(json!({"ready": ready, "process": m.info()})))
+    };
+    loop {
+        if !m.is_running() {
+            return answer(false);
+        }
+        let (sb, project, port) = (st.sandbox.clone(), id.clone(), m.port());
+        let up = tokio::task::spawn_blocking(move || sb.connect(&project, port).is_ok())
+            .await
+            .unwrap_or(false);
+        if up && m.is_running() {
+            return answer(true);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return answer(false);
+        }
+        // Poll the port; an exit wakes us at once.
+        let _ = tokio::time::timeout(Duration::from_millis(50), exits.changed()).await;
+    }
+}
+
+#[derive(Debug, Deserialize)]
 pub struct LogsQuery {
     #[serde(default)]
     pub tail: Option<usize>,

@@ -44,6 +44,8 @@ pub struct AppState {
     pub preview_domain: String,
     /// Ports this service listens on; the preview proxy never forwards to them.
     pub own_ports: RwLock<Vec<u16>>,
+    /// Installs shared between projects (see `deps`).
+    pub deps: crate::deps::DepsCache,
     exec_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     sync_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -53,6 +55,7 @@ impl AppState {
     pub fn new(secret: Vec<u8>, data_dir: PathBuf, sandbox: Arc<dyn Sandbox>) -> Self {
         AppState {
             secret,
+            deps: crate::deps::DepsCache::new(data_dir.join("deps")),
             data_dir,
             sandbox,
             limits: Limits::default(),
@@ -153,6 +156,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/projects/{id}/processes/{name}/logs",
             get(crate::procs::logs_route),
+        )
+        .route(
+            "/projects/{id}/processes/{name}/ready",
+            get(crate::procs::ready_route),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

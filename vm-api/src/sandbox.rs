@@ -111,6 +111,13 @@ pub trait Sandbox: Send + Sync {
                 )
             })
     }
+    /// The project's own uid when this sandbox gives every project one (the shared
+    /// dependency cache hands out read-only links only under such a sandbox).
+    fn project_uid(&self, _project_id: &str) -> Option<u32> {
+        None
+    }
+    /// Kills every process the project still has (used after a dependency build).
+    fn kill_project(&self, _project_id: &str) {}
     /// Stops helpers (network daemons) and removes per-project kernel objects.
     fn shutdown(&self) {}
 }

@@ -242,3 +242,59 @@ async fn bad_requests_are_named() {
     assert_eq!(s, StatusCode::NOT_FOUND);
     assert_eq!(v["error"]["code"], "no_such_process");
 }
+
+#[tokio::test]
+async fn ready_waits_for_the_port_or_the_exit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = Arc::new(state(&tmp));
+    // Binds its port after a second.
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/processes",
+        json!({"name": "web", "command": "sleep 1; exec python3 -m http.server $PORT --bind 127.0.0.1"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = call_json(
+        &st,
+        "GET",
+        "/projects/p1/processes/web/ready?timeout_ms=100",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["ready"], false, "not listening yet: {v}");
+    let (_, v) = call_json(
+        &st,
+        "GET",
+        "/projects/p1/processes/web/ready?timeout_ms=20000",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(v["ready"], true, "{v}");
+    assert_eq!(v["process"]["status"], "running");
+    // A process that dies answers at once with its exit, long before the timeout.
+    call_json(
+        &st,
+        "POST",
+        "/projects/p1/processes",
+        json!({"name": "bad", "command": "echo boom >&2; exit 3"}),
+    )
+    .await;
+    let t0 = std::time::Instant::now();
+    let (_, v) = call_json(
+        &st,
+        "GET",
+        "/projects/p1/processes/bad/ready?timeout_ms=60000",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(v["ready"], false, "{v}");
+    assert_eq!(v["process"]["status"], "exited", "{v}");
+    assert!(
+        t0.elapsed() < Duration::from_secs(50),
+        "did not wait out the timeout"
+    );
+    st.shutdown().await;
+}

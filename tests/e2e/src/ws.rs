@@ -46,9 +46,19 @@ impl ProjectSocket {
 
     /// Reads events until one of type `ty` arrives; returns it and everything before it.
     pub async fn until(&mut self, ty: &str) -> anyhow::Result<(Value, Vec<Value>)> {
-        let mut seen = Vec::new();
+        let mut seen: Vec<Value> = Vec::new();
         loop {
-            let e = self.next().await?;
+            // On silence, say what came last: that is where it stopped.
+            let e = self.next().await.map_err(|e| {
+                let last: Vec<String> = seen
+                    .iter()
+                    .rev()
+                    .take(80)
+                    .rev()
+                    .map(|v| v.to_string().chars().take(300).collect())
+                    .collect();
+                anyhow::anyhow!("{e} (waiting for {ty}); last events:\n{}", last.join("\n"))
+            })?;
             if e["type"] == ty {
                 return Ok((e, seen));
             }

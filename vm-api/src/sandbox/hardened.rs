@@ -431,6 +431,14 @@ impl Sandbox for Hardened {
         self.nets.connect(project_id, port)
     }
 
+    fn project_uid(&self, project_id: &str) -> Option<u32> {
+        self.uids.uid(project_id).ok()
+    }
+
+    fn kill_project(&self, project_id: &str) {
+        self.shared.cgroups.kill_all(project_id);
+    }
+
     fn shutdown(&self) {
         if self.shut.swap(true, Ordering::SeqCst) {
             return;

@@ -142,7 +142,12 @@ pub fn own_dir(dir: &Path, uid: u32) -> std::io::Result<()> {
     let (u, g) = owner(uid);
     if st.st_uid != uid || st.st_gid != uid {
         walk_nofollow(dir, &mut |parent, name, st| {
-            if st.st_uid != uid {
+            // Root-owned files with several links are the shared dependency cache's: they
+            // stay read-only to every project.
+            let shared = st.st_uid == 0
+                && st.st_nlink > 1
+                && rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::RegularFile;
+            if st.st_uid != uid && !shared {
                 let _ = rfs::chownat(parent, name, u, g, AtFlags::SYMLINK_NOFOLLOW);
             }
         })?;

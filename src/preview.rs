@@ -302,7 +302,7 @@ pub async fn start(
     let last = list_processes(vm, project).await?;
     Ok(json!({
         "running": true,
-        "url": url(&cfg, vm, project),
+        "url": url(cfg, vm, project),
         "preview": t.preview,
         "processes": last["processes"],
     }))

@@ -209,6 +209,11 @@ impl Room {
     }
 
     /// Stops the running turn at its next await point; aborts the request in flight.
+    /// How many sockets are connected (people watching the project).
+    pub fn sockets(&self) -> usize {
+        self.state.get_websockets().len()
+    }
+
     pub fn request_stop(&self) {
         if self.running.get() {
             self.stop_requested.set(true);

@@ -5,7 +5,7 @@
 use crate::agent::Work;
 use crate::room::Room;
 use crate::vm::{ExecRequest, Vm};
-use open_replit_core::agent::verify::{trim_output, Failure};
+use open_replit_core::agent::verify::{browser_failure, trim_output, BrowserReport, Failure};
 use open_replit_core::protocol::ServerEvent;
 use serde_json::json;
 use std::collections::BTreeMap;
@@ -40,6 +40,22 @@ pub async fn run(
             duration_ms: (js_sys::Date::now() - t0) as u64,
         });
     };
+
+    // Where the preview page's reports stand now: what the page reports from here on was
+    // produced by this round's code (Vite reloads the open page as soon as files sync).
+    let reports_from = vm
+        .json(
+            worker::Method::Get,
+            &format!(
+                "/projects/{}/browser-reports?since_seq={}",
+                work.id,
+                u64::MAX
+            ),
+            None,
+            std::time::Duration::from_secs(10),
+        )
+        .await
+        .ok();
 
     // Sync, install what changed, start or keep the dev servers; a crash shows up here.
     let t0 = js_sys::Date::now();
@@ -208,6 +224,59 @@ pub async fn run(
             name: format!("dev server {name}: GET {path} failed ({})", out.trim()),
             output: trim_output(&logs, 25),
         });
+    }
+
+    // The page itself, as the browser runs it: only when someone has the preview open (a
+    // connected client, or a page load in the last 15 minutes), since only a browser can run it.
+    if let (true, Some(from)) = (failures.is_empty(), reports_from) {
+        let recent = from["last_load_age_ms"]
+            .as_u64()
+            .is_some_and(|a| a < 15 * 60 * 1000);
+        if room.sockets() > 0 || recent {
+            let t0 = js_sys::Date::now();
+            let _ = room.emit(ServerEvent::PreviewReload { turn_id });
+            let call = step("browser", json!({"wait_s": 8}));
+            let since = from["next_seq"].as_u64().unwrap_or(0);
+            let got = vm
+                .json(
+                    worker::Method::Get,
+                    &format!(
+                        "/projects/{}/browser-reports?since_seq={since}&wait_ms=8000&grace_ms=2500",
+                        work.id
+                    ),
+                    None,
+                    std::time::Duration::from_secs(20),
+                )
+                .await;
+            match got {
+                Ok(v) => {
+                    let reports: Vec<BrowserReport> =
+                        serde_json::from_value(v["reports"].clone()).unwrap_or_default();
+                    match browser_failure(&reports) {
+                        Some(f) => {
+                            finish(call, false, f.name.clone(), t0);
+                            failures.push(f);
+                        }
+                        None if v["loads"].as_u64().unwrap_or(0) > 0 => {
+                            finish(call, true, "the page loaded without errors".into(), t0)
+                        }
+                        None if v["followed"] == false => finish(
+                            call,
+                            true,
+                            "skipped: no browser has the preview open".into(),
+                            t0,
+                        ),
+                        None => finish(
+                            call,
+                            true,
+                            "the page did not finish loading within 8 s".into(),
+                            t0,
+                        ),
+                    }
+                }
+                Err(e) => finish(call, true, format!("not checked: {}", e.message()), t0),
+            }
+        }
     }
     failures
 }

@@ -57,9 +57,10 @@ export class PreviewPanel {
     );
   }
 
-  async refresh(): Promise<void> {
+  /** Shows what runs now; `force` reloads the page even when its URL did not change. */
+  async refresh(force = false): Promise<void> {
     try {
-      this.show(await getPreview(this.projectId));
+      this.show(await getPreview(this.projectId), force);
     } catch (e) {
       const missing = e instanceof HttpError && e.status === 404;
       this.showEmpty(missing ? "This server has no preview endpoint yet." : `Preview is not available: ${e instanceof Error ? e.message : String(e)}`);
@@ -78,11 +79,12 @@ export class PreviewPanel {
     }
   }
 
-  private show(p: PreviewState): void {
+  private show(p: PreviewState, force = false): void {
     if (p.running && p.url) {
       const changed = p.url !== this.url;
       this.url = p.url;
       if (changed) this.navigate(p.url);
+      else if (force) this.reload();
       this.empty.remove();
       if (!this.frame.isConnected) this.stage.append(this.frame);
     } else {

@@ -204,6 +204,10 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
       case "turn_finished":
         refreshPreview();
         break;
+      case "preview_reload":
+        // The verify loop watches the page for runtime errors: load the current code now.
+        void preview.refresh(true);
+        break;
       case "reset":
         refreshFiles();
         refreshCheckpoints();

@@ -18,6 +18,7 @@ export type ServerEvent = { seq: number } & (
   | { type: "tool_call_finished"; turn_id: number; call_id: string; ok: boolean; result: string; duration_ms: number }
   | { type: "file_changed"; turn_id: number; path: string; sha256: string | null }
   | { type: "status"; turn_id: number; message: string }
+  | { type: "preview_reload"; turn_id: number }
   | {
       type: "turn_finished";
       turn_id: number;

@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod azure_blob;
+pub mod browser;
 pub mod config;
 pub mod deps;
 pub mod error;

@@ -196,6 +196,20 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
             "Open this preview from the editor to get access.",
         );
     }
+    // The capture script and its reports are ours, never the dev server's.
+    if req.uri().path() == crate::browser::CAPTURE_PATH {
+        return (
+            [
+                (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            crate::browser::CAPTURE_JS,
+        )
+            .into_response();
+    }
+    if req.uri().path() == crate::browser::REPORT_PATH {
+        return browser_report(&st, &project, req).await;
+    }
     let Some(target) = st.processes.preview_target(&project) else {
         return page(
             StatusCode::BAD_GATEWAY,
@@ -213,6 +227,17 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
     }
     let upgrade = is_upgrade(req.headers());
     scrub_request_headers(req.headers_mut());
+    // A page navigation: ask for an uncompressed body, so the capture script can go in.
+    let wants_html = req.method() == axum::http::Method::GET
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"));
+    if wants_html {
+        req.headers_mut().remove(header::ACCEPT_ENCODING);
+        st.browser_reports.navigated(&project);
+    }
     if !upgrade {
         for h in HOP_BY_HOP {
             req.headers_mut().remove(*h);
@@ -288,7 +313,68 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
             });
         }
     }
+    if wants_html && is_plain_html(resp.headers()) {
+        return with_capture(resp).await;
+    }
     resp.map(Body::new)
+}
+
+/// Largest HTML page the proxy rewrites (bigger ones pass through untouched).
+const MAX_INJECT_BYTES: usize = 8 * 1024 * 1024;
+
+fn is_plain_html(h: &HeaderMap) -> bool {
+    let html = h
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.trim_start().to_ascii_lowercase().starts_with("text/html"));
+    let plain = h
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .is_none_or(|e| e.eq_ignore_ascii_case("identity"));
+    let small = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_none_or(|n| n <= MAX_INJECT_BYTES);
+    html && plain && small
+}
+
+/// The page with the capture script at the top of its `<head>`.
+async fn with_capture(resp: Response<hyper::body::Incoming>) -> Response {
+    use http_body_util::BodyExt;
+    let (mut parts, body) = resp.into_parts();
+    let bytes = match http_body_util::Limited::new(body, MAX_INJECT_BYTES)
+        .collect()
+        .await
+    {
+        Ok(c) => c.to_bytes(),
+        Err(e) => return page(StatusCode::BAD_GATEWAY, "Dev server error", &e.to_string()),
+    };
+    let Ok(text) = std::str::from_utf8(&bytes) else {
+        return Response::from_parts(parts, Body::from(bytes));
+    };
+    let out = crate::browser::inject(text);
+    parts.headers.remove(header::CONTENT_LENGTH);
+    Response::from_parts(parts, Body::from(out))
+}
+
+/// `POST /__open_replit/report` on the preview origin: one report from the capture script.
+async fn browser_report(st: &AppState, project: &str, req: Request) -> Response {
+    if req.method() != axum::http::Method::POST {
+        return StatusCode::METHOD_NOT_ALLOWED.into_response();
+    }
+    let Ok(body) = axum::body::to_bytes(req.into_body(), crate::browser::MAX_REPORT_BYTES).await
+    else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "report too large").into_response();
+    };
+    let raw: crate::browser::RawReport = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => return (StatusCode::BAD_REQUEST, format!("bad report: {e}")).into_response(),
+    };
+    match st.browser_reports.add(project, raw) {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => (StatusCode::BAD_REQUEST, e).into_response(),
+    }
 }
 
 #[cfg(test)]

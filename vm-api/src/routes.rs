@@ -44,6 +44,8 @@ pub struct AppState {
     pub preview_domain: String,
     /// Ports this service listens on; the preview proxy never forwards to them.
     pub own_ports: RwLock<Vec<u16>>,
+    /// What each project's preview page reported (see `browser`).
+    pub browser_reports: crate::browser::BrowserReports,
     /// Installs shared between projects (see `deps`).
     pub deps: crate::deps::DepsCache,
     exec_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
@@ -56,6 +58,7 @@ impl AppState {
         AppState {
             secret,
             deps: crate::deps::DepsCache::new(data_dir.join("deps")),
+            browser_reports: Default::default(),
             data_dir,
             sandbox,
             limits: Limits::default(),
@@ -160,6 +163,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/projects/{id}/processes/{name}/ready",
             get(crate::procs::ready_route),
+        )
+        .route(
+            "/projects/{id}/browser-reports",
+            get(crate::browser::reports_route),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

@@ -276,3 +276,191 @@ async fn static_files_from_python_http_server() {
     assert_eq!(r.status(), 404);
     st.shutdown().await;
 }
+
+#[tokio::test]
+async fn html_gets_the_capture_script_and_reports_reach_the_worker_route() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (st, _api, preview) = serve(state(&tmp)).await;
+    let dir = st.project_dir("cap1");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("index.html"),
+        "<!doctype html><html><head><title>app</title></head><body>hi</body></html>",
+    )
+    .unwrap();
+    std::fs::write(dir.join("data.json"), "{\"head\": \"<head>\"}").unwrap();
+    let token = mint_preview_token(SECRET, "cap1", vm_api::auth::now_unix() + 600);
+    let cookie = format!("or_preview={token}");
+    start(
+        &st,
+        "cap1",
+        "web",
+        "exec python3 -m http.server $PORT --bind 127.0.0.1",
+    )
+    .await;
+
+    // A navigation gets the tag at the top of <head>, with a correct length.
+    let r = get(
+        preview,
+        "cap1",
+        "/",
+        &[
+            ("cookie", &cookie),
+            ("accept", "text/html,application/xhtml+xml"),
+            ("accept-encoding", "gzip, br"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.starts_with(&format!(
+            "<!doctype html><html><head>{}<title>",
+            vm_api::browser::CAPTURE_TAG
+        )),
+        "{body}"
+    );
+    // Anything else passes through untouched.
+    let r = get(preview, "cap1", "/data.json", &[("cookie", &cookie)]).await;
+    assert_eq!(r.text().await.unwrap(), "{\"head\": \"<head>\"}");
+
+    // The script itself, from the proxy, behind the same cookie.
+    let r = get(
+        preview,
+        "cap1",
+        "/__open_replit/capture.js",
+        &[("cookie", &cookie)],
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(r.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .contains("javascript"));
+    assert!(r.text().await.unwrap().contains("unhandledrejection"));
+    let r = get(preview, "cap1", "/__open_replit/capture.js", &[]).await;
+    assert_eq!(r.status(), 401);
+
+    let post = |body: String, with_cookie: bool| {
+        let mut rb = client()
+            .post(format!("http://{preview}/__open_replit/report"))
+            .header("host", format!("cap1.preview.localhost:{}", preview.port()))
+            .body(body);
+        if with_cookie {
+            rb = rb.header("cookie", cookie.clone());
+        }
+        rb.send()
+    };
+    let err = json!({"kind": "error", "message": "Uncaught TypeError: x is undefined",
+                     "source": "http://cap1.preview.localhost/src/App.tsx", "line": 12, "column": 5,
+                     "stack": "TypeError: x is undefined\n    at App (App.tsx:12:5)", "url": "/"});
+    assert_eq!(post(err.to_string(), false).await.unwrap().status(), 401);
+    assert_eq!(post("{nope".into(), true).await.unwrap().status(), 400);
+    assert_eq!(
+        post(json!({"kind": "rm -rf"}).to_string(), true)
+            .await
+            .unwrap()
+            .status(),
+        400
+    );
+    assert_eq!(post("x".repeat(100_000), true).await.unwrap().status(), 413);
+
+    // The Worker's route: nothing yet, then the error; a waiting reader wakes on the load.
+    let (s, v) = call_json(
+        &st,
+        "GET",
+        "/projects/cap1/browser-reports",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(
+        (
+            v["next_seq"].as_u64(),
+            v["reports"].as_array().unwrap().len()
+        ),
+        (Some(0), 0)
+    );
+    assert_eq!(post(err.to_string(), true).await.unwrap().status(), 204);
+    let st2 = st.clone();
+    let waiter = tokio::spawn(async move {
+        call_json(
+            &st2,
+            "GET",
+            "/projects/cap1/browser-reports?since_seq=0&wait_ms=15000",
+            serde_json::Value::Null,
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(!waiter.is_finished(), "waits for a page load");
+    assert_eq!(
+        post(json!({"kind": "load", "url": "/"}).to_string(), true)
+            .await
+            .unwrap()
+            .status(),
+        204
+    );
+    let (_, v) = waiter.await.unwrap();
+    assert_eq!(v["loads"], 1, "{v}");
+    assert_eq!(v["next_seq"], 2);
+    let reports = v["reports"].as_array().unwrap();
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0]["message"], "Uncaught TypeError: x is undefined");
+    assert_eq!(reports[0]["line"], 12);
+    // Later reads start after what was seen.
+    let (_, v) = call_json(
+        &st,
+        "GET",
+        "/projects/cap1/browser-reports?since_seq=2",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert!(v["reports"].as_array().unwrap().is_empty());
+    assert!(v["last_load_age_ms"].as_u64().is_some());
+    // Nobody asks for a page within the grace time: the wait ends early, `followed: false`.
+    let t0 = std::time::Instant::now();
+    let (_, v) = call_json(
+        &st,
+        "GET",
+        "/projects/cap1/browser-reports?since_seq=2&wait_ms=15000&grace_ms=300",
+        serde_json::Value::Null,
+    )
+    .await;
+    assert_eq!(v["followed"], false, "{v}");
+    assert!(t0.elapsed() < std::time::Duration::from_secs(10));
+    // A navigation within the grace time means a browser follows: it waits for the load.
+    let st3 = st.clone();
+    let waiter = tokio::spawn(async move {
+        call_json(
+            &st3,
+            "GET",
+            "/projects/cap1/browser-reports?since_seq=2&wait_ms=15000&grace_ms=1000",
+            serde_json::Value::Null,
+        )
+        .await
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    get(
+        preview,
+        "cap1",
+        "/",
+        &[("cookie", &cookie), ("accept", "text/html")],
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    assert!(
+        !waiter.is_finished(),
+        "a browser follows: keeps waiting for its load"
+    );
+    post(json!({"kind": "load", "url": "/"}).to_string(), true)
+        .await
+        .unwrap();
+    let (_, v) = waiter.await.unwrap();
+    assert_eq!(
+        (v["followed"].as_bool(), v["loads"].as_u64()),
+        (Some(true), Some(1)),
+        "{v}"
+    );
+    st.shutdown().await;
+}

@@ -117,6 +117,11 @@ pub enum ServerEvent {
         path: String,
         sha256: Option<String>,
     },
+    /// The verify loop is about to watch the preview page for runtime errors: clients showing
+    /// the preview reload it now.
+    PreviewReload {
+        turn_id: u64,
+    },
     /// Progress a person should see: retries, fallbacks, verification.
     Status {
         turn_id: u64,

@@ -68,6 +68,73 @@ pub fn trim_output(output: &str, max_lines: usize) -> String {
     text.chars().take(4_000).collect()
 }
 
+/// One report from the preview page's capture script (see the VM API's `browser-reports`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct BrowserReport {
+    pub kind: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub source: String,
+    #[serde(default)]
+    pub line: u32,
+    #[serde(default)]
+    pub column: u32,
+    #[serde(default)]
+    pub stack: String,
+    #[serde(default)]
+    pub url: String,
+}
+
+/// The page's runtime errors as the model should read them: each distinct message once (React
+/// logs an error more than once), with where it happened and the top of its stack, at most 8.
+pub fn browser_failure(reports: &[BrowserReport]) -> Option<Failure> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = String::new();
+    let mut n = 0;
+    for r in reports {
+        let first_line = r.message.lines().next().unwrap_or("").trim().to_string();
+        if !seen.insert((r.kind.clone(), first_line)) {
+            continue;
+        }
+        n += 1;
+        if n > 8 {
+            continue;
+        }
+        out.push_str(&format!("[{}] {}", r.kind, r.message.trim()));
+        if !r.source.is_empty() {
+            // Show the path inside the project, not the preview host.
+            let src = r
+                .source
+                .split_once("://")
+                .and_then(|(_, rest)| rest.split_once('/'))
+                .map(|(_, p)| format!("/{p}"))
+                .unwrap_or_else(|| r.source.clone());
+            out.push_str(&format!(" (at {src}:{}:{})", r.line, r.column));
+        }
+        if !r.url.is_empty() {
+            out.push_str(&format!(" on page {}", r.url));
+        }
+        out.push('\n');
+        for l in r.stack.lines().skip(1).take(5) {
+            out.push_str(&format!("    {}\n", l.trim()));
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    if n > 8 {
+        out.push_str(&format!("… and {} more\n", n - 8));
+    }
+    Some(Failure {
+        name: format!(
+            "browser: {n} runtime error{} in the preview page",
+            if n == 1 { "" } else { "s" }
+        ),
+        output: out.chars().take(4_000).collect(),
+    })
+}
+
 /// What the model reads at the start of a fix round.
 pub fn fix_request(failures: &[Failure], round: u32, max_rounds: u32) -> String {
     let mut s = format!(
@@ -114,6 +181,37 @@ mod tests {
         let t = trim_output(out, 10);
         assert!(t.starts_with("src/App.tsx(12,5)"), "{t}");
         assert_eq!(trim_output("a\nb\nc\nd", 2), "c\nd");
+    }
+
+    #[test]
+    fn browser_reports_become_one_failure() {
+        let r = |kind: &str, msg: &str, stack: &str| BrowserReport {
+            kind: kind.into(),
+            message: msg.into(),
+            source: "http://todo-1.preview.localhost:8001/src/App.tsx?t=123".into(),
+            line: 12,
+            column: 5,
+            stack: stack.into(),
+            url: "/".into(),
+        };
+        assert_eq!(browser_failure(&[]), None);
+        let f = browser_failure(&[
+            r(
+                "error",
+                "Uncaught TypeError: Cannot read properties of undefined (reading 'length')",
+                "TypeError: Cannot read properties of undefined\n    at App (App.tsx:12:5)\n    at renderWithHooks",
+            ),
+            r("error", "Uncaught TypeError: Cannot read properties of undefined (reading 'length')", ""),
+            r("console.error", "The above error occurred in the <App> component", ""),
+        ])
+        .unwrap();
+        assert_eq!(f.name, "browser: 2 runtime errors in the preview page");
+        assert!(
+            f.output.starts_with("[error] Uncaught TypeError: Cannot read properties of undefined (reading 'length') (at /src/App.tsx?t=123:12:5) on page /\n    at App (App.tsx:12:5)\n"),
+            "{}",
+            f.output
+        );
+        assert_eq!(f.output.matches("[error]").count(), 1, "deduplicated");
     }
 
     #[test]

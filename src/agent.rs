@@ -569,8 +569,12 @@ async fn stream_step(
                     Ok(s) => s,
                     Err(e) => return Err(StepError::Failed(e.to_string(), String::new())),
                 };
+                // One idle timer for the whole stream (not one per chunk): when it fires, it
+                // is re-armed for what is left if data came in meanwhile.
+                let mut idle = Box::pin(Delay::from(IDLE_TIMEOUT));
+                let mut last_data = js_sys::Date::now();
                 let broke: Option<String> = loop {
-                    let next = select(stream.next(), Box::pin(Delay::from(IDLE_TIMEOUT))).await;
+                    let next = select(stream.next(), &mut idle).await;
                     let chunk = match next {
                         Either::Left((Some(Ok(c)), _)) => c,
                         Either::Left((Some(Err(e)), _)) => {
@@ -578,9 +582,18 @@ async fn stream_step(
                         }
                         Either::Left((None, _)) => break None,
                         Either::Right(_) => {
-                            break Some(format!("no data for {} s", IDLE_TIMEOUT.as_secs()))
+                            let quiet = js_sys::Date::now() - last_data;
+                            let limit = IDLE_TIMEOUT.as_millis() as f64;
+                            if quiet < limit {
+                                idle = Box::pin(Delay::from(std::time::Duration::from_millis(
+                                    (limit - quiet) as u64 + 1,
+                                )));
+                                continue;
+                            }
+                            break Some(format!("no data for {} s", IDLE_TIMEOUT.as_secs()));
                         }
                     };
+                    last_data = js_sys::Date::now();
                     let mut bad = None;
                     // Deltas that arrived in one network read go out as one event: the same
                     // text as early as possible, with one log write and one send per socket

@@ -32,7 +32,18 @@ pub struct Room {
     /// Aborts the in-flight model or command request when a person presses stop.
     pub abort: RefCell<Option<AbortController>>,
     pub queue: RefCell<VecDeque<(String, Option<String>)>>,
+    /// Streamed events (text deltas, command output) already sent but not yet in the log:
+    /// written together, so a stream costs one storage commit per `LOG_FLUSH_MS`, not one per
+    /// token. Any other event, a replay, and the end of a turn write them first.
+    pending: RefCell<Vec<(u64, String)>>,
+    /// When the oldest pending event was sent (ms).
+    pending_since: Cell<f64>,
 }
+
+/// Longest a streamed event waits before it is written to the log.
+const LOG_FLUSH_MS: f64 = 500.0;
+/// Rows per INSERT statement (two bound values each).
+const LOG_ROWS_PER_INSERT: usize = 40;
 
 #[derive(Deserialize)]
 struct SeqRow {
@@ -71,6 +82,8 @@ impl DurableObject for ProjectRoom {
             stop_requested: Cell::new(false),
             abort: RefCell::new(None),
             queue: RefCell::new(VecDeque::new()),
+            pending: RefCell::new(Vec::new()),
+            pending_since: Cell::new(0.0),
         };
         room.seq.set(room.max_seq().unwrap_or(0));
         ProjectRoom {
@@ -239,6 +252,7 @@ impl Room {
         self.state.accept_web_socket(&pair.server);
         // Everything below runs without an await, so no event can be emitted between the replay
         // and the socket joining the live broadcast: nothing is lost or sent twice.
+        self.flush_log()?;
         let last = self.seq.get();
         send_transient(
             &pair.server,
@@ -249,7 +263,9 @@ impl Room {
         )?;
         if let Some(since) = since {
             let oldest = self.min_seq()?;
-            if since + 1 < oldest {
+            // Older than the log, or newer than it (events sent but lost with a crashed object
+            // before they were written): either way the client must refetch.
+            if since + 1 < oldest || since > last {
                 send_transient(
                     &pair.server,
                     ServerEvent::Reset {
@@ -274,30 +290,60 @@ impl Room {
         Response::from_websocket(pair.client)
     }
 
-    /// Appends an event to the log and sends it to every connected socket.
+    /// Sends an event to every connected socket and appends it to the log (streamed events in
+    /// batches, see `pending`).
     pub fn emit(&self, event: ServerEvent) -> Result<u64> {
+        let streamed = matches!(
+            event,
+            ServerEvent::AssistantDelta { .. } | ServerEvent::ToolOutput { .. }
+        );
         let seq = self.seq.get() + 1;
         let body = serde_json::to_string(&Envelope { seq, event })?;
-        let sql = self.state.storage().sql();
-        sql.exec(
-            "INSERT INTO events (seq, body) VALUES (?, ?)",
-            vec![
-                SqlStorageValue::try_from_i64(seq as i64)?,
-                body.as_str().into(),
-            ],
-        )?;
-        self.seq.set(seq);
-        if seq.is_multiple_of(COMPACT_EVERY) && seq > LOG_KEEP {
-            sql.exec(
-                "DELETE FROM events WHERE seq <= ?",
-                vec![SqlStorageValue::try_from_i64((seq - LOG_KEEP) as i64)?],
-            )?;
-        }
         for ws in self.state.get_websockets() {
             // A socket that is closing cannot take more; the others still must.
             let _ = ws.send_with_str(&body);
         }
+        self.seq.set(seq);
+        let now = js_sys::Date::now();
+        {
+            let mut pending = self.pending.borrow_mut();
+            if pending.is_empty() {
+                self.pending_since.set(now);
+            }
+            pending.push((seq, body));
+        }
+        if !streamed || now - self.pending_since.get() >= LOG_FLUSH_MS {
+            self.flush_log()?;
+        }
         Ok(seq)
+    }
+
+    /// Writes every pending event to the log (in one storage commit) and compacts it.
+    pub fn flush_log(&self) -> Result<()> {
+        let rows = std::mem::take(&mut *self.pending.borrow_mut());
+        let Some(&(last, _)) = rows.last() else {
+            return Ok(());
+        };
+        let sql = self.state.storage().sql();
+        for batch in rows.chunks(LOG_ROWS_PER_INSERT) {
+            let mut q = String::from("INSERT INTO events (seq, body) VALUES ");
+            let mut values = Vec::with_capacity(batch.len() * 2);
+            for (i, (seq, body)) in batch.iter().enumerate() {
+                q.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
+                values.push(SqlStorageValue::try_from_i64(*seq as i64)?);
+                values.push(body.as_str().into());
+            }
+            sql.exec(&q, values)?;
+        }
+        let first = rows[0].0;
+        // Compact when this batch crossed a multiple of COMPACT_EVERY.
+        if last > LOG_KEEP && (first..=last).any(|s| s.is_multiple_of(COMPACT_EVERY)) {
+            sql.exec(
+                "DELETE FROM events WHERE seq <= ?",
+                vec![SqlStorageValue::try_from_i64((last - LOG_KEEP) as i64)?],
+            )?;
+        }
+        Ok(())
     }
 
     fn max_seq(&self) -> Result<u64> {

@@ -47,7 +47,7 @@ pub async fn rows(t: &mut Table) -> Result<()> {
         .to_string();
 
     // Baseline: the same stream read straight from the LLM server.
-    llm.push(stamps(300));
+    llm.push(stamps(1000));
     let r = reqwest::Client::new()
         .post(format!("{}/chat/completions", llm.base_url()))
         .json(&json!({"model": "m", "stream": true, "messages": []}))
@@ -75,7 +75,7 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     }
 
     // Through the Worker and the Durable Object to a WebSocket.
-    llm.push(stamps(300));
+    llm.push(stamps(1000));
     let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None).await?;
     ws.send(&json!({"type": "user_message", "text": "stamps"}))
         .await?;
@@ -137,12 +137,35 @@ pub async fn rows(t: &mut Table) -> Result<()> {
         );
     }
 
-    // Throughput: a burst of deltas to 1 and to 20 sockets.
-    for sockets in [1usize, 20] {
-        let n = 3000;
+    // Throughput: a burst of deltas to 1 and to 20 sockets, against the same burst read
+    // straight from the LLM server (what the source can give at all).
+    let n = 3000;
+    let burst = || {
         let mut items: Vec<Item> = (0..n).map(|_| Item::Text("x".into())).collect();
         items.extend(finish("stop"));
-        llm.push(Reply::Stream(items));
+        Reply::Stream(items)
+    };
+    llm.push(burst());
+    let t0 = Instant::now();
+    let r = reqwest::Client::new()
+        .post(format!("{}/chat/completions", llm.base_url()))
+        .json(&json!({"model": "m", "stream": true, "messages": []}))
+        .send()
+        .await?;
+    let mut body = r.bytes_stream();
+    let mut got = 0usize;
+    let mut reads = 0usize;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk?;
+        reads += 1;
+        got += String::from_utf8_lossy(&chunk)
+            .matches("\"content\":\"x\"")
+            .count();
+    }
+    let direct = got as f64 / t0.elapsed().as_secs_f64();
+    eprintln!("direct burst: {got} deltas in {reads} reads, {direct:.0}/s");
+    for sockets in [1usize, 20] {
+        llm.push(burst());
         let mut conns = Vec::new();
         for _ in 0..sockets {
             conns.push(
@@ -190,6 +213,9 @@ pub async fn rows(t: &mut Table) -> Result<()> {
                 &format!("Deltas delivered per second to {sockets} socket(s)"),
                 format!("{rate:.0}/s"),
             )
+            .baseline(format!(
+                "the LLM server read directly: {direct:.0}/s to 1 reader"
+            ))
             .goal(if sockets == 20 { "≥ 20,000/s" } else { "—" })
             .note(format!(
                 "{n} deltas × {sockets} sockets in {:.0} ms",

@@ -456,6 +456,14 @@ async fn history_survives_a_restart_and_chat_stream_speaks_sse() {
     assert!(hello["last_seq"].as_u64().unwrap() > 0, "{hello}");
     let (replayed, _) = old.until("turn_started").await.unwrap();
     assert_eq!(replayed["text"], "first question");
+    // A client that saw more than the log holds (events lost with a crashed object before
+    // they were written) is told to refetch instead of silently skipping new events.
+    let (mut ahead, _) = ProjectSocket::connect(&stack.worker_url, &id, Some(1_000_000))
+        .await
+        .unwrap();
+    let reset = ahead.next().await.unwrap();
+    assert_eq!(reset["type"], "reset", "{reset}");
+    drop(ahead);
     let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None)
         .await
         .unwrap();

@@ -32,23 +32,8 @@ const KINDS: &[&str] = &[
     "load",
 ];
 
-/// A report as the page sends it.
-#[derive(Debug, Deserialize)]
-pub struct RawReport {
-    pub kind: String,
-    #[serde(default)]
-    pub message: String,
-    #[serde(default)]
-    pub source: String,
-    #[serde(default)]
-    pub line: u32,
-    #[serde(default)]
-    pub column: u32,
-    #[serde(default)]
-    pub stack: String,
-    #[serde(default)]
-    pub url: String,
-}
+/// A report as the page sends it (the same shape the Worker reads back).
+pub use open_replit_core::agent::verify::BrowserReport as RawReport;
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {

@@ -450,6 +450,22 @@ async fn note(tx: &mpsc::Sender<Bytes>, kind: StreamKind, text: String) {
     let _ = tx.send(text_event(kind, &text)).await;
 }
 
+/// Says why the cache is not used this time, then runs the command in the project itself.
+async fn fall_back(
+    st: &AppState,
+    job: &CachedExec,
+    tx: &mpsc::Sender<Bytes>,
+    why: impl std::fmt::Display,
+) -> Outcome {
+    note(
+        tx,
+        StreamKind::Stderr,
+        format!("[dependency cache] {why}; running the command in the project itself\n"),
+    )
+    .await;
+    in_project(st, job, tx).await
+}
+
 /// Runs the command in the project itself and returns how it ended.
 async fn in_project(st: &AppState, job: &CachedExec, tx: &mpsc::Sender<Bytes>) -> Outcome {
     let cmd = st.sandbox.command(&CommandSpec {
@@ -507,15 +523,7 @@ async fn run_inner(st: &AppState, job: &CachedExec, tx: &mpsc::Sender<Bytes>) ->
     let cache = &st.deps;
     let inputs = match read_inputs(&job.project_dir, &job.spec.inputs) {
         Ok(i) => i,
-        Err(e) => {
-            note(
-                tx,
-                StreamKind::Stderr,
-                format!("[dependency cache] not used: {e}\n"),
-            )
-            .await;
-            return in_project(st, job, tx).await;
-        }
+        Err(e) => return fall_back(st, job, tx, format!("not used: {e}")).await,
     };
     let key = cache_key(&job.command, &job.cwd, &job.env, &inputs);
     let outputs = job.spec.outputs.join(", ");
@@ -540,15 +548,7 @@ async fn run_inner(st: &AppState, job: &CachedExec, tx: &mpsc::Sender<Bytes>) ->
                 .await;
                 return done(0);
             }
-            Err(e) => {
-                note(
-                    tx,
-                    StreamKind::Stderr,
-                    format!("[dependency cache] linking failed ({e}); installing in the project\n"),
-                )
-                .await;
-                return in_project(st, job, tx).await;
-            }
+            Err(e) => return fall_back(st, job, tx, format!("linking failed ({e})")).await,
         }
     }
 
@@ -600,23 +600,9 @@ async fn run_inner(st: &AppState, job: &CachedExec, tx: &mpsc::Sender<Bytes>) ->
         match cache.build(st, job, &key, &inputs, tx).await {
             Ok(out) if out.exit_code == Some(0) => {}
             Ok(out) if out.client_gone || out.timed_out => return out,
-            Ok(_) => {
-                note(
-                    tx,
-                    StreamKind::Stderr,
-                    "[dependency cache] the clean install failed; running it in the project itself\n".into(),
-                )
-                .await;
-                return in_project(st, job, tx).await;
-            }
+            Ok(_) => return fall_back(st, job, tx, "the clean install failed").await,
             Err(e) => {
-                note(
-                    tx,
-                    StreamKind::Stderr,
-                    format!("[dependency cache] could not cache the install ({e}); running it in the project itself\n"),
-                )
-                .await;
-                return in_project(st, job, tx).await;
+                return fall_back(st, job, tx, format!("could not cache the install ({e})")).await
             }
         }
     }
@@ -634,15 +620,7 @@ async fn run_inner(st: &AppState, job: &CachedExec, tx: &mpsc::Sender<Bytes>) ->
             .await;
             done(0)
         }
-        Err(e) => {
-            note(
-                tx,
-                StreamKind::Stderr,
-                format!("[dependency cache] linking failed ({e}); installing in the project\n"),
-            )
-            .await;
-            in_project(st, job, tx).await
-        }
+        Err(e) => fall_back(st, job, tx, format!("linking failed ({e})")).await,
     }
 }
 

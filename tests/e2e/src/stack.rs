@@ -349,6 +349,22 @@ impl Stack {
         }
     }
 
+    /// Creates a project from `template` through the Worker; returns its id.
+    pub async fn create_project(&self, name: &str, template: &str) -> Result<String> {
+        let v: serde_json::Value = self
+            .http
+            .post(format!("{}/projects", self.worker_url))
+            .json(&serde_json::json!({"name": name, "template": template}))
+            .send()
+            .await?
+            .json()
+            .await?;
+        v["project"]["id"]
+            .as_str()
+            .map(String::from)
+            .with_context(|| format!("POST /projects answered {v}"))
+    }
+
     pub async fn get_json(&self, path: &str) -> Result<(u16, serde_json::Value)> {
         let r = self
             .http

@@ -20,17 +20,7 @@ fn opts() -> Options {
 }
 
 async fn project(stack: &Stack, template: &str) -> String {
-    let r: Value = stack
-        .http
-        .post(format!("{}/projects", stack.worker_url))
-        .json(&json!({"name": "agent test", "template": template}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    r["project"]["id"].as_str().unwrap().to_string()
+    stack.create_project("agent test", template).await.unwrap()
 }
 
 async fn say(ws: &mut ProjectSocket, text: &str) {

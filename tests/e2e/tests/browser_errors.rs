@@ -47,17 +47,10 @@ async fn runtime_error_in_the_preview_page_is_fixed_by_the_agent() {
     .await
     .unwrap();
     let llm = stack.llm.as_ref().unwrap();
-    let created: Value = stack
-        .http
-        .post(format!("{}/projects", stack.worker_url))
-        .json(&json!({"name": "page errors", "template": "frontend"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
+    let id = stack
+        .create_project("page errors", "frontend")
         .await
         .unwrap();
-    let id = created["project"]["id"].as_str().unwrap().to_string();
 
     // A person watches the project page (the IDE), as they would.
     let root = e2e::repo_root();

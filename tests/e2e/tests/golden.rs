@@ -24,17 +24,7 @@ async fn prompt_to_running_todo_app_with_a_self_fixed_bug() {
     .await
     .unwrap();
     let llm = stack.llm.as_ref().unwrap();
-    let created: Value = stack
-        .http
-        .post(format!("{}/projects", stack.worker_url))
-        .json(&json!({"name": "todo app", "template": "fullstack"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let id = created["project"]["id"].as_str().unwrap().to_string();
+    let id = stack.create_project("todo app", "fullstack").await.unwrap();
 
     // The transcript: plan, read, write the backend (with the bug), the tests, the frontend,
     // check the types, start the preview, and claim success.

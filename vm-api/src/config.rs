@@ -67,6 +67,10 @@ pub struct Config {
     /// First uid of the range project uids are derived into (2^30 uids from here).
     #[arg(long, env = "VM_API_SANDBOX_UID_BASE", default_value_t = crate::sandbox::identity::DEFAULT_UID_BASE)]
     pub sandbox_uid_base: u32,
+    /// Installs the shared dependency cache keeps (least recently used go first; projects keep
+    /// their links to an evicted one).
+    #[arg(long, env = "VM_API_DEPS_CACHE_ENTRIES", default_value_t = 32)]
+    pub deps_cache_entries: usize,
     /// Bytes of output one exec streams before reporting `truncated`.
     #[arg(long, env = "VM_API_OUTPUT_CAP_BYTES", default_value_t = 1024 * 1024)]
     pub output_cap_bytes: usize,

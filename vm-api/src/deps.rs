@@ -8,10 +8,12 @@
 //! 2. the project already has the outputs: run the command in the project (an incremental
 //!    install, with the project's own warm package cache);
 //! 3. an earlier build exists for the same command and cwd: link it in, then run the command
-//!    in the project, which only adds what changed;
+//!    in the project, which only adds what changed (the second time a key comes this way, it
+//!    is also built clean in the background);
 //! 4. otherwise build it in the clean builder, cache it, link it in. If the clean build fails
 //!    (the command needed more than its inputs), it runs in the project instead.
 //!
+//! At most `max_entries` installs are kept, the least recently used removed first.
 //! Only used under a sandbox that gives each project its own uid (see `Sandbox::project_uid`);
 //! anything unexpected falls back to running the command in the project, with a note.
 
@@ -95,12 +97,18 @@ impl CacheSpec {
 /// The cache's directory and the lock that lets one clean build run at a time.
 pub struct DepsCache {
     root: PathBuf,
+    /// Entries kept; the least recently used beyond this are removed after a build.
+    pub max_entries: usize,
+    /// How often each uncached key was installed on top of a base; the second time, it is
+    /// worth a clean build of its own (a template whose manifests changed since the base).
+    misses: std::sync::Mutex<BTreeMap<String, u32>>,
     /// One build at a time per builder identity.
     build_locks: std::sync::Mutex<BTreeMap<String, Arc<tokio::sync::Mutex<()>>>>,
     trash_seq: AtomicU64,
 }
 
 /// One exec with a cache spec, everything validated by the route.
+#[derive(Clone)]
 pub struct CachedExec {
     pub project: String,
     pub project_dir: PathBuf,
@@ -169,6 +177,8 @@ impl DepsCache {
         DepsCache {
             root,
             build_locks: Default::default(),
+            max_entries: 32,
+            misses: Default::default(),
             trash_seq: AtomicU64::new(0),
         }
     }
@@ -180,6 +190,67 @@ impl DepsCache {
     /// Whether `key` is cached (an entry appears only once complete, by rename).
     pub fn has(&self, key: &str) -> bool {
         self.entry(key).is_dir()
+    }
+
+    /// The lock that serializes the clean builds of one builder identity.
+    fn build_lock(&self, command: &str, cwd: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.build_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(builder_id(command, cwd))
+            .or_default()
+            .clone()
+    }
+
+    /// The complete entries, least recently used first.
+    pub fn entries(&self) -> Vec<String> {
+        let mut v: Vec<(std::time::SystemTime, String)> =
+            std::fs::read_dir(self.root.join("entries"))
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let m = e.metadata().ok()?;
+                    let used = m.modified().ok()?;
+                    (m.is_dir() && !name.ends_with(".tmp")).then_some((used, name))
+                })
+                .collect();
+        v.sort();
+        v.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// Marks an entry as just used.
+    fn touch(&self, key: &str) {
+        let _ = rfs::utimensat(
+            rfs::CWD,
+            self.entry(key),
+            &rfs::Timestamps {
+                last_access: rfs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rfs::UTIME_NOW,
+                },
+                last_modification: rfs::Timespec {
+                    tv_sec: 0,
+                    tv_nsec: rfs::UTIME_NOW,
+                },
+            },
+            AtFlags::empty(),
+        );
+    }
+
+    /// Removes the least recently used entries beyond `max_entries` (never `keep`). Projects
+    /// that linked them keep their files: a hard link outlives the cache's name for it.
+    fn evict(&self, keep: &str) {
+        let entries = self.entries();
+        let extra = entries.len().saturating_sub(self.max_entries);
+        let Ok(dir) = rfs::open(self.root.join("entries"), DIR_FLAGS, Mode::empty()) else {
+            return;
+        };
+        for key in entries.iter().filter(|k| k.as_str() != keep).take(extra) {
+            tracing::info!(key = %key, "dependency cache: evicting the least recently used entry");
+            let _ = self.discard(&dir, key);
+        }
     }
 
     /// The most recent clean build for this command and cwd, if any.
@@ -221,6 +292,7 @@ impl DepsCache {
         let root = fsafe::open_root(project_dir).map_err(|e| io_err("project", e))?;
         let dst = fsafe::open_dir(&root, cwd, false).map_err(|e| io_err("cwd", e))?;
         let src = rfs::open(self.entry(key), DIR_FLAGS, Mode::empty())?;
+        self.touch(key);
         let mut files = 0;
         for o in outputs {
             if fsafe::kind_at(&dst, o).map_err(|e| io_err(o, e))?.is_some() {
@@ -313,6 +385,7 @@ impl DepsCache {
         }
         seal(&tmp)?;
         std::fs::rename(&tmp, self.entry(key))?;
+        self.evict(key);
         let pointer = self.root.join(base_name(&job.command, &job.cwd));
         std::fs::write(pointer.with_extension("tmp"), key)?;
         std::fs::rename(pointer.with_extension("tmp"), pointer)?;
@@ -519,7 +592,7 @@ pub async fn run(st: Arc<AppState>, job: CachedExec, tx: mpsc::Sender<Bytes>) {
     let _ = tx.send(exit_event(&outcome, started)).await;
 }
 
-async fn run_inner(st: &AppState, job: &CachedExec, tx: &mpsc::Sender<Bytes>) -> Outcome {
+async fn run_inner(st: &Arc<AppState>, job: &CachedExec, tx: &mpsc::Sender<Bytes>) -> Outcome {
     let cache = &st.deps;
     let inputs = match read_inputs(&job.project_dir, &job.spec.inputs) {
         Ok(i) => i,
@@ -577,15 +650,38 @@ async fn run_inner(st: &AppState, job: &CachedExec, tx: &mpsc::Sender<Bytes>) ->
                 .await
             }
         }
-        return in_project(st, job, tx).await;
+        let out = in_project(st, job, tx).await;
+        let seen = {
+            let mut m = cache.misses.lock().unwrap_or_else(|p| p.into_inner());
+            let n = m.entry(key.clone()).or_insert(0);
+            *n += 1;
+            *n
+        };
+        if seen == 2 {
+            // These manifests recur: build them clean in the background for the next project.
+            let (st, job, inputs) = (st.clone(), job.clone(), inputs.clone());
+            tokio::spawn(async move {
+                let (tx, mut rx) = mpsc::channel::<Bytes>(64);
+                let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
+                let lock = st.deps.build_lock(&job.command, &job.cwd);
+                let _guard = lock.lock().await;
+                if !st.deps.has(&key) {
+                    match st.deps.build(&st, &job, &key, &inputs, &tx).await {
+                        Ok(o) => {
+                            tracing::info!(key = %&key[..12], exit = ?o.exit_code, "dependency cache: background build")
+                        }
+                        Err(e) => {
+                            tracing::warn!(key = %&key[..12], "dependency cache: background build failed: {e}")
+                        }
+                    }
+                }
+                drop(tx);
+                let _ = drain.await;
+            });
+        }
+        return out;
     }
-    let lock = cache
-        .build_locks
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .entry(builder_id(&job.command, &job.cwd))
-        .or_default()
-        .clone();
+    let lock = cache.build_lock(&job.command, &job.cwd);
     let _guard = lock.lock().await;
     if !cache.has(&key) {
         note(

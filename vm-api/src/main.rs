@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         exec_concurrency: cfg.exec_concurrency.max(1),
     };
     state.preview_domain = cfg.preview_domain.trim_matches('.').to_ascii_lowercase();
+    state.deps.max_entries = cfg.deps_cache_entries.max(1);
     match cfg
         .azure_connection_string
         .as_deref()

@@ -18,14 +18,15 @@ struct Env {
 }
 
 async fn env() -> Env {
+    env_keeping(32).await
+}
+
+async fn env_keeping(entries: usize) -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let sb = Arc::new(Hardened::new(tmp.path(), HardenedConfig::default()).unwrap());
-    let (st, _, _) = serve(AppState::new(
-        SECRET.to_vec(),
-        tmp.path().to_path_buf(),
-        sb.clone(),
-    ))
-    .await;
+    let mut state = AppState::new(SECRET.to_vec(), tmp.path().to_path_buf(), sb.clone());
+    state.deps.max_entries = entries;
+    let (st, _, _) = serve(state).await;
     Env { _tmp: tmp, st, sb }
 }
 
@@ -276,5 +277,70 @@ async fn real_npm_and_pip_work_on_linked_installs() {
         )
         .await;
     assert_eq!(out, "clean\n1.16.0\n", "{err}");
+    e.st.shutdown().await;
+}
+
+#[tokio::test]
+async fn recurring_manifests_get_built_and_old_entries_evicted() {
+    let e = env_keeping(2).await;
+    // An install that works on a linked tree (it replaces files, as npm and pip do).
+    const IDEM: &str = "mkdir -p out/sub && cp -f manifest.txt out/ && rm -f out/sub/x && \
+        echo built > out/sub/x && echo RAN";
+    // Each install command and cwd has its own clean builds; the cwd stands in for a template.
+    let run = |p: &'static str, cwd: &'static str, m: &'static str| {
+        let e = &e;
+        async move {
+            e.write(p, &format!("{cwd}/manifest.txt"), m);
+            let (out, err, exit) = e
+                .exec(
+                    p,
+                    json!({"command": IDEM, "cwd": cwd, "timeout_s": 120,
+                           "cache": {"inputs": [format!("{cwd}/manifest.txt")], "outputs": ["out"]}}),
+                )
+                .await;
+            assert_eq!(exit["exit_code"], 0, "{out}{err}");
+            out
+        }
+    };
+    let built = |out: &str| out.contains("clean copy");
+    assert!(built(&run("lru-1", "t1", "m1\n").await));
+    assert!(built(&run("lru-2", "t2", "m2\n").await));
+    // t1 is used again, so t2 is now the least recently used.
+    assert!(run("lru-3", "t1", "m1\n")
+        .await
+        .contains("linked from the cache"));
+    assert!(built(&run("lru-4", "t3", "m3\n").await));
+    assert_eq!(e.st.deps.entries().len(), 2, "{:?}", e.st.deps.entries());
+    // lru-2 linked the evicted entry and still has every file.
+    let (out, _, _) = e.sh("lru-2", "cat t2/out/manifest.txt t2/out/sub/x").await;
+    assert_eq!(out, "m2\nbuilt\n");
+    assert!(!built(&run("lru-5", "t1", "m1\n").await), "t1 survived");
+    assert!(
+        built(&run("lru-6", "t2", "m2\n").await),
+        "t2 is built again"
+    );
+
+    // A changed manifest for t1 starts from t1's build; when it comes back a second time it
+    // gets a clean build of its own in the background, and the next project links it.
+    const NEXT: &str = "m1 and one more package\n";
+    let before = e.st.deps.entries();
+    for p in ["lru-7", "lru-8"] {
+        let out = run(p, "t1", NEXT).await;
+        assert!(out.contains("started from a cached install"), "{out}");
+        assert!(out.contains("RAN"), "{out}");
+    }
+    let mut grew = false;
+    for _ in 0..120 {
+        if e.st.deps.entries().iter().any(|k| !before.contains(k)) {
+            grew = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+    assert!(grew, "no background build: {:?}", e.st.deps.entries());
+    let out = run("lru-9", "t1", NEXT).await;
+    assert!(out.contains("linked from the cache"), "{out}");
+    let (out, _, _) = e.sh("lru-9", "cat t1/out/manifest.txt").await;
+    assert_eq!(out, NEXT);
     e.st.shutdown().await;
 }

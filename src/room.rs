@@ -35,9 +35,8 @@ pub struct Room {
     /// Streamed events (text deltas, command output) already sent but not yet in the log:
     /// written together, so a stream costs one storage commit per `LOG_FLUSH_MS`, not one per
     /// token. Any other event, a replay, and the end of a turn write them first.
-    pending: RefCell<Vec<(u64, String)>>,
-    /// When the oldest pending event was sent (ms).
-    pending_since: Cell<f64>,
+    /// Each is (seq, body, when it was sent in ms).
+    pending: RefCell<Vec<(u64, String, f64)>>,
 }
 
 /// Longest a streamed event waits before it is written to the log.
@@ -83,7 +82,6 @@ impl DurableObject for ProjectRoom {
             abort: RefCell::new(None),
             queue: RefCell::new(VecDeque::new()),
             pending: RefCell::new(Vec::new()),
-            pending_since: Cell::new(0.0),
         };
         room.seq.set(room.max_seq().unwrap_or(0));
         ProjectRoom {
@@ -305,14 +303,12 @@ impl Room {
         }
         self.seq.set(seq);
         let now = js_sys::Date::now();
-        {
+        let oldest = {
             let mut pending = self.pending.borrow_mut();
-            if pending.is_empty() {
-                self.pending_since.set(now);
-            }
-            pending.push((seq, body));
-        }
-        if !streamed || now - self.pending_since.get() >= LOG_FLUSH_MS {
+            pending.push((seq, body, now));
+            pending[0].2
+        };
+        if !streamed || now - oldest >= LOG_FLUSH_MS {
             self.flush_log()?;
         }
         Ok(seq)
@@ -321,14 +317,14 @@ impl Room {
     /// Writes every pending event to the log (in one storage commit) and compacts it.
     pub fn flush_log(&self) -> Result<()> {
         let rows = std::mem::take(&mut *self.pending.borrow_mut());
-        let Some(&(last, _)) = rows.last() else {
+        let Some(&(last, _, _)) = rows.last() else {
             return Ok(());
         };
         let sql = self.state.storage().sql();
         for batch in rows.chunks(LOG_ROWS_PER_INSERT) {
             let mut q = String::from("INSERT INTO events (seq, body) VALUES ");
             let mut values = Vec::with_capacity(batch.len() * 2);
-            for (i, (seq, body)) in batch.iter().enumerate() {
+            for (i, (seq, body, _)) in batch.iter().enumerate() {
                 q.push_str(if i == 0 { "(?, ?)" } else { ", (?, ?)" });
                 values.push(SqlStorageValue::try_from_i64(*seq as i64)?);
                 values.push(body.as_str().into());

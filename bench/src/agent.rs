@@ -33,18 +33,7 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     })
     .await?;
     let llm = stack.llm.as_ref().expect("scripted LLM");
-    let created: serde_json::Value = stack
-        .http
-        .post(format!("{}/projects", stack.worker_url))
-        .json(&json!({"name": "bench", "template": "backend"}))
-        .send()
-        .await?
-        .json()
-        .await?;
-    let id = created["project"]["id"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
+    let id = stack.create_project("bench", "backend").await?;
 
     // Baseline: the same stream read straight from the LLM server.
     llm.push(stamps(1000));
@@ -281,18 +270,9 @@ async fn preview_runs(t: &mut Table, shared_cache: &str, runs: usize) -> Result<
     let mut times = Vec::new();
     for run in 0..runs {
         let t0 = Instant::now();
-        let created: serde_json::Value = stack
-            .http
-            .post(format!("{}/projects", stack.worker_url))
-            .json(&json!({"name": format!("preview bench {run}"), "template": "fullstack"}))
-            .send()
-            .await?
-            .json()
+        let id = stack
+            .create_project(&format!("preview bench {run}"), "fullstack")
             .await?;
-        let id = created["project"]["id"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
         llm.push(Reply::tool_calls(None, &[("start_preview", json!({}))]));
         llm.push(Reply::text("running"));
         let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None).await?;

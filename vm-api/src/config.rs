@@ -71,6 +71,10 @@ pub struct Config {
     /// their links to an evicted one).
     #[arg(long, env = "VM_API_DEPS_CACHE_ENTRIES", default_value_t = 32)]
     pub deps_cache_entries: usize,
+    /// Disk the shared dependency cache may hold, MiB (least recently used installs go first;
+    /// the newest always stays).
+    #[arg(long, env = "VM_API_DEPS_CACHE_MB", default_value_t = 16 * 1024)]
+    pub deps_cache_mb: u64,
     /// Bytes of output one exec streams before reporting `truncated`.
     #[arg(long, env = "VM_API_OUTPUT_CAP_BYTES", default_value_t = 1024 * 1024)]
     pub output_cap_bytes: usize,
@@ -104,6 +108,8 @@ impl std::fmt::Debug for Config {
             .field("sandbox_limits", &self.hardened())
             .field("output_cap_bytes", &self.output_cap_bytes)
             .field("exec_concurrency", &self.exec_concurrency)
+            .field("deps_cache_entries", &self.deps_cache_entries)
+            .field("deps_cache_mb", &self.deps_cache_mb)
             .field(
                 "azure_connection_string",
                 &self.azure_connection_string.as_ref().map(|_| "<redacted>"),

@@ -13,7 +13,8 @@
 //! 4. otherwise build it in the clean builder, cache it, link it in. If the clean build fails
 //!    (the command needed more than its inputs), it runs in the project instead.
 //!
-//! At most `max_entries` installs are kept, the least recently used removed first.
+//! At most `max_entries` installs and `max_bytes` of them are kept, the least recently used
+//! removed first (each entry's size is recorded when it is stored).
 //! Only used under a sandbox that gives each project its own uid (see `Sandbox::project_uid`);
 //! anything unexpected falls back to running the command in the project, with a note.
 
@@ -99,6 +100,9 @@ pub struct DepsCache {
     root: PathBuf,
     /// Entries kept; the least recently used beyond this are removed after a build.
     pub max_entries: usize,
+    /// Bytes kept (the entries' file sizes); the least recently used go first, but the
+    /// newest entry always stays, however big.
+    pub max_bytes: u64,
     /// How often each uncached key was installed on top of a base; the second time, it is
     /// worth a clean build of its own (a template whose manifests changed since the base).
     misses: std::sync::Mutex<BTreeMap<String, u32>>,
@@ -178,6 +182,7 @@ impl DepsCache {
             root,
             build_locks: Default::default(),
             max_entries: 32,
+            max_bytes: 16 << 30,
             misses: Default::default(),
             trash_seq: AtomicU64::new(0),
         }
@@ -239,17 +244,44 @@ impl DepsCache {
         );
     }
 
-    /// Removes the least recently used entries beyond `max_entries` (never `keep`). Projects
-    /// that linked them keep their files: a hard link outlives the cache's name for it.
+    /// The recorded size of an entry in bytes (measured and recorded now if it is missing).
+    pub fn entry_bytes(&self, key: &str) -> u64 {
+        let record = self.root.join("sizes").join(key);
+        if let Some(n) = std::fs::read_to_string(&record)
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+        {
+            return n;
+        }
+        let n = tree_bytes(&self.entry(key));
+        let _ = std::fs::create_dir_all(self.root.join("sizes"));
+        let _ = std::fs::write(&record, n.to_string());
+        n
+    }
+
+    /// Removes least recently used entries (never `keep`) while there are more than
+    /// `max_entries` or they hold more than `max_bytes`. Projects that linked them keep their
+    /// files: a hard link outlives the cache's name for it.
     fn evict(&self, keep: &str) {
         let entries = self.entries();
-        let extra = entries.len().saturating_sub(self.max_entries);
+        let sizes: Vec<u64> = entries.iter().map(|k| self.entry_bytes(k)).collect();
+        let (mut count, mut bytes) = (entries.len(), sizes.iter().sum::<u64>());
         let Ok(dir) = rfs::open(self.root.join("entries"), DIR_FLAGS, Mode::empty()) else {
             return;
         };
-        for key in entries.iter().filter(|k| k.as_str() != keep).take(extra) {
-            tracing::info!(key = %key, "dependency cache: evicting the least recently used entry");
-            let _ = self.discard(&dir, key);
+        for (key, size) in entries.iter().zip(sizes) {
+            if count <= self.max_entries && bytes <= self.max_bytes {
+                break;
+            }
+            if key == keep {
+                continue;
+            }
+            tracing::info!(key = %key, bytes = size, "dependency cache: evicting the least recently used entry");
+            if self.discard(&dir, key).is_ok() {
+                let _ = std::fs::remove_file(self.root.join("sizes").join(key));
+                count -= 1;
+                bytes -= size;
+            }
         }
     }
 
@@ -366,7 +398,10 @@ impl DepsCache {
             }
         }
         seal(&tmp)?;
+        let size = tree_bytes(&tmp);
         std::fs::rename(&tmp, self.entry(key))?;
+        std::fs::create_dir_all(self.root.join("sizes"))?;
+        std::fs::write(self.root.join("sizes").join(key), size.to_string())?;
         self.evict(key);
         let pointer = self.root.join(base_name(&job.command, &job.cwd));
         std::fs::write(pointer.with_extension("tmp"), key)?;
@@ -375,6 +410,22 @@ impl DepsCache {
         let _ = std::fs::remove_dir_all(&home);
         Ok(out)
     }
+}
+
+/// The bytes of the regular files under `dir`, symlinks not followed.
+fn tree_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            match e.file_type() {
+                Ok(t) if t.is_dir() => stack.push(e.path()),
+                Ok(t) if t.is_file() => total += e.metadata().map(|m| m.len()).unwrap_or(0),
+                _ => {}
+            }
+        }
+    }
+    total
 }
 
 /// Gives everything under `dir` to root and takes away every write bit.

@@ -43,6 +43,7 @@ async fn main() -> anyhow::Result<()> {
     };
     state.preview_domain = cfg.preview_domain.trim_matches('.').to_ascii_lowercase();
     state.deps.max_entries = cfg.deps_cache_entries.max(1);
+    state.deps.max_bytes = cfg.deps_cache_mb.saturating_mul(1 << 20);
     match cfg
         .azure_connection_string
         .as_deref()

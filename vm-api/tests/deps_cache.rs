@@ -22,10 +22,15 @@ async fn env() -> Env {
 }
 
 async fn env_keeping(entries: usize) -> Env {
+    env_limits(entries, 16 << 30).await
+}
+
+async fn env_limits(entries: usize, bytes: u64) -> Env {
     let tmp = tempfile::tempdir().unwrap();
     let sb = Arc::new(Hardened::new(tmp.path(), HardenedConfig::default()).unwrap());
     let mut state = AppState::new(SECRET.to_vec(), tmp.path().to_path_buf(), sb.clone());
     state.deps.max_entries = entries;
+    state.deps.max_bytes = bytes;
     let (st, _, _) = serve(state).await;
     Env { _tmp: tmp, st, sb }
 }
@@ -342,5 +347,49 @@ async fn recurring_manifests_get_built_and_old_entries_evicted() {
     assert!(out.contains("linked from the cache"), "{out}");
     let (out, _, _) = e.sh("lru-9", "cat t1/out/manifest.txt").await;
     assert_eq!(out, NEXT);
+    e.st.shutdown().await;
+}
+
+/// The cache holds at most `max_bytes`: older installs go first, the newest stays even when it
+/// alone is over the budget, and projects keep the files of an evicted install.
+#[tokio::test]
+async fn the_cache_stays_within_its_byte_budget() {
+    let e = env_limits(32, 500 << 10).await;
+    let run = |p: &'static str, cwd: &'static str, kib: u32| {
+        let e = &e;
+        async move {
+            e.write(p, &format!("{cwd}/manifest.txt"), &format!("{kib}\n"));
+            let cmd = format!(
+                "mkdir -p out && head -c {}K /dev/zero > out/blob && echo RAN",
+                kib
+            );
+            let (out, err, exit) = e
+                .exec(
+                    p,
+                    json!({"command": cmd, "cwd": cwd, "timeout_s": 120,
+                           "cache": {"inputs": [format!("{cwd}/manifest.txt")], "outputs": ["out"]}}),
+                )
+                .await;
+            assert_eq!(exit["exit_code"], 0, "{out}{err}");
+            assert!(out.contains("clean copy"), "{out}");
+        }
+    };
+    run("bytes-1", "t1", 300).await;
+    assert_eq!(e.st.deps.entries().len(), 1);
+    let first = e.st.deps.entries()[0].clone();
+    assert_eq!(e.st.deps.entry_bytes(&first), 300 << 10);
+    // 600 KiB > 500 KiB: the older one goes.
+    run("bytes-2", "t2", 300).await;
+    let left = e.st.deps.entries();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_ne!(left[0], first, "the least recently used was evicted");
+    // Bigger than the whole budget: it stays (it was just built), the other goes.
+    run("bytes-3", "t3", 800).await;
+    let left = e.st.deps.entries();
+    assert_eq!(left.len(), 1, "{left:?}");
+    assert_eq!(e.st.deps.entry_bytes(&left[0]), 800 << 10);
+    // The first project still has its (now uncached) install.
+    let (out, _, _) = e.sh("bytes-1", "wc -c < t1/out/blob").await;
+    assert_eq!(out.trim(), (300u32 << 10).to_string());
     e.st.shutdown().await;
 }

@@ -15,4 +15,17 @@ out="$(mktemp)"
   echo "Produced by \`make bench\`; values are medians, baselines come from the same run."
   echo
   cat "$out"
+  cat <<'NOTE'
+
+## Reading the noisy rows
+
+This is a shared 2-core VM: the hypervisor takes CPU time from it now and then (`steal` in
+/proc/stat) and every process stalls for a few milliseconds when it does. Tails feel it most:
+the direct SSE baseline's own p99 has swung from 0.2 to 6 ms between runs. So the delta-latency
+row alternates five rounds of 400 stamped deltas (straight from the scripted LLM server, then
+through the Worker and the Durable Object), reports the median of the rounds' percentiles, and
+prints in its note the per-round spread, the percentiles of all samples pooled and the CPU steal
+measured during the rounds. `BENCH_ONLY=latency cargo run --profile native-release -p bench` (after `make build`)
+runs only those rounds (`BENCH_REPEAT=N` of them) and prints each.
+NOTE
 } > docs/benchmarks.md

@@ -50,15 +50,6 @@ impl ObjectSource for MapSource {
     }
 }
 
-fn manifest(files: &[(&str, &[u8])]) -> Manifest {
-    Manifest {
-        files: files
-            .iter()
-            .map(|(p, c)| (p.to_string(), Manifest::entry(c)))
-            .collect(),
-    }
-}
-
 fn setup(tmp: &tempfile::TempDir, files: &[&[u8]]) -> (Arc<vm_api::AppState>, Arc<MapSource>) {
     let src = Arc::new(MapSource::default());
     for f in files {
@@ -115,7 +106,7 @@ async fn add_change_delete_rename() {
     );
     let dir = st.project_dir("p1");
 
-    let m1 = manifest(&[
+    let m1 = Manifest::of(&[
         ("a.txt", b"hello"),
         ("src/change.txt", b"old"),
         ("src/deep/gone.txt", b"gone"),
@@ -142,7 +133,7 @@ async fn add_change_delete_rename() {
         json!({"added": [], "modified": [], "deleted": [], "fetched_objects": 0, "unchanged": 4})
     );
 
-    let m2 = manifest(&[
+    let m2 = Manifest::of(&[
         ("a.txt", b"hello"),
         ("src/change.txt", b"new"),
         ("to/renamed.txt", b"moved content"),
@@ -183,7 +174,7 @@ async fn add_change_delete_rename() {
     );
 
     // File becomes a directory.
-    let m3 = manifest(&[("a.txt/inner.txt", b"x")]);
+    let m3 = Manifest::of(&[("a.txt/inner.txt", b"x")]);
     let (s, r) = sync(&st, &m3).await;
     assert_eq!(s, StatusCode::OK, "{r}");
     expect_disk(
@@ -205,7 +196,7 @@ async fn interrupted_sync_is_completed_by_a_retry() {
     let tmp = tempfile::tempdir().unwrap();
     let (st, src) = setup(&tmp, &[b"one", b"two", b"three"]);
     let dir = st.project_dir("p1");
-    let m = manifest(&[("1.txt", b"one"), ("2.txt", b"two"), ("3.txt", b"three")]);
+    let m = Manifest::of(&[("1.txt", b"one"), ("2.txt", b"two"), ("3.txt", b"three")]);
     src.failing
         .lock()
         .unwrap()
@@ -234,7 +225,7 @@ async fn sync_interrupted_while_writing_leaves_nothing_behind_after_the_next_one
     std::fs::create_dir_all(&dir).unwrap();
     // A command planted a symlink: the write through it fails after "a.txt" was written.
     std::os::unix::fs::symlink(outside.path(), dir.join("z")).unwrap();
-    let m = manifest(&[("a.txt", b"a"), ("z/escape.txt", b"b")]);
+    let m = Manifest::of(&[("a.txt", b"a"), ("z/escape.txt", b"b")]);
     let (s, v) = sync(&st, &m).await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
     assert_eq!(v["error"]["code"], "unsafe_path");
@@ -244,7 +235,7 @@ async fn sync_interrupted_while_writing_leaves_nothing_behind_after_the_next_one
     );
     assert!(dir.join("a.txt").exists());
     // The next sync (a different manifest) removes what the failed one wrote.
-    let m2 = manifest(&[("c.txt", b"c")]);
+    let m2 = Manifest::of(&[("c.txt", b"c")]);
     let (s, v) = sync(&st, &m2).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(v["deleted"], json!(["a.txt"]));
@@ -271,12 +262,12 @@ async fn traversal_and_symlink_escapes_are_refused() {
         ".git/config",
         "a//b",
     ] {
-        let m = manifest(&[(bad, b"pwned")]);
+        let m = Manifest::of(&[(bad, b"pwned")]);
         let (s, v) = sync(&st, &m).await;
         assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
         assert_eq!(v["error"]["code"], "invalid_path", "{bad}");
     }
-    let (s, v) = sync(&st, &manifest(&[("a", b"pwned"), ("a/b", b"pwned")])).await;
+    let (s, v) = sync(&st, &Manifest::of(&[("a", b"pwned"), ("a/b", b"pwned")])).await;
     assert_eq!(s, StatusCode::BAD_REQUEST);
     assert!(
         v["error"]["message"]
@@ -291,7 +282,7 @@ async fn traversal_and_symlink_escapes_are_refused() {
     std::fs::create_dir_all(&dir).unwrap();
     std::fs::write(outside.path().join("victim"), "intact").unwrap();
     std::os::unix::fs::symlink(outside.path().join("victim"), dir.join("leaf.txt")).unwrap();
-    let (s, v) = sync(&st, &manifest(&[("leaf.txt", b"pwned")])).await;
+    let (s, v) = sync(&st, &Manifest::of(&[("leaf.txt", b"pwned")])).await;
     assert_eq!(s, StatusCode::OK, "{v}");
     assert_eq!(
         std::fs::read(outside.path().join("victim")).unwrap(),
@@ -304,7 +295,7 @@ async fn traversal_and_symlink_escapes_are_refused() {
     std::os::unix::fs::symlink(outside.path(), dir.join("sub")).unwrap();
     let (s, v) = sync(
         &st,
-        &manifest(&[("leaf.txt", b"pwned"), ("sub/x.txt", b"pwned")]),
+        &Manifest::of(&[("leaf.txt", b"pwned"), ("sub/x.txt", b"pwned")]),
     )
     .await;
     assert_eq!(s, StatusCode::CONFLICT, "{v}");
@@ -312,7 +303,7 @@ async fn traversal_and_symlink_escapes_are_refused() {
     assert!(!outside.path().join("x.txt").exists());
     // A symlinked file to delete is unlinked, its target untouched.
     std::fs::remove_file(dir.join("sub")).unwrap();
-    let (s, _) = sync(&st, &manifest(&[])).await;
+    let (s, _) = sync(&st, &Manifest::of(&[])).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
         std::fs::read(outside.path().join("victim")).unwrap(),
@@ -342,7 +333,7 @@ async fn objects_with_the_wrong_content_are_never_written() {
 async fn without_blob_storage_sync_is_503() {
     let tmp = tempfile::tempdir().unwrap();
     let st = Arc::new(state(&tmp));
-    let (s, v) = sync(&st, &manifest(&[])).await;
+    let (s, v) = sync(&st, &Manifest::of(&[])).await;
     assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(v["error"]["code"], "no_blob_storage");
 }
@@ -354,14 +345,14 @@ async fn concurrent_syncs_of_one_project_are_serialized() {
     let refs: Vec<&[u8]> = contents.iter().map(|c| c.as_slice()).collect();
     let (st, _src) = setup(&tmp, &refs);
     let names: Vec<String> = (0..50).map(|i| format!("d{}/f{i}.txt", i % 5)).collect();
-    let m1 = manifest(
+    let m1 = Manifest::of(
         &names
             .iter()
             .zip(&refs)
             .map(|(n, c)| (n.as_str(), *c))
             .collect::<Vec<_>>(),
     );
-    let m2 = manifest(
+    let m2 = Manifest::of(
         &names
             .iter()
             .zip(&refs)

@@ -94,12 +94,7 @@ async fn sync_fetches_objects_from_azurite() {
     s.objects = Some(Arc::new(objects));
     s.objects_container = Some("codebase-projects".into());
     let st = Arc::new(s);
-    let m1 = Manifest {
-        files: [("index.html", contents[0]), ("app/main py.py", contents[1])]
-            .iter()
-            .map(|(p, c)| (p.to_string(), Manifest::entry(c)))
-            .collect(),
-    };
+    let m1 = Manifest::of(&[("index.html", contents[0]), ("app/main py.py", contents[1])]);
     let (code, r) = call_json(
         &st,
         "POST",
@@ -165,15 +160,6 @@ async fn upload(objects: &AzureObjects, project: &str, contents: &[&[u8]]) {
     }
 }
 
-fn manifest(files: &[(&str, &[u8])]) -> Manifest {
-    Manifest {
-        files: files
-            .iter()
-            .map(|(p, c)| (p.to_string(), Manifest::entry(c)))
-            .collect(),
-    }
-}
-
 /// Azure answering 500, 503 or cutting the connection is retried (core's BlobClient); when it
 /// keeps failing, sync is a clear 502 and the working copy is left as it was.
 #[tokio::test]
@@ -213,7 +199,7 @@ async fn sync_retries_azure_errors_and_reports_a_persistent_one() {
             _ => Action::Forward,
         }
     });
-    let m1 = manifest(&[("a.txt", contents[0]), ("b.txt", contents[1])]);
+    let m1 = Manifest::of(&[("a.txt", contents[0]), ("b.txt", contents[1])]);
     let (code, r) = call_json(&st, "POST", "/projects/p2/sync", json!({"manifest": m1})).await;
     assert_eq!(code, StatusCode::OK, "{r}");
     assert_eq!(r["fetched_objects"], 2, "{r}");
@@ -235,7 +221,7 @@ async fn sync_retries_azure_errors_and_reports_a_persistent_one() {
             Action::Forward
         }
     });
-    let m2 = manifest(&[("a.txt", contents[2]), ("c.txt", contents[2])]);
+    let m2 = Manifest::of(&[("a.txt", contents[2]), ("c.txt", contents[2])]);
     let (code, r) = call_json(&st, "POST", "/projects/p2/sync", json!({"manifest": m2})).await;
     assert_eq!(code, StatusCode::BAD_GATEWAY, "{r}");
     assert_eq!(r["error"]["code"], "object_fetch_failed", "{r}");

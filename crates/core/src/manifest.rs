@@ -41,6 +41,16 @@ impl Manifest {
         }
     }
 
+    /// The manifest of these files (path, content).
+    pub fn of(files: &[(&str, &[u8])]) -> Manifest {
+        Manifest {
+            files: files
+                .iter()
+                .map(|(p, c)| (p.to_string(), Manifest::entry(c)))
+                .collect(),
+        }
+    }
+
     /// The changes that turn `self` into `to`.
     pub fn diff(&self, to: &Manifest) -> Diff {
         let mut d = Diff::default();
@@ -83,24 +93,15 @@ impl Manifest {
 mod tests {
     use super::*;
 
-    fn m(files: &[(&str, &[u8])]) -> Manifest {
-        Manifest {
-            files: files
-                .iter()
-                .map(|(p, c)| (p.to_string(), Manifest::entry(c)))
-                .collect(),
-        }
-    }
-
     #[test]
     fn diff_add_modify_delete_rename() {
-        let a = m(&[
+        let a = Manifest::of(&[
             ("keep", b"1"),
             ("change", b"old"),
             ("gone", b"x"),
             ("from", b"moved"),
         ]);
-        let b = m(&[
+        let b = Manifest::of(&[
             ("keep", b"1"),
             ("change", b"new"),
             ("new", b"y"),
@@ -119,7 +120,7 @@ mod tests {
 
     #[test]
     fn json_shape() {
-        let a = m(&[("a.txt", b"hi")]);
+        let a = Manifest::of(&[("a.txt", b"hi")]);
         let s = serde_json::to_string(&a).unwrap();
         assert_eq!(
             s,

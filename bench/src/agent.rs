@@ -164,7 +164,7 @@ pub async fn rows(t: &mut Table) -> Result<()> {
 const LATENCY_ROUNDS: usize = 5;
 const LATENCY_DELTAS: usize = 400;
 
-/// One round's percentiles, in milliseconds, and its raw samples.
+/// One round's samples, and the CPU steal while it ran.
 pub struct LatencyRound {
     pub direct: Vec<Duration>,
     pub via: Vec<Duration>,
@@ -209,18 +209,13 @@ fn median_f(mut v: Vec<f64>) -> f64 {
 
 fn latency_row(rounds: &[LatencyRound]) -> Row {
     let med = |via: bool, q: usize| median_f(rounds.iter().map(|r| r.p(via, q)).collect());
-    let added = |q: usize| {
-        median_f(
-            rounds
-                .iter()
-                .map(|r| r.p(true, q) - r.p(false, q))
-                .collect(),
-        )
+    let added = |q: usize| -> Vec<f64> {
+        rounds
+            .iter()
+            .map(|r| r.p(true, q) - r.p(false, q))
+            .collect()
     };
-    let added99: Vec<f64> = rounds
-        .iter()
-        .map(|r| r.p(true, 99) - r.p(false, 99))
-        .collect();
+    let added99 = added(99);
     let lo = added99.iter().copied().fold(f64::MAX, f64::min);
     let hi = added99.iter().copied().fold(f64::MIN, f64::max);
     let steal_lo = rounds.iter().map(|r| r.steal_pct).fold(f64::MAX, f64::min);
@@ -241,8 +236,8 @@ fn latency_row(rounds: &[LatencyRound]) -> Row {
         "added p50 {:.2} ms / p99 {:.2} ms: medians of {} alternating rounds of {} deltas \
          (added p99 per round {:.2}–{:.2} ms; all {} samples pooled: via p99 {:.2} ms, direct {:.2} ms; \
          CPU steal during the rounds {:.1}–{:.1} %)",
-        added(50),
-        added(99),
+        median_f(added(50)),
+        median_f(added99),
         rounds.len(),
         LATENCY_DELTAS,
         lo,

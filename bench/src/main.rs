@@ -17,6 +17,10 @@ async fn main() -> Result<()> {
     // BENCH_ONLY=storage,vm runs a subset.
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let on = |s: &str| only.is_empty() || only.split(',').any(|x| x.trim() == s);
+    // BENCH_ONLY=latency: the latency rounds alone, printed as they are (see agent.rs).
+    if only == "latency" {
+        return agent::latency_only().await;
+    }
     if on("size") {
         wasm_size(&mut t)?;
         bundle_size(&mut t)?;
@@ -39,9 +43,6 @@ async fn main() -> Result<()> {
         if let Err(e) = agent::rows(&mut t).await {
             t.push(Row::new("agent streaming benchmarks", "FAILED".into()).note(format!("{e:#}")));
         }
-    }
-    if only == "latency" {
-        return agent::latency_only().await;
     }
     if on("preview") {
         if let Err(e) = agent::time_to_preview(&mut t).await {

@@ -13,5 +13,6 @@ pub mod manifest;
 pub mod paths;
 pub mod protocol;
 pub mod store;
+pub mod vm_api;
 pub mod vm_auth;
 pub mod zip;

@@ -1,0 +1,691 @@
+//! The Worker ↔ VM API wire format: the serde types of every request body, query and reply
+//! the Worker sends to or reads from the VM API (`docs/protocol.md`, "Worker → VM API").
+//!
+//! The VM API (`vm-api/`) builds its replies and parses its requests with these types, and the
+//! Worker (`src/vm.rs`) can do the same, so the two sides cannot drift apart silently. Fields
+//! that today's JSON omits when empty are `skip_serializing_if`; fields a reader may find absent
+//! are `default`. Request bodies refuse unknown fields (the VM API answers `400 invalid_json`);
+//! replies and queries accept them (queries carry the signing nonce `or_nonce`).
+//!
+//! | endpoint | request | reply |
+//! |---|---|---|
+//! | `GET /health` | – | [`VmHealth`] |
+//! | `POST /projects/{id}/exec` | [`ExecRequest`] ([`ExecCache`]) | NDJSON of [`ExecEvent`] ([`ExecExit`] last) |
+//! | `POST /projects/{id}/sync` | [`SyncRequest`] ([`BlobHint`]) | [`SyncReport`] |
+//! | `GET /projects/{id}/files` | – | [`FilesReply`] ([`DiskFile`]) |
+//! | `POST /projects/{id}/processes` | [`StartProcessRequest`] | `201` [`ProcessInfo`] |
+//! | `GET /projects/{id}/processes` | – | [`ProcessList`] |
+//! | `DELETE …/processes/{name}`, `POST …/restart` | – | [`ProcessInfo`] |
+//! | `GET …/processes/{name}/ready` | [`ReadyQuery`] | [`ReadyReply`] |
+//! | `GET …/processes/{name}/logs` | [`LogsQuery`] | [`LogsReply`], or with `follow` NDJSON of [`LogFollowEvent`] |
+//! | `GET /projects/{id}/browser-reports` | [`BrowserReportsQuery`] | [`BrowserReportsReply`] ([`BrowserReportEntry`]) |
+//! | every error | – | [`ErrorBody`] ([`ErrorDetail`]) |
+
+use crate::agent::verify::BrowserReport;
+use crate::azure::url::encode_query_value;
+use crate::manifest::Manifest;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// One value as an NDJSON line (the JSON text and a `\n`), as the streamed replies carry them.
+pub fn ndjson_line<T: Serialize>(value: &T) -> String {
+    let mut s = serde_json::to_string(value).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// `k1=v1&k2=v2` of the pairs whose value is set, values percent-encoded.
+fn query_string(pairs: &[(&str, Option<String>)]) -> String {
+    pairs
+        .iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| format!("{k}={}", encode_query_value(v))))
+        .collect::<Vec<_>>()
+        .join("&")
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /health
+
+/// `GET /health` (no auth).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VmHealth {
+    pub ok: bool,
+    pub service: String,
+    pub version: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// Every error reply: `{"error": {"code": "<stable_code>", "message": "<human text>"}}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorDetail {
+    /// Stable machine-readable code (`unauthorized`, `invalid_cwd`, `too_many_commands`, ...).
+    pub code: String,
+    /// What went wrong, for a person.
+    pub message: String,
+}
+
+impl ErrorBody {
+    pub fn new(code: impl Into<String>, message: impl Into<String>) -> Self {
+        ErrorBody {
+            error: ErrorDetail {
+                code: code.into(),
+                message: message.into(),
+            },
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /projects/{id}/exec
+
+/// The body of `POST /projects/{id}/exec`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecRequest {
+    /// Runs with `sh -c` in the sandbox.
+    pub command: String,
+    /// Project-relative directory; `""` is the project root.
+    #[serde(default)]
+    pub cwd: String,
+    /// 1–600; the VM API's default (60) when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_s: Option<u64>,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Share the install this command makes with other projects (the dependency cache).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache: Option<ExecCache>,
+}
+
+/// The `cache` field of an exec: the files that decide an install, and what it produces.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecCache {
+    /// Project-relative files that decide what gets installed (`frontend/package.json`, ...).
+    pub inputs: Vec<String>,
+    /// What the command produces, relative to `cwd`, one path component each
+    /// (`node_modules`, `.venv`).
+    pub outputs: Vec<String>,
+}
+
+/// One line of the exec reply (`application/x-ndjson`), in order of arrival; `exit` is last.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExecEvent {
+    /// Output of the command (or one of the VM API's own notes, such as the dependency cache's
+    /// lines and `[vm-api] still running (N s)`).
+    Stdout {
+        data: String,
+    },
+    Stderr {
+        data: String,
+    },
+    /// How the command ended.
+    Exit(ExecExit),
+}
+
+/// The last event of an exec stream.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecExit {
+    /// `null` when the command was killed (timeout, disconnect, shutdown).
+    pub exit_code: Option<i32>,
+    pub duration_ms: u64,
+    pub timed_out: bool,
+    /// Output beyond the cap was dropped.
+    pub truncated: bool,
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /projects/{id}/sync, GET /projects/{id}/files
+
+/// The body of `POST /projects/{id}/sync`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyncRequest {
+    pub manifest: Manifest,
+    /// Where objects come from. Only the VM API's configured store is used; `container`,
+    /// when given, must name the configured container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blob: Option<BlobHint>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BlobHint {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container: Option<String>,
+}
+
+/// What a sync changed in the working copy.
+#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncReport {
+    pub added: Vec<String>,
+    pub modified: Vec<String>,
+    pub deleted: Vec<String>,
+    /// Objects read from blob storage (the rest were on disk already).
+    pub fetched_objects: u64,
+    pub unchanged: u64,
+}
+
+/// `GET /projects/{id}/files`: every regular file on disk (symlinks skipped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FilesReply {
+    pub files: Vec<DiskFile>,
+    /// More files exist than the VM API lists.
+    pub truncated: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskFile {
+    pub path: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Managed processes: /projects/{id}/processes...
+
+/// The body of `POST /projects/{id}/processes`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartProcessRequest {
+    /// 1–64 of `a-z 0-9 - _`.
+    pub name: String,
+    pub command: String,
+    #[serde(default)]
+    pub cwd: String,
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// The port the process should listen on (given to it as `PORT`); a free one if absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProcessStatus {
+    Running,
+    /// Ended on its own (crashed or finished): not asked to stop.
+    Exited,
+    /// Ended because it was asked to (stop, restart, shutdown).
+    Stopped,
+}
+
+/// A managed process: the reply of start, stop and restart, and the items of the list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessInfo {
+    pub name: String,
+    pub command: String,
+    pub cwd: String,
+    /// `null` when not running.
+    pub pid: Option<u32>,
+    pub port: u16,
+    pub status: ProcessStatus,
+    pub exit_code: Option<i32>,
+    pub signal: Option<i32>,
+    /// Milliseconds since the Unix epoch of the current (or last) run's start.
+    pub started_at: u64,
+    pub restarts: u32,
+    /// The last 20 log lines; present only when the process is not running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_lines: Option<Vec<String>>,
+}
+
+/// `GET /projects/{id}/processes`, in start order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessList {
+    pub processes: Vec<ProcessInfo>,
+}
+
+/// The query of `GET …/processes/{name}/ready`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyQuery {
+    /// How long to wait (default 15 s, at most 120 s).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+}
+
+impl ReadyQuery {
+    /// The query string, without `?`.
+    pub fn to_query(&self) -> String {
+        query_string(&[("timeout_ms", self.timeout_ms.map(|v| v.to_string()))])
+    }
+}
+
+/// `GET …/processes/{name}/ready`: whether the process accepts connections on its port.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadyReply {
+    pub ready: bool,
+    pub process: ProcessInfo,
+}
+
+/// The query of `GET …/processes/{name}/logs`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsQuery {
+    /// Lines from the end of the ring (default 100, at most 2000).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tail: Option<u64>,
+    /// `1`, `true` or `yes`: stream NDJSON ([`LogFollowEvent`]) instead of one reply.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub follow: Option<String>,
+}
+
+impl LogsQuery {
+    /// The query string, without `?`.
+    pub fn to_query(&self) -> String {
+        query_string(&[
+            ("tail", self.tail.map(|v| v.to_string())),
+            ("follow", self.follow.clone()),
+        ])
+    }
+}
+
+/// Which stream a log line came from; `system` is the VM API's own note (`[process exited …]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+    System,
+}
+
+/// One line of a managed process's log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    pub seq: u64,
+    pub stream: LogStream,
+    pub line: String,
+    pub ts_ms: u64,
+}
+
+/// `GET …/processes/{name}/logs?tail=N`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogsReply {
+    pub name: String,
+    pub status: ProcessStatus,
+    pub exit_code: Option<i32>,
+    pub lines: Vec<LogLine>,
+}
+
+/// One line of `GET …/logs?follow=1` (NDJSON): the tail, then live lines, then `exit`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum LogFollowEvent {
+    Log(LogLine),
+    /// The reader fell behind and `skipped` lines were lost.
+    Lagged {
+        skipped: u64,
+    },
+    /// The process ended (a restart's end is not reported).
+    Exit {
+        status: ProcessStatus,
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+    },
+}
+
+// ---------------------------------------------------------------------------------------------
+// GET /projects/{id}/browser-reports
+
+/// The query of `GET /projects/{id}/browser-reports`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserReportsQuery {
+    /// Reports with `seq ≥ since_seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since_seq: Option<u64>,
+    /// Wait (≤ 15 s) until a page load at or after `since_seq` is reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_ms: Option<u64>,
+    /// Give up early when no browser asked for a page within this time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grace_ms: Option<u64>,
+}
+
+impl BrowserReportsQuery {
+    /// The query string, without `?`.
+    pub fn to_query(&self) -> String {
+        query_string(&[
+            ("since_seq", self.since_seq.map(|v| v.to_string())),
+            ("wait_ms", self.wait_ms.map(|v| v.to_string())),
+            ("grace_ms", self.grace_ms.map(|v| v.to_string())),
+        ])
+    }
+}
+
+/// One error report of the preview page as the VM API keeps it: the page's report
+/// ([`BrowserReport`]'s fields) plus its number and arrival time. `source` and `stack` are
+/// left out when empty.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserReportEntry {
+    pub seq: u64,
+    pub ts_ms: u64,
+    pub kind: String,
+    #[serde(default)]
+    pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub source: String,
+    #[serde(default)]
+    pub line: u32,
+    #[serde(default)]
+    pub column: u32,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub stack: String,
+    #[serde(default)]
+    pub url: String,
+}
+
+impl From<BrowserReportEntry> for BrowserReport {
+    fn from(e: BrowserReportEntry) -> Self {
+        BrowserReport {
+            kind: e.kind,
+            message: e.message,
+            source: e.source,
+            line: e.line,
+            column: e.column,
+            stack: e.stack,
+            url: e.url,
+        }
+    }
+}
+
+/// `GET /projects/{id}/browser-reports`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrowserReportsReply {
+    /// The error reports with `seq ≥ since_seq` (page loads are only counted).
+    pub reports: Vec<BrowserReportEntry>,
+    /// Page loads among them.
+    pub loads: u64,
+    pub next_seq: u64,
+    /// `false`: no browser asked the proxy for a page (nobody has the preview open).
+    pub followed: bool,
+    /// How long ago the last page load was reported; `null` when never.
+    #[serde(default)]
+    pub last_load_age_ms: Option<u64>,
+}
+
+impl BrowserReportsReply {
+    /// The reports as `agent::verify::browser_failure` reads them.
+    pub fn browser_reports(&self) -> Vec<BrowserReport> {
+        self.reports.iter().cloned().map(Into::into).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    /// `text` parses as `T`, and `T` serializes back to the same JSON value.
+    fn round_trip<T>(text: &str) -> T
+    where
+        T: Serialize + serde::de::DeserializeOwned + std::fmt::Debug + PartialEq,
+    {
+        let typed: T = serde_json::from_str(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+        let want: Value = serde_json::from_str(text).unwrap();
+        assert_eq!(serde_json::to_value(&typed).unwrap(), want, "{text}");
+        let again: T = serde_json::from_value(want).unwrap();
+        assert_eq!(again, typed);
+        typed
+    }
+
+    // The literals below are what the VM API answered before these types existed (its `json!`
+    // replies, keys in serde_json's sorted order), so a renamed or dropped field fails here.
+
+    #[test]
+    fn health() {
+        let h: VmHealth = round_trip(r#"{"ok":true,"service":"vm-api","version":"0.1.0"}"#);
+        assert!(h.ok);
+    }
+
+    #[test]
+    fn error_body() {
+        let e: ErrorBody = round_trip(
+            r#"{"error":{"code":"too_many_commands","message":"project p already runs 4 commands; wait for one to finish"}}"#,
+        );
+        assert_eq!(
+            e,
+            ErrorBody::new("too_many_commands", e.error.message.clone())
+        );
+    }
+
+    #[test]
+    fn exec_request_as_the_worker_sends_it() {
+        let r: ExecRequest = round_trip(
+            r#"{"command":"npm install","cwd":"frontend","timeout_s":600,"env":{},"cache":{"inputs":["frontend/package.json","frontend/package-lock.json"],"outputs":["node_modules"]}}"#,
+        );
+        assert_eq!(r.timeout_s, Some(600));
+        assert_eq!(r.cache.unwrap().outputs, ["node_modules"]);
+        let plain: ExecRequest =
+            round_trip(r#"{"command":"npm test","cwd":"","timeout_s":300,"env":{"K":"V"}}"#);
+        assert!(plain.cache.is_none());
+        assert!(!serde_json::to_string(&plain).unwrap().contains("cache"));
+    }
+
+    #[test]
+    fn exec_request_defaults_and_refuses_unknown_fields() {
+        let r: ExecRequest = serde_json::from_str(r#"{"command":"ls"}"#).unwrap();
+        assert_eq!((r.cwd.as_str(), r.timeout_s, r.env.len()), ("", None, 0));
+        assert_eq!(
+            serde_json::to_value(&r).unwrap(),
+            json!({"command": "ls", "cwd": "", "env": {}})
+        );
+        assert!(serde_json::from_str::<ExecRequest>(r#"{"command":"ls","shell":"bash"}"#).is_err());
+        assert!(serde_json::from_str::<ExecRequest>(
+            r#"{"command":"ls","cache":{"inputs":[],"outputs":[],"x":1}}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn exec_events() {
+        let out: ExecEvent = round_trip(r#"{"data":"hi\n","type":"stdout"}"#);
+        assert_eq!(
+            out,
+            ExecEvent::Stdout {
+                data: "hi\n".into()
+            }
+        );
+        let err: ExecEvent = round_trip(r#"{"data":"oops","type":"stderr"}"#);
+        assert_eq!(
+            err,
+            ExecEvent::Stderr {
+                data: "oops".into()
+            }
+        );
+        let exit: ExecEvent = round_trip(
+            r#"{"duration_ms":1234,"exit_code":7,"timed_out":false,"truncated":false,"type":"exit"}"#,
+        );
+        assert_eq!(
+            exit,
+            ExecEvent::Exit(ExecExit {
+                exit_code: Some(7),
+                duration_ms: 1234,
+                timed_out: false,
+                truncated: false
+            })
+        );
+        let killed: ExecEvent = round_trip(
+            r#"{"duration_ms":2001,"exit_code":null,"timed_out":true,"truncated":true,"type":"exit"}"#,
+        );
+        assert!(matches!(
+            killed,
+            ExecEvent::Exit(ExecExit {
+                exit_code: None,
+                timed_out: true,
+                ..
+            })
+        ));
+        assert_eq!(
+            ndjson_line(&ExecEvent::Stdout { data: "x".into() }),
+            "{\"type\":\"stdout\",\"data\":\"x\"}\n"
+        );
+        assert!(serde_json::from_str::<ExecEvent>(r#"{"type":"nope"}"#).is_err());
+    }
+
+    #[test]
+    fn sync_request_and_report() {
+        let sha = "a".repeat(64);
+        let r: SyncRequest = round_trip(&format!(
+            r#"{{"manifest":{{"files":{{"src/App.tsx":{{"sha256":"{sha}","size":123}}}}}}}}"#
+        ));
+        assert_eq!(r.manifest.files["src/App.tsx"].size, 123);
+        assert!(r.blob.is_none());
+        let with_blob: SyncRequest =
+            round_trip(r#"{"manifest":{"files":{}},"blob":{"container":"codebase-projects"}}"#);
+        assert_eq!(
+            with_blob.blob.unwrap().container.as_deref(),
+            Some("codebase-projects")
+        );
+        assert!(serde_json::from_str::<SyncRequest>(r#"{"manifest":{"files":{}},"x":1}"#).is_err());
+        let report: SyncReport = round_trip(
+            r#"{"added":["a.txt"],"modified":["b.txt"],"deleted":[],"fetched_objects":1,"unchanged":3}"#,
+        );
+        assert_eq!((report.fetched_objects, report.unchanged), (1, 3));
+    }
+
+    #[test]
+    fn files_reply() {
+        let f: FilesReply = round_trip(&format!(
+            r#"{{"files":[{{"path":"a.txt/inner.txt","sha256":"{}","size":1}}],"truncated":false}}"#,
+            "b".repeat(64)
+        ));
+        assert_eq!(f.files[0].size, 1);
+    }
+
+    const RUNNING: &str = r#"{"command":"npm run dev","cwd":"","exit_code":null,"name":"web","pid":1234,"port":5173,"restarts":0,"signal":null,"started_at":1764400000000,"status":"running"}"#;
+    const EXITED: &str = r#"{"command":"node crash.js","cwd":"backend","exit_code":3,"last_lines":["boom","[process exited with code 3]"],"name":"api","pid":null,"port":45678,"restarts":1,"signal":null,"started_at":1764400000000,"status":"exited"}"#;
+
+    #[test]
+    fn process_start_request() {
+        let r: StartProcessRequest = round_trip(
+            r#"{"name":"web","command":"npm run dev","cwd":"frontend","env":{"VITE_API":"http://127.0.0.1:8000"}}"#,
+        );
+        assert_eq!(r.port, None);
+        let p: StartProcessRequest =
+            round_trip(r#"{"name":"web","command":"x","cwd":"","env":{},"port":5173}"#);
+        assert_eq!(p.port, Some(5173));
+        assert!(serde_json::from_str::<StartProcessRequest>(
+            r#"{"name":"a","command":"b","ports":1}"#
+        )
+        .is_err());
+    }
+
+    #[test]
+    fn process_info_list_and_ready() {
+        let run: ProcessInfo = round_trip(RUNNING);
+        assert_eq!(
+            (run.status, run.pid, run.last_lines.clone()),
+            (ProcessStatus::Running, Some(1234), None)
+        );
+        assert!(!serde_json::to_string(&run).unwrap().contains("last_lines"));
+        let ex: ProcessInfo = round_trip(EXITED);
+        assert_eq!(ex.status, ProcessStatus::Exited);
+        assert_eq!(ex.last_lines.unwrap()[1], "[process exited with code 3]");
+        let stopped: ProcessInfo = round_trip(
+            &EXITED
+                .replace("\"exited\"", "\"stopped\"")
+                .replace("\"exit_code\":3", "\"exit_code\":null")
+                .replace("\"signal\":null", "\"signal\":9"),
+        );
+        assert_eq!(
+            (stopped.status, stopped.signal),
+            (ProcessStatus::Stopped, Some(9))
+        );
+        let list: ProcessList = round_trip(&format!(r#"{{"processes":[{RUNNING},{EXITED}]}}"#));
+        assert_eq!(list.processes.len(), 2);
+        let _: ProcessList = round_trip(r#"{"processes":[]}"#);
+        let ready: ReadyReply = round_trip(&format!(r#"{{"process":{RUNNING},"ready":true}}"#));
+        assert!(ready.ready && ready.process.port == 5173);
+    }
+
+    #[test]
+    fn logs_reply_and_follow_events() {
+        let r: LogsReply = round_trip(
+            r#"{"exit_code":null,"lines":[{"seq":0,"stream":"stdout","line":"listening","ts_ms":1764400000001},{"seq":1,"stream":"stderr","line":"oops","ts_ms":1764400000002},{"seq":2,"stream":"system","line":"[process exited with code 1]","ts_ms":1764400000003}],"name":"web","status":"running"}"#,
+        );
+        assert_eq!(r.lines[1].stream, LogStream::Stderr);
+        assert_eq!(r.lines[2].stream, LogStream::System);
+        let log: LogFollowEvent = round_trip(
+            r#"{"line":"tick 1","seq":0,"stream":"stdout","ts_ms":1764400000001,"type":"log"}"#,
+        );
+        assert!(matches!(log, LogFollowEvent::Log(LogLine { seq: 0, .. })));
+        let lagged: LogFollowEvent = round_trip(r#"{"skipped":12,"type":"lagged"}"#);
+        assert_eq!(lagged, LogFollowEvent::Lagged { skipped: 12 });
+        let exit: LogFollowEvent =
+            round_trip(r#"{"exit_code":0,"signal":null,"status":"exited","type":"exit"}"#);
+        assert_eq!(
+            exit,
+            LogFollowEvent::Exit {
+                status: ProcessStatus::Exited,
+                exit_code: Some(0),
+                signal: None
+            }
+        );
+    }
+
+    #[test]
+    fn queries() {
+        assert_eq!(
+            ReadyQuery {
+                timeout_ms: Some(10_000)
+            }
+            .to_query(),
+            "timeout_ms=10000"
+        );
+        assert_eq!(
+            LogsQuery {
+                tail: Some(40),
+                follow: None
+            }
+            .to_query(),
+            "tail=40"
+        );
+        assert_eq!(
+            LogsQuery {
+                tail: None,
+                follow: Some("1".into())
+            }
+            .to_query(),
+            "follow=1"
+        );
+        let q = BrowserReportsQuery {
+            since_seq: Some(3),
+            wait_ms: Some(8000),
+            grace_ms: Some(2500),
+        };
+        assert_eq!(q.to_query(), "since_seq=3&wait_ms=8000&grace_ms=2500");
+        assert_eq!(BrowserReportsQuery::default().to_query(), "");
+        // Queries carry the signing nonce; it must not be refused.
+        let parsed: BrowserReportsQuery =
+            serde_json::from_value(json!({"since_seq": 3, "or_nonce": "x"})).unwrap();
+        assert_eq!(parsed.since_seq, Some(3));
+    }
+
+    #[test]
+    fn browser_reports_reply() {
+        let r: BrowserReportsReply = round_trip(
+            r#"{"followed":true,"last_load_age_ms":12,"loads":1,"next_seq":4,"reports":[{"seq":2,"ts_ms":1764400000000,"kind":"error","message":"Uncaught TypeError: x is undefined","source":"http://p.preview.localhost:8788/src/App.tsx","line":12,"column":5,"stack":"TypeError: x is undefined\n    at App (App.tsx:12:5)","url":"/"},{"seq":3,"ts_ms":1764400000001,"kind":"console.error","message":"bad","line":0,"column":0,"url":"/about"}]}"#,
+        );
+        assert_eq!(r.reports[1].source, "");
+        assert!(!serde_json::to_string(&r.reports[1])
+            .unwrap()
+            .contains("stack"));
+        let reports = r.browser_reports();
+        assert_eq!(reports[0].kind, "error");
+        assert_eq!(reports[0].line, 12);
+        assert_eq!(reports[1].url, "/about");
+        assert!(crate::agent::verify::browser_failure(&reports).is_some());
+        let nobody: BrowserReportsReply = round_trip(
+            r#"{"followed":false,"last_load_age_ms":null,"loads":0,"next_seq":0,"reports":[]}"#,
+        );
+        assert_eq!(nobody.last_load_age_ms, None);
+        assert!(!nobody.followed);
+    }
+}

@@ -1,7 +1,9 @@
 //! The agent's tools: one registry holding each tool's name, description, JSON schema and typed
 //! argument parser, so the specs sent to the model and the parsing of its calls cannot drift.
 //!
-//! Adding a tool: an argument struct, a [`ToolArgs`] variant, and one [`TOOLS`] entry.
+//! Adding a tool: an argument struct, a [`ToolArgs`] variant, and one [`TOOLS`] entry. The
+//! entry is all the model learns about the tool: its description and arguments are sent as the
+//! tool spec and rendered into the system prompt's tool list (`super::prompt`).
 //!
 //! Every [`ToolError`] is addressed to the model: the agent loop sends its `Display` back as the
 //! tool result and the model corrects itself. Failures of our own (VM down, storage error) are
@@ -64,12 +66,9 @@ impl RunCommandArgs {
     }
 }
 
+/// No arguments: the template's `dev` entries say what to run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct StartPreviewArgs {
-    /// Overrides the template's dev-server command.
-    #[serde(default)]
-    pub command: Option<String>,
-}
+pub struct StartPreviewArgs {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestartPreviewArgs {}
@@ -111,13 +110,20 @@ impl ToolArgs {
         }
     }
 
-    /// Whether the call may change the project (files, installed packages, running servers).
-    /// Read-only calls can be shown more quietly and do not need a checkpoint.
+    /// The tool's registry entry.
+    pub fn def(&self) -> &'static ToolDef {
+        let name = self.name();
+        TOOLS
+            .iter()
+            .find(|t| t.name == name)
+            .expect("every ToolArgs variant has a TOOLS entry (tested)")
+    }
+
+    /// Whether the call may change the project (files, installed packages, running servers):
+    /// the registry's [`ToolDef::changes_project`]. Read-only calls can be shown more quietly
+    /// and do not need a checkpoint.
     pub fn changes_project(&self) -> bool {
-        !matches!(
-            self,
-            ToolArgs::ListFiles(_) | ToolArgs::ReadFile(_) | ToolArgs::ReadDocs(_)
-        )
+        self.def().changes_project
     }
 }
 
@@ -143,17 +149,55 @@ pub enum ToolError {
 
 type Parser = fn(&'static str, Value) -> Result<ToolArgs, ToolError>;
 
-/// One registry entry.
+/// One registry entry: everything about a tool but its execution (the Worker's `run_tool`).
 pub struct ToolDef {
     pub name: &'static str,
+    /// What the model reads about the tool, in its spec and in the system prompt.
     pub description: &'static str,
+    /// Whether a call may change the project (files, installed packages, running servers).
+    pub changes_project: bool,
     schema: fn() -> Value,
     parse: Parser,
 }
 
 impl ToolDef {
     pub fn spec(&self) -> ToolSpec {
-        ToolSpec::function(self.name, self.description, (self.schema)())
+        ToolSpec::function(self.name, self.description, self.schema())
+    }
+
+    /// The JSON schema of the arguments (an object schema).
+    pub fn schema(&self) -> Value {
+        (self.schema)()
+    }
+
+    /// The arguments as (name, required): the required ones in the schema's `required` order,
+    /// then the optional ones.
+    pub fn arguments(&self) -> Vec<(String, bool)> {
+        let schema = self.schema();
+        let required: Vec<&str> = schema["required"]
+            .as_array()
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let mut args: Vec<(String, bool)> =
+            required.iter().map(|r| (r.to_string(), true)).collect();
+        if let Some(props) = schema["properties"].as_object() {
+            for name in props.keys() {
+                if !required.contains(&name.as_str()) {
+                    args.push((name.clone(), false));
+                }
+            }
+        }
+        args
+    }
+
+    /// How the system prompt writes the call: `edit_file(path, edits)`, `list_files(path?)`.
+    pub fn signature(&self) -> String {
+        let args: Vec<String> = self
+            .arguments()
+            .into_iter()
+            .map(|(name, required)| if required { name } else { format!("{name}?") })
+            .collect();
+        format!("{}({})", self.name, args.join(", "))
     }
 }
 
@@ -168,7 +212,9 @@ pub static TOOLS: &[ToolDef] = &[
     ToolDef {
         name: "list_files",
         description: "List the project's files (recursively) under a directory, with sizes. \
-                      Omit `path` for the whole project.",
+                      Omit `path` for the whole project. Only the project's own files are \
+                      listed: dependencies and build output (node_modules, .venv, dist) are not.",
+        changes_project: false,
         schema: || {
             object(
                 json!({"path": {"type": "string", "description": "Directory relative to the project root, e.g. \"src\". Omit for the root."}}),
@@ -183,7 +229,9 @@ pub static TOOLS: &[ToolDef] = &[
     },
     ToolDef {
         name: "read_file",
-        description: "Read a text file of the project.",
+        description: "Read a text file of the project. Read a file before you edit it; never \
+                      edit from memory.",
+        changes_project: false,
         schema: || object(json!({"path": path_schema()}), &["path"]),
         parse: |tool, v| {
             let mut a: ReadFileArgs = from_value(tool, v)?;
@@ -193,8 +241,10 @@ pub static TOOLS: &[ToolDef] = &[
     },
     ToolDef {
         name: "write_file",
-        description: "Create a file or replace its whole content. Parent directories are created. \
-                      For small changes to an existing file prefer edit_file.",
+        description: "Create a file or replace its whole content; parent directories are \
+                      created. Use it for new files and rewrites; for small changes to an \
+                      existing file prefer edit_file.",
+        changes_project: true,
         schema: || {
             object(
                 json!({"path": path_schema(), "content": {"type": "string", "description": "The complete new content of the file."}}),
@@ -210,7 +260,8 @@ pub static TOOLS: &[ToolDef] = &[
     },
     ToolDef {
         name: "delete_file",
-        description: "Delete a file of the project.",
+        description: "Delete a file of the project, e.g. one your changes made obsolete.",
+        changes_project: true,
         schema: || object(json!({"path": path_schema()}), &["path"]),
         parse: |tool, v| {
             let mut a: DeleteFileArgs = from_value(tool, v)?;
@@ -221,9 +272,11 @@ pub static TOOLS: &[ToolDef] = &[
     ToolDef {
         name: "edit_file",
         description: "Change part of an existing file with search-and-replace edits, applied in \
-                      order. Each `search` must be copied exactly from the current file \
-                      (whitespace included) and must match exactly once; include surrounding \
-                      lines to make it unique. If any edit fails, none is applied.",
+                      order. Each `search` must match the current file exactly once, whitespace \
+                      included: copy it exactly from read_file output and include enough \
+                      surrounding lines to make it unique. If any edit fails, none is applied: \
+                      read the file again and retry.",
+        changes_project: true,
         schema: || {
             object(
                 json!({
@@ -256,8 +309,12 @@ pub static TOOLS: &[ToolDef] = &[
         name: "run_command",
         description: "Run a shell command in the project's sandbox (bash, project root as the \
                       working directory unless `cwd` is given) and return its exit code and \
-                      output. Use it to install packages, build and test. Do not start \
-                      long-running servers with it; use start_preview.",
+                      output. Use it to install packages, build and test. Output is capped (the \
+                      end is kept), so prefer quiet flags. Nothing can answer an interactive \
+                      prompt: pass the flags that skip them. Nothing long-running: servers \
+                      belong to the preview (start_preview). The network reaches package \
+                      registries only.",
+        changes_project: true,
         schema: || {
             object(
                 json!({
@@ -288,36 +345,30 @@ pub static TOOLS: &[ToolDef] = &[
     },
     ToolDef {
         name: "start_preview",
-        description: "Start the app's dev server so the live preview shows it. Uses the \
-                      template's command unless `command` is given. Returns the first lines of \
-                      server output.",
-        schema: || {
-            object(
-                json!({"command": {"type": "string", "description": "Optional dev-server command, e.g. \"npm run dev\"."}}),
-                &[],
-            )
-        },
-        parse: |tool, v| {
-            let a: StartPreviewArgs = from_value(tool, v)?;
-            if a.command.as_deref().is_some_and(|c| c.trim().is_empty()) {
-                return Err(invalid(
-                    tool,
-                    "`command` is empty; omit it to use the default",
-                ));
-            }
-            Ok(ToolArgs::StartPreview(a))
-        },
+        description: "Start the app's dev servers as the template defines them, each on its \
+                      own port and wired to the ones it depends on (the frontend's /api proxy \
+                      to the backend), so the live preview shows the app. Dependencies are \
+                      installed first when a dependency manifest changed. Servers already running are left running. Returns \
+                      their status, or the last log lines of one that failed to start.",
+        changes_project: true,
+        schema: || object(json!({}), &[]),
+        parse: |tool, v| Ok(ToolArgs::StartPreview(from_value(tool, v)?)),
     },
     ToolDef {
         name: "restart_preview",
-        description: "Restart the running dev server (after changing dependencies or config).",
+        description: "Restart the dev servers, installing changed dependencies first. Needed \
+                      only after dependency or config changes: the dev servers reload code \
+                      edits by themselves.",
+        changes_project: true,
         schema: || object(json!({}), &[]),
         parse: |tool, v| Ok(ToolArgs::RestartPreview(from_value(tool, v)?)),
     },
     ToolDef {
         name: "read_docs",
-        description: "Read the documentation bundled for this project's template and libraries. \
-                      Call it without `name` to list the documents.",
+        description: "Read the reference documents bundled for this platform and the \
+                      template's libraries; use it instead of guessing an API you are unsure \
+                      about. Call it without `name` to list the documents.",
+        changes_project: false,
         schema: || {
             object(
                 json!({"name": {"type": "string", "description": "A document name from the list."}}),
@@ -506,6 +557,91 @@ mod tests {
         );
     }
 
+    /// A position per variant. No wildcard: a new variant does not compile until it is listed
+    /// here, and `every_variant_has_exactly_one_registry_entry` then wants it reachable.
+    fn ordinal(a: &ToolArgs) -> usize {
+        match a {
+            ToolArgs::ListFiles(_) => 0,
+            ToolArgs::ReadFile(_) => 1,
+            ToolArgs::WriteFile(_) => 2,
+            ToolArgs::DeleteFile(_) => 3,
+            ToolArgs::EditFile(_) => 4,
+            ToolArgs::RunCommand(_) => 5,
+            ToolArgs::StartPreview(_) => 6,
+            ToolArgs::RestartPreview(_) => 7,
+            ToolArgs::ReadDocs(_) => 8,
+        }
+    }
+    const VARIANTS: usize = 9;
+
+    /// The smallest valid arguments of each tool.
+    fn minimal_call(name: &str) -> Value {
+        match name {
+            "read_file" | "delete_file" => json!({"path": "a.txt"}),
+            "write_file" => json!({"path": "a.txt", "content": ""}),
+            "edit_file" => json!({"path": "a.txt", "edits": [{"search": "a", "replace": "b"}]}),
+            "run_command" => json!({"command": "true"}),
+            _ => json!({}),
+        }
+    }
+
+    #[test]
+    fn every_variant_has_exactly_one_registry_entry() {
+        assert_eq!(TOOLS.len(), VARIANTS);
+        let mut seen = Vec::new();
+        for def in TOOLS {
+            // Each entry parses into the variant of its own name...
+            let args = parse_call(def.name, &minimal_call(def.name).to_string())
+                .unwrap_or_else(|e| panic!("{}: {e}", def.name));
+            assert_eq!(args.name(), def.name);
+            assert!(std::ptr::eq(args.def(), def), "{}", def.name);
+            assert_eq!(args.changes_project(), def.changes_project);
+            // ...and each name has one entry.
+            assert_eq!(TOOLS.iter().filter(|t| t.name == def.name).count(), 1);
+            seen.push(ordinal(&args));
+        }
+        // Every variant is some entry's.
+        seen.sort();
+        assert_eq!(seen, (0..VARIANTS).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn only_reading_tools_leave_the_project_alone() {
+        let readers: Vec<_> = TOOLS
+            .iter()
+            .filter(|t| !t.changes_project)
+            .map(|t| t.name)
+            .collect();
+        assert_eq!(readers, ["list_files", "read_file", "read_docs"]);
+    }
+
+    #[test]
+    fn signatures_come_from_the_schemas() {
+        let sig = |name: &str| TOOLS.iter().find(|t| t.name == name).unwrap().signature();
+        assert_eq!(sig("list_files"), "list_files(path?)");
+        assert_eq!(sig("write_file"), "write_file(path, content)");
+        assert_eq!(sig("edit_file"), "edit_file(path, edits)");
+        assert_eq!(sig("run_command"), "run_command(command, cwd?, timeout_s?)");
+        assert_eq!(sig("start_preview"), "start_preview()");
+        assert_eq!(sig("read_docs"), "read_docs(name?)");
+    }
+
+    #[test]
+    fn start_preview_takes_no_arguments() {
+        assert_eq!(
+            parse_call("start_preview", ""),
+            Ok(ToolArgs::StartPreview(StartPreviewArgs {}))
+        );
+        // Extra keys are ignored, as for every tool.
+        assert_eq!(
+            parse_call("start_preview", r#"{"command":"npm run dev"}"#),
+            Ok(ToolArgs::StartPreview(StartPreviewArgs {}))
+        );
+        let spec = &tool_specs()[6].function;
+        assert_eq!(spec.name, "start_preview");
+        assert_eq!(spec.parameters["properties"], json!({}));
+    }
+
     #[test]
     fn good_calls_parse_into_typed_args() {
         assert_eq!(
@@ -635,7 +771,6 @@ mod tests {
                 "not a document name",
             ),
             ("read_file", "[1]", "expected a JSON object, got an array"),
-            ("start_preview", r#"{"command":""}"#, "omit it"),
         ] {
             let e = parse_call(name, args).unwrap_err().to_string();
             assert!(e.contains(needle), "{name} {args}: {e}");

@@ -12,7 +12,6 @@ pub mod llm_config;
 pub mod manifest;
 pub mod paths;
 pub mod protocol;
-pub mod relay;
 pub mod store;
 pub mod template;
 pub mod vm_api;

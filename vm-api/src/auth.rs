@@ -2,7 +2,7 @@
 //! cache of signatures already accepted, and a client helper that signs requests.
 
 use crate::error::ApiError;
-use crate::routes::AppState;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;

@@ -5,7 +5,7 @@
 
 use crate::error::{check_project_id, ApiError};
 use crate::procs::now_ms;
-use crate::routes::AppState;
+use crate::state::AppState;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::Json;
 use serde::{Deserialize, Serialize};

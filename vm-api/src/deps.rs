@@ -21,8 +21,8 @@
 use crate::error::ApiError;
 use crate::exec::{drive, exit_event, spawn_in_group, text_event, Outcome, StreamKind};
 use crate::fsafe::{self, Kind};
-use crate::routes::AppState;
 use crate::sandbox::CommandSpec;
+use crate::state::AppState;
 use axum::body::Bytes;
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
 use rustix::io::Errno;

@@ -55,6 +55,14 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// A sandbox that cannot run the command: `503 no_sandbox`, `503
+/// sandbox_mechanism_unavailable` or `507 disk_quota_exceeded`.
+impl From<crate::sandbox::SandboxError> for ApiError {
+    fn from(e: crate::sandbox::SandboxError) -> Self {
+        ApiError::new(e.status(), e.code(), e.to_string())
+    }
+}
+
 /// Parses a JSON request body, naming what was wrong with it.
 pub fn parse_json<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)

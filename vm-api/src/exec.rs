@@ -2,8 +2,8 @@
 //! the whole process tree, an output cap, client-disconnect kill and a per-project limit.
 
 use crate::error::{check_cwd, check_env, check_project_id, parse_json, ApiError};
-use crate::routes::AppState;
 use crate::sandbox::CommandSpec;
+use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
@@ -194,17 +194,14 @@ pub async fn exec(
         });
         return ndjson_response(rx);
     }
-    let cmd = st
-        .sandbox
-        .command(&CommandSpec {
-            project_id: &id,
-            project_dir: &project_dir,
-            home_dir: &home_dir,
-            cwd: &req.cwd,
-            shell: &req.command,
-            env: &req.env,
-        })
-        .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
+    let cmd = st.sandbox.command(&CommandSpec {
+        project_id: &id,
+        project_dir: &project_dir,
+        home_dir: &home_dir,
+        cwd: &req.cwd,
+        shell: &req.command,
+        env: &req.env,
+    })?;
     let child = spawn_in_group(cmd)
         .map_err(|e| ApiError::internal("spawn_failed", format!("could not start: {e}")))?;
     let cap = st.limits.output_cap_bytes;

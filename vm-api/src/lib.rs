@@ -13,9 +13,11 @@ pub mod preview;
 pub mod procs;
 pub mod routes;
 pub mod sandbox;
+pub mod state;
 pub mod sync;
 
 pub use auth::signed_headers;
 pub use config::Config;
 pub use preview::{mint_preview_token, preview_app};
-pub use routes::{app, AppState, Limits};
+pub use routes::app;
+pub use state::{AppState, Limits};

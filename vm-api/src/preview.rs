@@ -2,7 +2,7 @@
 //! upgrades) to the project's running dev server, behind a short-lived HMAC preview token that
 //! is exchanged for a host-only cookie.
 
-use crate::routes::AppState;
+use crate::state::AppState;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};

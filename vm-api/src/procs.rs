@@ -3,8 +3,8 @@
 
 use crate::error::{check_cwd, check_env, check_project_id, parse_json, ApiError};
 use crate::exec::{kill_group, pump, spawn_in_group, StreamKind};
-use crate::routes::AppState;
 use crate::sandbox::CommandSpec;
+use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::http::{header, StatusCode};
@@ -176,16 +176,14 @@ impl Managed {
         env.insert("PORT".into(), self.spec.port.to_string());
         env.entry("HOST".into())
             .or_insert_with(|| "127.0.0.1".into());
-        let cmd = sandbox
-            .command(&CommandSpec {
-                project_id: &self.spec.project_id,
-                project_dir: &self.spec.project_dir,
-                home_dir: &self.spec.home_dir,
-                cwd: &self.spec.cwd,
-                shell: &self.spec.command,
-                env: &env,
-            })
-            .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
+        let cmd = sandbox.command(&CommandSpec {
+            project_id: &self.spec.project_id,
+            project_dir: &self.spec.project_dir,
+            home_dir: &self.spec.home_dir,
+            cwd: &self.spec.cwd,
+            shell: &self.spec.command,
+            env: &env,
+        })?;
         let mut child = spawn_in_group(cmd)
             .map_err(|e| ApiError::internal("spawn_failed", format!("could not start: {e}")))?;
         let generation = {

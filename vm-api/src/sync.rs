@@ -4,7 +4,7 @@
 
 use crate::error::{check_project_id, parse_json, ApiError};
 use crate::fsafe::{self, FsError};
-use crate::routes::AppState;
+use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
@@ -438,9 +438,7 @@ pub async fn sync_route(
         .chain(&report.modified)
         .cloned()
         .collect();
-    st.sandbox
-        .adopt_paths(&id, &project_dir, &written)
-        .map_err(|e| ApiError::new(e.status(), e.code(), e.to_string()))?;
+    st.sandbox.adopt_paths(&id, &project_dir, &written)?;
     tracing::info!(
         project = %id,
         added = report.added.len(),

@@ -8,8 +8,9 @@ use crate::procs::now_ms;
 use crate::state::AppState;
 use axum::extract::{Path as UrlPath, Query, State};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use open_replit_core::vm_api::{
+    BrowserReportEntry as Report, BrowserReportsQuery, BrowserReportsReply,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,21 +36,6 @@ const KINDS: &[&str] = &[
 
 /// A report as the page sends it (the same shape the Worker reads back).
 pub use open_replit_core::agent::verify::BrowserReport as RawReport;
-
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    pub seq: u64,
-    pub ts_ms: u64,
-    pub kind: String,
-    pub message: String,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub source: String,
-    pub line: u32,
-    pub column: u32,
-    #[serde(skip_serializing_if = "String::is_empty")]
-    pub stack: String,
-    pub url: String,
-}
 
 #[derive(Default)]
 struct Project {
@@ -148,16 +134,6 @@ impl BrowserReports {
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct ReportsQuery {
-    #[serde(default)]
-    pub since_seq: Option<u64>,
-    #[serde(default)]
-    pub wait_ms: Option<u64>,
-    #[serde(default)]
-    pub grace_ms: Option<u64>,
-}
-
 /// `GET /projects/{id}/browser-reports?since_seq=N&wait_ms=M&grace_ms=G`: the reports since `N`
 /// (errors only; loads are counted). With `wait_ms`, waits (at most 15 s) until a page load at
 /// or after `N` is reported, so a caller that just asked the preview to reload gets that load's
@@ -166,8 +142,8 @@ pub struct ReportsQuery {
 pub async fn reports_route(
     State(st): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
-    Query(q): Query<ReportsQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+    Query(q): Query<BrowserReportsQuery>,
+) -> Result<Json<BrowserReportsReply>, ApiError> {
     check_project_id(&id)?;
     let since = q.since_seq.unwrap_or(0);
     let start = tokio::time::Instant::now();
@@ -183,14 +159,15 @@ pub async fn reports_route(
         let now = tokio::time::Instant::now();
         let given_up = grace.is_some_and(|g| now >= g) && !followed;
         if s.loaded || now >= deadline || given_up {
-            let errors: Vec<&Report> = s.list.iter().filter(|r| r.kind != "load").collect();
-            return Ok(Json(json!({
-                "reports": errors,
-                "loads": s.list.len() - errors.len(),
-                "next_seq": s.next_seq,
-                "followed": followed,
-                "last_load_age_ms": s.last_load_ms.map(|t| now_ms().saturating_sub(t)),
-            })));
+            let total = s.list.len();
+            let reports: Vec<Report> = s.list.into_iter().filter(|r| r.kind != "load").collect();
+            return Ok(Json(BrowserReportsReply {
+                loads: (total - reports.len()) as u64,
+                reports,
+                next_seq: s.next_seq,
+                followed,
+                last_load_age_ms: s.last_load_ms.map(|t| now_ms().saturating_sub(t)),
+            }));
         }
         let wake = match grace {
             Some(g) if !followed && g < deadline => g,

@@ -24,9 +24,9 @@ use crate::fsafe::{self, Kind};
 use crate::sandbox::CommandSpec;
 use crate::state::AppState;
 use axum::body::Bytes;
+use open_replit_core::vm_api::ExecCache;
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
 use rustix::io::Errno;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::os::fd::OwnedFd;
@@ -56,43 +56,31 @@ const HEARTBEAT: Duration = Duration::from_secs(10);
 /// Each input's path and bytes (`None`: missing).
 pub type Inputs = Vec<(String, Option<Vec<u8>>)>;
 
-/// The `cache` field of an exec request.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CacheSpec {
-    /// Project-relative files that decide what gets installed (`frontend/package.json`, ...).
-    pub inputs: Vec<String>,
-    /// What the command produces, relative to `cwd`, one path component each
-    /// (`node_modules`, `.venv`).
-    pub outputs: Vec<String>,
-}
-
-impl CacheSpec {
-    pub fn validate(&self) -> Result<(), ApiError> {
-        let bad = |m: String| ApiError::bad_request("invalid_cache", m);
-        if self.inputs.is_empty() || self.inputs.len() > MAX_INPUTS {
-            return Err(bad(format!(
-                "cache.inputs must name 1 to {MAX_INPUTS} files"
-            )));
-        }
-        if self.outputs.is_empty() || self.outputs.len() > MAX_OUTPUTS {
-            return Err(bad(format!(
-                "cache.outputs must name 1 to {MAX_OUTPUTS} entries"
-            )));
-        }
-        for i in &self.inputs {
-            open_replit_core::paths::validate_path(i)
-                .map_err(|e| bad(format!("cache.inputs {i:?} breaks rule {}: {e}", e.rule())))?;
-        }
-        for o in &self.outputs {
-            if o.is_empty() || o.contains('/') || o == "." || o == ".." || o.contains('\0') {
-                return Err(bad(format!(
-                    "cache.outputs {o:?} must be one file or directory name"
-                )));
-            }
-        }
-        Ok(())
+/// Checks the `cache` field of an exec request (`400 invalid_cache`).
+pub fn validate_spec(spec: &ExecCache) -> Result<(), ApiError> {
+    let bad = |m: String| ApiError::bad_request("invalid_cache", m);
+    if spec.inputs.is_empty() || spec.inputs.len() > MAX_INPUTS {
+        return Err(bad(format!(
+            "cache.inputs must name 1 to {MAX_INPUTS} files"
+        )));
     }
+    if spec.outputs.is_empty() || spec.outputs.len() > MAX_OUTPUTS {
+        return Err(bad(format!(
+            "cache.outputs must name 1 to {MAX_OUTPUTS} entries"
+        )));
+    }
+    for i in &spec.inputs {
+        open_replit_core::paths::validate_path(i)
+            .map_err(|e| bad(format!("cache.inputs {i:?} breaks rule {}: {e}", e.rule())))?;
+    }
+    for o in &spec.outputs {
+        if o.is_empty() || o.contains('/') || o == "." || o == ".." || o.contains('\0') {
+            return Err(bad(format!(
+                "cache.outputs {o:?} must be one file or directory name"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// The cache's directory and the lock that lets one clean build run at a time.
@@ -121,7 +109,7 @@ pub struct CachedExec {
     pub cwd: String,
     pub env: BTreeMap<String, String>,
     pub timeout: Duration,
-    pub spec: CacheSpec,
+    pub spec: ExecCache,
     pub uid: u32,
 }
 
@@ -786,14 +774,16 @@ mod tests {
 
     #[test]
     fn specs_are_validated() {
-        let s = |i: &[&str], o: &[&str]| CacheSpec {
-            inputs: i.iter().map(|x| x.to_string()).collect(),
-            outputs: o.iter().map(|x| x.to_string()).collect(),
+        let s = |i: &[&str], o: &[&str]| {
+            validate_spec(&ExecCache {
+                inputs: i.iter().map(|x| x.to_string()).collect(),
+                outputs: o.iter().map(|x| x.to_string()).collect(),
+            })
         };
-        assert!(s(&["package.json"], &["node_modules"]).validate().is_ok());
-        assert!(s(&["../etc/passwd"], &["node_modules"]).validate().is_err());
-        assert!(s(&["package.json"], &["a/b"]).validate().is_err());
-        assert!(s(&["package.json"], &[".."]).validate().is_err());
-        assert!(s(&[], &["x"]).validate().is_err());
+        assert!(s(&["package.json"], &["node_modules"]).is_ok());
+        assert!(s(&["../etc/passwd"], &["node_modules"]).is_err());
+        assert!(s(&["package.json"], &["a/b"]).is_err());
+        assert!(s(&["package.json"], &[".."]).is_err());
+        assert!(s(&[], &["x"]).is_err());
     }
 }

@@ -8,9 +8,8 @@ use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::Response;
-use serde::Deserialize;
-use serde_json::json;
-use std::collections::BTreeMap;
+use open_replit_core::vm_api::{ndjson_line, ExecEvent, ExecExit, ExecRequest, LogStream};
+use serde::Serialize;
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -20,24 +19,10 @@ use tokio::sync::mpsc;
 
 pub const DEFAULT_TIMEOUT_S: u64 = 60;
 pub const MAX_TIMEOUT_S: u64 = 600;
+
 /// After the command exits, how long to wait for its pipes to reach EOF before giving up
 /// (an unsandboxed daemon may keep them open forever).
 const DRAIN_GRACE: Duration = Duration::from_secs(2);
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExecRequest {
-    pub command: String,
-    #[serde(default)]
-    pub cwd: String,
-    #[serde(default)]
-    pub timeout_s: Option<u64>,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// Share the install this command makes with other projects (see `deps`).
-    #[serde(default)]
-    pub cache: Option<crate::deps::CacheSpec>,
-}
 
 /// Spawns `cmd` as the leader of a new process group, so the group can be killed as a whole;
 /// `kill_on_drop` is the last line of defence if the owning task is dropped.
@@ -104,6 +89,22 @@ impl StreamKind {
             StreamKind::Stderr => "stderr",
         }
     }
+
+    /// `data` as this stream's exec event.
+    pub fn event(self, data: String) -> ExecEvent {
+        match self {
+            StreamKind::Stdout => ExecEvent::Stdout { data },
+            StreamKind::Stderr => ExecEvent::Stderr { data },
+        }
+    }
+
+    /// The stream's name in a managed process's log.
+    pub fn log_stream(self) -> LogStream {
+        match self {
+            StreamKind::Stdout => LogStream::Stdout,
+            StreamKind::Stderr => LogStream::Stderr,
+        }
+    }
 }
 
 /// Forwards raw chunks of one pipe into `tx` until EOF.
@@ -127,12 +128,13 @@ pub fn pump<R: tokio::io::AsyncRead + Unpin + Send + 'static>(
     })
 }
 
-fn ndjson(v: serde_json::Value) -> Bytes {
-    let mut s = v.to_string();
-    s.push('\n');
-    Bytes::from(s)
+/// One wire value as an NDJSON line.
+pub fn ndjson<T: Serialize>(v: &T) -> Bytes {
+    Bytes::from(ndjson_line(v))
 }
 
+/// `POST /projects/{id}/exec`: validates the request, then streams the command's events
+/// (through the dependency cache when it has a `cache` field and the sandbox allows it).
 pub async fn exec(
     State(st): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
@@ -168,7 +170,7 @@ pub async fn exec(
     let (project_dir, home_dir) = st.ensure_project_dirs(&id)?;
     st.check_cwd_exists(&project_dir, &req.cwd)?;
     if let Some(spec) = &req.cache {
-        spec.validate()?;
+        crate::deps::validate_spec(spec)?;
     }
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let cached = req
@@ -213,7 +215,8 @@ pub async fn exec(
     ndjson_response(rx)
 }
 
-fn ndjson_response(rx: mpsc::Receiver<Bytes>) -> Result<Response, ApiError> {
+/// An NDJSON reply streaming whatever arrives on `rx` (exec output, followed logs).
+pub fn ndjson_response(rx: mpsc::Receiver<Bytes>) -> Result<Response, ApiError> {
     let stream = futures_util::StreamExt::map(
         tokio_stream::wrappers::ReceiverStream::new(rx),
         Ok::<Bytes, std::convert::Infallible>,
@@ -237,20 +240,20 @@ pub struct Outcome {
 
 /// The final NDJSON event of an exec.
 pub fn exit_event(o: &Outcome, started: Instant) -> Bytes {
-    ndjson(json!({
-        "type": "exit",
-        "exit_code": o.exit_code,
-        "duration_ms": started.elapsed().as_millis() as u64,
-        "timed_out": o.timed_out,
-        "truncated": o.truncated,
+    ndjson(&ExecEvent::Exit(ExecExit {
+        exit_code: o.exit_code,
+        duration_ms: started.elapsed().as_millis() as u64,
+        timed_out: o.timed_out,
+        truncated: o.truncated,
     }))
 }
 
 /// One line of text as a stream event (used for the service's own notes in the output).
 pub fn text_event(kind: StreamKind, text: &str) -> Bytes {
-    ndjson(json!({"type": kind.as_str(), "data": text}))
+    ndjson(&kind.event(text.to_string()))
 }
 
+/// Drives a plain command to its end and sends its exit event last.
 async fn run(
     child: Child,
     timeout: Duration,
@@ -335,7 +338,7 @@ pub async fn drive(
                     let carry = if kind == StreamKind::Stdout { &mut out_carry } else { &mut err_carry };
                     let text = carry.push(&bytes[..take]);
                     if !text.is_empty() {
-                        let _ = tx.send(ndjson(json!({"type": kind.as_str(), "data": text}))).await;
+                        let _ = tx.send(ndjson(&kind.event(text))).await;
                     }
                 }
             },
@@ -357,9 +360,7 @@ pub async fn drive(
     ] {
         let rest = carry.finish();
         if !rest.is_empty() {
-            let _ = tx
-                .send(ndjson(json!({"type": kind.as_str(), "data": rest})))
-                .await;
+            let _ = tx.send(ndjson(&kind.event(rest))).await;
         }
     }
     Outcome {

@@ -2,16 +2,18 @@
 //! follow), stop, restart, crash reports, and stopping them all on shutdown.
 
 use crate::error::{check_cwd, check_env, check_project_id, parse_json, ApiError};
-use crate::exec::{kill_group, pump, spawn_in_group, StreamKind};
+use crate::exec::{kill_group, ndjson, ndjson_response, pump, spawn_in_group, StreamKind};
 use crate::sandbox::CommandSpec;
 use crate::state::AppState;
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, Query, State};
-use axum::http::{header, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
-use serde_json::json;
+use open_replit_core::vm_api::{
+    LogFollowEvent, LogLine, LogStream, LogsQuery, LogsReply, ProcessInfo, ProcessList,
+    ProcessStatus as Status, ReadyQuery, ReadyReply, StartProcessRequest,
+};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,38 +28,6 @@ const MAX_LINE_BYTES: usize = 8 * 1024;
 /// Lines included with an exited process's status, for the agent to read.
 const LAST_LINES_ON_EXIT: usize = 20;
 const MAX_PROCESSES_PER_PROJECT: usize = 16;
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct StartRequest {
-    pub name: String,
-    pub command: String,
-    #[serde(default)]
-    pub cwd: String,
-    #[serde(default)]
-    pub env: BTreeMap<String, String>,
-    /// The port the process should listen on (given to it as `PORT`); a free one if absent.
-    #[serde(default)]
-    pub port: Option<u16>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Status {
-    Running,
-    /// Ended on its own (crashed or finished): not asked to stop.
-    Exited,
-    /// Ended because it was asked to (stop, restart, shutdown).
-    Stopped,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct LogLine {
-    pub seq: u64,
-    pub stream: &'static str,
-    pub line: String,
-    pub ts_ms: u64,
-}
 
 #[derive(Debug, Clone)]
 enum LogEvent {
@@ -120,7 +90,7 @@ impl Managed {
         lock(&self.st).status == Status::Running
     }
 
-    fn push_line(&self, stream: &'static str, line: String) {
+    fn push_line(&self, stream: LogStream, line: String) {
         let l = LogLine {
             seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
             stream,
@@ -145,29 +115,32 @@ impl Managed {
             .collect()
     }
 
-    pub fn info(&self) -> serde_json::Value {
+    /// The process as the API reports it; `last_lines` only when it is not running.
+    pub fn info(&self) -> ProcessInfo {
         let st = lock(&self.st);
-        let mut v = json!({
-            "name": self.name,
-            "command": self.spec.command,
-            "cwd": self.spec.cwd,
-            "pid": st.pid,
-            "port": self.spec.port,
-            "status": st.status,
-            "exit_code": st.exit_code,
-            "signal": st.signal,
-            "started_at": st.started_at_ms,
-            "restarts": st.restarts,
-        });
+        let mut info = ProcessInfo {
+            name: self.name.clone(),
+            command: self.spec.command.clone(),
+            cwd: self.spec.cwd.clone(),
+            pid: st.pid,
+            port: self.spec.port,
+            status: st.status,
+            exit_code: st.exit_code,
+            signal: st.signal,
+            started_at: st.started_at_ms,
+            restarts: st.restarts,
+            last_lines: None,
+        };
         if st.status != Status::Running {
             drop(st);
-            v["last_lines"] = json!(self
-                .tail(LAST_LINES_ON_EXIT)
-                .into_iter()
-                .map(|l| l.line)
-                .collect::<Vec<_>>());
+            info.last_lines = Some(
+                self.tail(LAST_LINES_ON_EXIT)
+                    .into_iter()
+                    .map(|l| l.line)
+                    .collect(),
+            );
         }
-        v
+        info
     }
 
     /// Starts a new run (generation) of the process.
@@ -209,18 +182,21 @@ impl Managed {
         tokio::spawn(async move {
             let pid = child.id();
             let lines = async {
-                let mut bufs: HashMap<&'static str, Vec<u8>> = HashMap::new();
+                let mut bufs: HashMap<LogStream, Vec<u8>> = HashMap::new();
                 while let Some((kind, bytes)) = crx.recv().await {
-                    let buf = bufs.entry(kind.as_str()).or_default();
+                    let buf = bufs.entry(kind.log_stream()).or_default();
                     buf.extend_from_slice(&bytes);
                     while let Some(i) = buf.iter().position(|b| *b == b'\n') {
                         let line: Vec<u8> = buf.drain(..=i).collect();
                         let text = String::from_utf8_lossy(&line[..line.len() - 1]);
-                        me.push_line(kind.as_str(), text.trim_end_matches('\r').to_string());
+                        me.push_line(kind.log_stream(), text.trim_end_matches('\r').to_string());
                     }
                     while buf.len() > MAX_LINE_BYTES {
                         let part: Vec<u8> = buf.drain(..MAX_LINE_BYTES).collect();
-                        me.push_line(kind.as_str(), String::from_utf8_lossy(&part).into_owned());
+                        me.push_line(
+                            kind.log_stream(),
+                            String::from_utf8_lossy(&part).into_owned(),
+                        );
                     }
                 }
                 for (stream, buf) in bufs {
@@ -254,7 +230,7 @@ impl Managed {
                 (None, Some(s)) => format!("[process killed by signal {s}]"),
                 _ => "[process ended]".to_string(),
             };
-            me.push_line("system", note);
+            me.push_line(LogStream::System, note);
             let _ = me.events.send(LogEvent::Exit);
             me.finished.send_replace(generation);
         });
@@ -365,7 +341,7 @@ pub async fn start_route(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_project_id(&id)?;
-    let req: StartRequest = parse_json(&body)?;
+    let req: StartProcessRequest = parse_json(&body)?;
     check_name(&req.name)?;
     check_cwd(&req.cwd)?;
     check_env(&req.env)?;
@@ -452,10 +428,10 @@ pub async fn start_route(
 pub async fn list_route(
     State(st): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ProcessList>, ApiError> {
     check_project_id(&id)?;
-    let list: Vec<_> = st.processes.list(&id).iter().map(|m| m.info()).collect();
-    Ok(Json(json!({ "processes": list })))
+    let processes = st.processes.list(&id).iter().map(|m| m.info()).collect();
+    Ok(Json(ProcessList { processes }))
 }
 
 fn find(st: &AppState, id: &str, name: &str) -> Result<Arc<Managed>, ApiError> {
@@ -469,7 +445,7 @@ fn find(st: &AppState, id: &str, name: &str) -> Result<Arc<Managed>, ApiError> {
 pub async fn stop_route(
     State(st): State<Arc<AppState>>,
     UrlPath((id, name)): UrlPath<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ProcessInfo>, ApiError> {
     let m = find(&st, &id, &name)?;
     m.stop().await;
     let info = m.info();
@@ -480,18 +456,12 @@ pub async fn stop_route(
 pub async fn restart_route(
     State(st): State<Arc<AppState>>,
     UrlPath((id, name)): UrlPath<(String, String)>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ProcessInfo>, ApiError> {
     let m = find(&st, &id, &name)?;
     m.stop().await;
     lock(&m.st).restarts += 1;
     m.launch(st.sandbox.as_ref())?;
     Ok(Json(m.info()))
-}
-
-#[derive(Debug, Deserialize)]
-pub struct ReadyQuery {
-    #[serde(default)]
-    pub timeout_ms: Option<u64>,
 }
 
 /// `GET .../processes/{name}/ready`: waits until the process accepts connections on its port
@@ -500,7 +470,7 @@ pub async fn ready_route(
     State(st): State<Arc<AppState>>,
     UrlPath((id, name)): UrlPath<(String, String)>,
     Query(q): Query<ReadyQuery>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<ReadyReply>, ApiError> {
     let m = find(&st, &id, &name)?;
     let wait = Duration::from_millis(q.timeout_ms.unwrap_or(15_000).min(120_000));
     let deadline = tokio::time::Instant::now() + wait;
@@ -508,7 +478,10 @@ pub async fn ready_route(
     let t0 = std::time::Instant::now();
     let answer = |ready: bool| {
         tracing::info!(project = %id, name = %name, ready, waited_ms = t0.elapsed().as_millis() as u64, "ready check");
-        Ok(Json(json!({"ready": ready, "process": m.info()})))
+        Ok(Json(ReadyReply {
+            ready,
+            process: m.info(),
+        }))
     };
     loop {
         if !m.is_running() {
@@ -529,30 +502,24 @@ pub async fn ready_route(
     }
 }
 
-#[derive(Debug, Deserialize)]
-pub struct LogsQuery {
-    #[serde(default)]
-    pub tail: Option<usize>,
-    #[serde(default)]
-    pub follow: Option<String>,
-}
-
+/// `GET .../processes/{name}/logs?tail=N`: the last lines of the ring; with `follow=1`, NDJSON
+/// of the tail and then live lines until the process ends.
 pub async fn logs_route(
     State(st): State<Arc<AppState>>,
     UrlPath((id, name)): UrlPath<(String, String)>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
     let m = find(&st, &id, &name)?;
-    let tail = q.tail.unwrap_or(100).min(LOG_RING_LINES);
+    let tail = q.tail.unwrap_or(100).min(LOG_RING_LINES as u64) as usize;
     let follow = matches!(q.follow.as_deref(), Some("1" | "true" | "yes"));
     if !follow {
         let info = m.info();
-        return Ok(Json(json!({
-            "name": m.name,
-            "status": info["status"],
-            "exit_code": info["exit_code"],
-            "lines": m.tail(tail),
-        }))
+        return Ok(Json(LogsReply {
+            name: m.name.clone(),
+            status: info.status,
+            exit_code: info.exit_code,
+            lines: m.tail(tail),
+        })
         .into_response());
     }
     // Subscribe before taking the snapshot so no line falls between them.
@@ -561,11 +528,7 @@ pub async fn logs_route(
     let (tx, rx) = mpsc::channel::<Bytes>(64);
     let mut shutdown = st.shutdown_signal();
     tokio::spawn(async move {
-        let line_json = |l: &LogLine| {
-            let mut s = json!({"type": "log", "seq": l.seq, "stream": l.stream, "line": l.line, "ts_ms": l.ts_ms}).to_string();
-            s.push('\n');
-            Bytes::from(s)
-        };
+        let line_json = |l: &LogLine| ndjson(&LogFollowEvent::Log(l.clone()));
         let mut last_seq = None;
         for l in &snapshot {
             if tx.send(line_json(l)).await.is_err() {
@@ -575,9 +538,11 @@ pub async fn logs_route(
         }
         let exit_event = |m: &Managed| {
             let info = m.info();
-            let mut s = json!({"type": "exit", "status": info["status"], "exit_code": info["exit_code"], "signal": info["signal"]}).to_string();
-            s.push('\n');
-            Bytes::from(s)
+            ndjson(&LogFollowEvent::Exit {
+                status: info.status,
+                exit_code: info.exit_code,
+                signal: info.signal,
+            })
         };
         if !m.is_running() {
             let _ = tx.send(exit_event(&m)).await;
@@ -600,21 +565,12 @@ pub async fn logs_route(
                         }
                     }
                     Err(broadcast::error::RecvError::Lagged(n)) => {
-                        let s = format!("{}\n", json!({"type": "lagged", "skipped": n}));
-                        if tx.send(Bytes::from(s)).await.is_err() { return; }
+                        if tx.send(ndjson(&LogFollowEvent::Lagged { skipped: n })).await.is_err() { return; }
                     }
                     Err(broadcast::error::RecvError::Closed) => return,
                 }
             }
         }
     });
-    let stream = futures_util::StreamExt::map(
-        tokio_stream::wrappers::ReceiverStream::new(rx),
-        Ok::<Bytes, std::convert::Infallible>,
-    );
-    Response::builder()
-        .header(header::CONTENT_TYPE, "application/x-ndjson")
-        .header(header::CACHE_CONTROL, "no-store")
-        .body(Body::from_stream(stream))
-        .map_err(|e| ApiError::internal("response", e.to_string()))
+    ndjson_response(rx)
 }

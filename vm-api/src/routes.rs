@@ -3,7 +3,7 @@
 use crate::state::AppState;
 use axum::routing::{get, post};
 use axum::{middleware, Json, Router};
-use serde_json::json;
+use open_replit_core::vm_api::VmHealth;
 use std::sync::Arc;
 
 pub fn app(state: Arc<AppState>) -> Router {
@@ -45,8 +45,12 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-async fn health() -> Json<serde_json::Value> {
-    Json(json!({ "ok": true, "service": "vm-api", "version": env!("CARGO_PKG_VERSION") }))
+async fn health() -> Json<VmHealth> {
+    Json(VmHealth {
+        ok: true,
+        service: "vm-api".into(),
+        version: env!("CARGO_PKG_VERSION").into(),
+    })
 }
 
 #[cfg(test)]

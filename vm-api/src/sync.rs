@@ -13,6 +13,7 @@ use futures_util::future::BoxFuture;
 use futures_util::StreamExt;
 use open_replit_core::manifest::Manifest;
 use open_replit_core::paths;
+use open_replit_core::vm_api::{DiskFile, FilesReply, SyncReport, SyncRequest};
 use open_replit_core::vm_auth::sha256_hex;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -97,15 +98,6 @@ struct Known {
     size: u64,
     mtime_ns: i64,
     ino: u64,
-}
-
-#[derive(Debug, Default, Clone, PartialEq, Eq, Serialize)]
-pub struct SyncReport {
-    pub added: Vec<String>,
-    pub modified: Vec<String>,
-    pub deleted: Vec<String>,
-    pub fetched_objects: usize,
-    pub unchanged: usize,
 }
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -336,8 +328,8 @@ fn apply(
 ) -> Result<SyncReport, SyncError> {
     let root = fsafe::open_root(project_dir)?;
     let mut report = SyncReport {
-        fetched_objects,
-        unchanged: plan.unchanged,
+        fetched_objects: fetched_objects as u64,
+        unchanged: plan.unchanged as u64,
         ..Default::default()
     };
     // Deletes first, so a file that becomes a directory (or back) has room.
@@ -378,23 +370,8 @@ fn apply(
     Ok(report)
 }
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SyncRequest {
-    pub manifest: Manifest,
-    /// Where objects come from. Only the service's configured store is used; `container`,
-    /// when given, must name the configured container.
-    #[serde(default)]
-    pub blob: Option<BlobHint>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BlobHint {
-    #[serde(default)]
-    pub container: Option<String>,
-}
-
+/// `POST /projects/{id}/sync`: makes the working copy match the request's manifest, then hands
+/// what it wrote to the project's identity.
 pub async fn sync_route(
     State(st): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
@@ -450,24 +427,27 @@ pub async fn sync_route(
     Ok(Json(report))
 }
 
+/// `GET /projects/{id}/files`: every regular file actually on disk, for verification.
 pub async fn files_route(
     State(st): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<FilesReply>, ApiError> {
     check_project_id(&id)?;
     let (project_dir, _) = st.ensure_project_dirs(&id)?;
-    let v = tokio::task::spawn_blocking(move || -> Result<serde_json::Value, FsError> {
+    let v = tokio::task::spawn_blocking(move || -> Result<FilesReply, FsError> {
         let root = fsafe::open_root(&project_dir)?;
         let (paths, truncated) = fsafe::list_files(&root, LIST_LIMIT)?;
         let mut files = Vec::with_capacity(paths.len());
         for p in paths {
             if let Some(b) = fsafe::read_file(&root, &p)? {
-                files.push(
-                    serde_json::json!({"path": p, "size": b.len(), "sha256": sha256_hex(&b)}),
-                );
+                files.push(DiskFile {
+                    size: b.len() as u64,
+                    sha256: sha256_hex(&b),
+                    path: p,
+                });
             }
         }
-        Ok(serde_json::json!({ "files": files, "truncated": truncated }))
+        Ok(FilesReply { files, truncated })
     })
     .await
     .map_err(|e| ApiError::internal("files", e.to_string()))?

@@ -19,8 +19,8 @@
 //! anything unexpected falls back to running the command in the project, with a note.
 
 use crate::error::ApiError;
-use crate::exec::{drive, exit_event, spawn_in_group, text_event, Outcome, StreamKind};
 use crate::fsafe::{self, Kind};
+use crate::process::{drive, exit_event, spawn_in_group, text_event, Outcome, StreamKind};
 use crate::sandbox::CommandSpec;
 use crate::state::AppState;
 use axum::body::Bytes;

@@ -10,6 +10,7 @@ pub mod error;
 pub mod exec;
 pub mod fsafe;
 pub mod preview;
+pub mod process;
 pub mod procs;
 pub mod routes;
 pub mod sandbox;

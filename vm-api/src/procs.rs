@@ -2,7 +2,7 @@
 //! follow), stop, restart, crash reports, and stopping them all on shutdown.
 
 use crate::error::{check_cwd, check_env, check_project_id, parse_json, ApiError};
-use crate::exec::{kill_group, ndjson, ndjson_response, pump, spawn_in_group, StreamKind};
+use crate::process::{kill_group, ndjson, ndjson_response, pump, spawn_in_group, StreamKind};
 use crate::sandbox::CommandSpec;
 use crate::state::AppState;
 use axum::body::Bytes;

@@ -4,6 +4,7 @@
 use crate::sync::{FetchError, ObjectSource};
 use azure_native::ReqwestTransport;
 use futures_util::future::BoxFuture;
+use open_replit_core::azure::rest::{BlobError, Cond};
 use open_replit_core::azure::AzureConfig;
 use open_replit_core::store::project::object_name;
 use open_replit_core::store::BlobClient;
@@ -36,6 +37,32 @@ impl ObjectSource for AzureObjects {
                 Ok(Some(r)) => Ok(r.body),
                 Ok(None) => Err(FetchError::NotFound(name)),
                 Err(e) => Err(FetchError::Transport(format!("GET {name}: {e}"))),
+            }
+        })
+    }
+
+    /// A create-only PUT (`If-None-Match: *`): the bytes travel once, and an object that is
+    /// already there (409/412, also after a retried PUT that had succeeded) is success.
+    fn put<'a>(
+        &'a self,
+        project: &'a str,
+        sha256: &'a str,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), FetchError>> {
+        Box::pin(async move {
+            let name = object_name(project, sha256);
+            match self
+                .blob
+                .put(
+                    &name,
+                    bytes,
+                    "application/octet-stream",
+                    Cond::IfNoneMatchAny,
+                )
+                .await
+            {
+                Ok(_) | Err(BlobError::Precondition(_)) => Ok(()),
+                Err(e) => Err(FetchError::Transport(format!("PUT {name}: {e}"))),
             }
         })
     }

@@ -1,5 +1,6 @@
 //! One-shot commands: `POST /projects/{id}/exec`, streamed as NDJSON, with a timeout that kills
-//! the whole process tree, an output cap, client-disconnect kill and a per-project limit.
+//! the whole process tree, an output cap, client-disconnect kill and a per-project limit; after
+//! the command, the change scan saves and reports what it changed (`changes`).
 
 use crate::error::{check_cwd, check_env, check_project_id, parse_json, ApiError};
 use crate::process::{drive, exit_event, ndjson_response, spawn_in_group};
@@ -9,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use open_replit_core::vm_api::ExecRequest;
+use open_replit_core::vm_api::{ExecRequest, EXEC_SCAN_FIELD};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
@@ -26,7 +27,7 @@ pub async fn exec(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_project_id(&id)?;
-    let req: ExecRequest = parse_json(&body)?;
+    let (req, scan) = parse_exec(&body)?;
     check_cwd(&req.cwd)?;
     check_env(&req.env)?;
     if req.command.is_empty() || req.command.contains('\0') {
@@ -58,6 +59,12 @@ pub async fn exec(
         crate::deps::validate_spec(spec)?;
     }
     let (tx, rx) = mpsc::channel::<Bytes>(64);
+    // The change scan sits between the command's events and the client (see `changes`).
+    let tx = if scan && st.objects.is_some() {
+        crate::changes::scan_after(st.clone(), id.clone(), tx)
+    } else {
+        tx
+    };
     let cached = req
         .cache
         .clone()
@@ -98,6 +105,25 @@ pub async fn exec(
         drop(permit);
     });
     ndjson_response(rx)
+}
+
+/// The exec body: an [`ExecRequest`] plus the optional `"scan"` (default `true`), which is
+/// not a field of core's type yet (see `vm_api::EXEC_SCAN_FIELD`).
+fn parse_exec(body: &[u8]) -> Result<(ExecRequest, bool), ApiError> {
+    let mut v: serde_json::Value = parse_json(body)?;
+    let scan = match v.as_object_mut().and_then(|o| o.remove(EXEC_SCAN_FIELD)) {
+        None => true,
+        Some(serde_json::Value::Bool(b)) => b,
+        Some(other) => {
+            return Err(ApiError::bad_request(
+                "invalid_json",
+                format!("request body: \"scan\" must be true or false, got {other}"),
+            ))
+        }
+    };
+    let req = serde_json::from_value(v)
+        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))?;
+    Ok((req, scan))
 }
 
 /// Drives a plain command to its end and sends its exit event last.

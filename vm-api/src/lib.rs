@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod azure_blob;
 pub mod browser;
+pub mod changes;
 pub mod config;
 pub mod deps;
 pub mod error;

@@ -12,6 +12,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/projects/{id}/sync", post(crate::sync::sync_route))
         .route("/projects/{id}/files", get(crate::sync::files_route))
         .route(
+            "/projects/{id}/changes",
+            post(crate::changes::changes_route),
+        )
+        .route(
             "/projects/{id}/processes",
             post(crate::procs::start_route).get(crate::procs::list_route),
         )

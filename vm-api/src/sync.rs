@@ -33,13 +33,30 @@ pub enum FetchError {
     Transport(String),
 }
 
-/// Where content-addressed objects come from (Azure in production, a map in unit tests).
+/// Where content-addressed objects come from (Azure in production, a map in unit tests), and
+/// where the change scan saves the objects of files a command changed.
 pub trait ObjectSource: Send + Sync {
     fn fetch<'a>(
         &'a self,
         project: &'a str,
         sha256: &'a str,
     ) -> BoxFuture<'a, Result<Vec<u8>, FetchError>>;
+
+    /// Stores `bytes` as object `sha256` unless it is there already (then it is success too).
+    /// A read-only source refuses.
+    fn put<'a>(
+        &'a self,
+        project: &'a str,
+        sha256: &'a str,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), FetchError>> {
+        let _ = (project, bytes);
+        Box::pin(async move {
+            Err(FetchError::Transport(format!(
+                "this object source is read-only; cannot store {sha256}"
+            )))
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -84,20 +101,49 @@ impl From<SyncError> for ApiError {
 }
 
 /// What the service remembers about a project's working copy between syncs, kept outside it.
+/// `files` is the manifest the working copy was last made equal to (by a sync, or advanced by
+/// a saved change scan), with the stat identity each file had then.
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct SyncState {
-    files: BTreeMap<String, Known>,
+pub(crate) struct SyncState {
+    pub(crate) files: BTreeMap<String, Known>,
     /// Paths a started-but-unfinished sync may have written; cleaned up by the next sync.
     #[serde(default)]
-    pending: BTreeSet<String>,
+    pub(crate) pending: BTreeSet<String>,
+    /// Paths the last change report listed as skipped, so an exec reports a skip once, not
+    /// after every later command.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub(crate) skipped: BTreeSet<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Known {
-    sha256: String,
-    size: u64,
-    mtime_ns: i64,
-    ino: u64,
+pub(crate) struct Known {
+    pub(crate) sha256: String,
+    pub(crate) size: u64,
+    /// `-1` when the scan could not trust the stat (the file changed while it was read), so
+    /// the next scan hashes it again.
+    pub(crate) mtime_ns: i64,
+    pub(crate) ino: u64,
+}
+
+impl SyncState {
+    /// The manifest the state stands for.
+    pub(crate) fn manifest(&self) -> Manifest {
+        Manifest {
+            files: self
+                .files
+                .iter()
+                .map(|(p, k)| {
+                    (
+                        p.clone(),
+                        open_replit_core::manifest::FileEntry {
+                            sha256: k.sha256.clone(),
+                            size: k.size,
+                        },
+                    )
+                })
+                .collect(),
+        }
+    }
 }
 
 fn is_sha256_hex(s: &str) -> bool {
@@ -142,7 +188,7 @@ pub fn validate_manifest(m: &Manifest) -> Result<(), SyncError> {
     Ok(())
 }
 
-fn load_state(path: &Path) -> Result<SyncState, SyncError> {
+pub(crate) fn load_state(path: &Path) -> Result<SyncState, SyncError> {
     match std::fs::read(path) {
         Ok(b) => serde_json::from_slice(&b).map_err(|e| SyncError::State(e.to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(SyncState::default()),
@@ -150,7 +196,7 @@ fn load_state(path: &Path) -> Result<SyncState, SyncError> {
     }
 }
 
-fn save_state(path: &Path, st: &SyncState) -> Result<(), SyncError> {
+pub(crate) fn save_state(path: &Path, st: &SyncState) -> Result<(), SyncError> {
     let tmp = path.with_extension("json.tmp");
     let data = serde_json::to_vec(st).map_err(|e| SyncError::State(e.to_string()))?;
     std::fs::write(&tmp, data)

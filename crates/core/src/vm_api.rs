@@ -19,7 +19,10 @@
 //! | `GET …/processes/{name}/ready` | [`ReadyQuery`] | [`ReadyReply`] |
 //! | `GET …/processes/{name}/logs` | [`LogsQuery`] | [`LogsReply`], or with `follow` NDJSON of [`LogFollowEvent`] |
 //! | `GET /projects/{id}/browser-reports` | [`BrowserReportsQuery`] | [`BrowserReportsReply`] ([`BrowserReportEntry`]) |
+//! | `POST /projects/{id}/changes` | – | [`Changes`] |
 //! | every error | – | [`ErrorBody`] ([`ErrorDetail`]) |
+//!
+//! The exec reply may also carry one [`ExecNotice`] line (`changes`) right before `exit`.
 
 use crate::agent::verify::BrowserReport;
 use crate::azure::url::encode_query_value;
@@ -417,6 +420,130 @@ impl BrowserReportsReply {
     }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Changes made on the VM: POST /projects/{id}/changes, and the `changes` line of an exec
+
+/// The exec body field that opts a command out of the change scan (`"scan": false`, for the
+/// Worker's probe commands whose output must never be saved). Absent means `true`. It is not a
+/// field of [`ExecRequest`] yet, so that the Worker's struct literals keep compiling; send it
+/// with [`exec_request_body`].
+pub const EXEC_SCAN_FIELD: &str = "scan";
+
+/// The JSON body of an exec: `req`, plus `"scan": false` when `scan` is off.
+pub fn exec_request_body(req: &ExecRequest, scan: bool) -> Vec<u8> {
+    let mut v = serde_json::to_value(req).unwrap_or_default();
+    if let (false, Some(obj)) = (scan, v.as_object_mut()) {
+        obj.insert(EXEC_SCAN_FIELD.into(), serde_json::Value::Bool(false));
+    }
+    serde_json::to_vec(&v).unwrap_or_default()
+}
+
+/// A file a scan found added or modified; its content is object `sha256` in blob storage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChangedFile {
+    pub path: String,
+    pub sha256: String,
+    pub size: u64,
+}
+
+/// A path in the working copy that is not saved, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SkippedFile {
+    /// Project-relative; a name that is not UTF-8 is shown lossily (U+FFFD).
+    pub path: String,
+    /// Stable code: `symlink`, `not_regular_file`, `file_too_large`, `too_many_files`,
+    /// `invalid_utf8`, or the rule of core's path validation (`control_char`, `too_long`, ...).
+    pub reason: String,
+    /// For a person.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+}
+
+/// What one scan cost.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ScanStats {
+    /// Regular files the walk saw (ignored trees are never walked).
+    pub walked: u64,
+    /// Files read and hashed (those whose size, mtime or inode changed).
+    pub hashed: u64,
+    /// Objects uploaded to blob storage (new ones; existing ones count as done).
+    pub uploaded: u64,
+    pub duration_ms: u64,
+}
+
+/// What changed in the working copy since the manifest the VM last synced (or last reported).
+///
+/// `base` and `manifest` are [`manifest_digest`]s: the Worker applies the changes to the
+/// manifest it knows ([`Changes::apply`]) and may check the result against `manifest`. A
+/// skipped path never changes the manifest (a known file that became a symlink keeps its
+/// stored version).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Changes {
+    pub added: Vec<ChangedFile>,
+    pub modified: Vec<ChangedFile>,
+    pub deleted: Vec<String>,
+    #[serde(default)]
+    pub skipped: Vec<SkippedFile>,
+    /// Skipped paths beyond those listed (the list is capped).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_more: u64,
+    /// Digest of the manifest these changes apply to.
+    pub base: String,
+    /// Digest of `base` with the changes applied.
+    pub manifest: String,
+    /// Set when the objects could not be saved: nothing was recorded on the VM, and the same
+    /// changes are reported again by the next scan. Absent means saved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub stats: ScanStats,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+impl Changes {
+    /// No file was added, modified or deleted.
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.modified.is_empty() && self.deleted.is_empty()
+    }
+
+    /// `base` with these changes applied.
+    pub fn apply(&self, base: &Manifest) -> Manifest {
+        let mut m = base.clone();
+        for f in self.added.iter().chain(&self.modified) {
+            m.files.insert(
+                f.path.clone(),
+                crate::manifest::FileEntry {
+                    sha256: f.sha256.clone(),
+                    size: f.size,
+                },
+            );
+        }
+        for p in &self.deleted {
+            m.files.remove(p);
+        }
+        m
+    }
+}
+
+/// The lower-case hex SHA-256 of a manifest's JSON (its paths sorted, so the same files always
+/// give the same digest).
+pub fn manifest_digest(m: &Manifest) -> String {
+    crate::vm_auth::sha256_hex(&serde_json::to_vec(m).unwrap_or_default())
+}
+
+/// Lines of the exec reply besides [`ExecEvent`]: `{"type":"changes", ...}` comes right before
+/// the `exit` line when the command changed or skipped something, or the scan failed (no line
+/// when nothing changed). A separate enum so that code matching every [`ExecEvent`] keeps
+/// compiling; a reader that parses only [`ExecEvent`] skips this line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ExecNotice {
+    Changes(Changes),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -687,5 +814,69 @@ mod tests {
         );
         assert_eq!(nobody.last_load_age_ms, None);
         assert!(!nobody.followed);
+    }
+}
+
+#[cfg(test)]
+mod changes_tests {
+    use super::*;
+    use serde_json::{json, Value};
+
+    #[test]
+    fn changes_round_trip_and_apply() {
+        let text = r#"{"added":[{"path":"notes.txt","sha256":"98ea6e4f216f2fb4b69fff9b3a44842c38686ca685f3f55dc48c5d3fb1107be4","size":3}],"modified":[{"path":"package.json","sha256":"8f434346648f6b96df89dda901c5176b10a6d83961dd3c1ac88b59b2dc327aa4","size":2}],"deleted":["old.txt"],"skipped":[{"path":"link","reason":"symlink","message":"symlinks are not saved"},{"path":"big.bin","reason":"file_too_large"}],"skipped_more":2,"base":"b","manifest":"m","stats":{"walked":4,"hashed":2,"uploaded":2,"duration_ms":1}}"#;
+        let c: Changes = serde_json::from_str(text).unwrap();
+        assert_eq!(
+            serde_json::to_value(&c).unwrap(),
+            serde_json::from_str::<Value>(text).unwrap()
+        );
+        assert_eq!(c.skipped[1].message, "");
+        assert!(!c.is_empty());
+        let base = Manifest::of(&[("package.json", b"{}"), ("old.txt", b"x"), ("keep", b"k")]);
+        let m = c.apply(&base);
+        assert_eq!(
+            m,
+            Manifest::of(&[
+                ("package.json", b"hi"),
+                ("notes.txt", b"hi\n"),
+                ("keep", b"k")
+            ])
+        );
+        assert_ne!(manifest_digest(&m), manifest_digest(&base));
+        assert_eq!(manifest_digest(&m), manifest_digest(&m.clone()));
+        // Absent optional fields read as empty; an error survives the trip.
+        let minimal: Changes = serde_json::from_value(json!({"added":[],"modified":[],"deleted":[],"base":"b","manifest":"b","error":"blob storage: down"})).unwrap();
+        assert!(minimal.is_empty() && minimal.skipped.is_empty());
+        assert_eq!(minimal.error.as_deref(), Some("blob storage: down"));
+        let again: Changes =
+            serde_json::from_value(serde_json::to_value(&minimal).unwrap()).unwrap();
+        assert_eq!(again, minimal);
+    }
+
+    #[test]
+    fn the_exec_notice_line_is_skipped_by_an_exec_event_reader() {
+        let line = ndjson_line(&ExecNotice::Changes(Changes::default()));
+        let v: Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["type"], "changes");
+        assert_eq!(v["added"], json!([]));
+        let back: ExecNotice = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, ExecNotice::Changes(Changes::default()));
+        assert!(serde_json::from_str::<ExecEvent>(&line).is_err());
+    }
+
+    #[test]
+    fn exec_body_with_scan_off() {
+        let req = ExecRequest {
+            command: "true".into(),
+            cwd: String::new(),
+            timeout_s: None,
+            env: BTreeMap::new(),
+            cache: None,
+        };
+        let on: Value = serde_json::from_slice(&exec_request_body(&req, true)).unwrap();
+        assert!(on.get(EXEC_SCAN_FIELD).is_none());
+        let off: Value = serde_json::from_slice(&exec_request_body(&req, false)).unwrap();
+        assert_eq!(off["scan"], false);
+        assert_eq!(off["command"], "true");
     }
 }

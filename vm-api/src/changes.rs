@@ -24,7 +24,7 @@ use axum::Json;
 use futures_util::StreamExt;
 use open_replit_core::paths::{self, PathError};
 use open_replit_core::vm_api::{
-    manifest_digest, ndjson_line, ChangedFile, Changes, ExecNotice, SkippedFile,
+    manifest_digest, ndjson_line, ChangedFile, Changes, ExecEvent, SkippedFile,
 };
 use open_replit_core::vm_auth::sha256_hex;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
@@ -565,7 +565,7 @@ pub fn scan_after(st: Arc<AppState>, id: String, out: mpsc::Sender<Bytes>) -> mp
                 }
                 Ok(p) => {
                     log(&id, &p.changes);
-                    let line = ndjson_line(&ExecNotice::Changes(p.changes.clone()));
+                    let line = ndjson_line(&ExecEvent::Changes(p.changes.clone()));
                     if out.send(Bytes::from(line)).await.is_ok() {
                         if let Err(e) = p.commit() {
                             tracing::warn!(project = %id, "change scan: {e}");
@@ -579,7 +579,7 @@ pub fn scan_after(st: Arc<AppState>, id: String, out: mpsc::Sender<Bytes>) -> mp
                         ..Default::default()
                     };
                     let _ = out
-                        .send(Bytes::from(ndjson_line(&ExecNotice::Changes(c))))
+                        .send(Bytes::from(ndjson_line(&ExecEvent::Changes(c))))
                         .await;
                 }
             }

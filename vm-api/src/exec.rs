@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use open_replit_core::vm_api::{ExecRequest, EXEC_SCAN_FIELD};
+use open_replit_core::vm_api::ExecRequest;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::process::Child;
@@ -27,7 +27,8 @@ pub async fn exec(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_project_id(&id)?;
-    let (req, scan) = parse_exec(&body)?;
+    let req: ExecRequest = parse_json(&body)?;
+    let scan = req.scan.unwrap_or(true);
     check_cwd(&req.cwd)?;
     check_env(&req.env)?;
     if req.command.is_empty() || req.command.contains('\0') {
@@ -105,25 +106,6 @@ pub async fn exec(
         drop(permit);
     });
     ndjson_response(rx)
-}
-
-/// The exec body: an [`ExecRequest`] plus the optional `"scan"` (default `true`), which is
-/// not a field of core's type yet (see `vm_api::EXEC_SCAN_FIELD`).
-fn parse_exec(body: &[u8]) -> Result<(ExecRequest, bool), ApiError> {
-    let mut v: serde_json::Value = parse_json(body)?;
-    let scan = match v.as_object_mut().and_then(|o| o.remove(EXEC_SCAN_FIELD)) {
-        None => true,
-        Some(serde_json::Value::Bool(b)) => b,
-        Some(other) => {
-            return Err(ApiError::bad_request(
-                "invalid_json",
-                format!("request body: \"scan\" must be true or false, got {other}"),
-            ))
-        }
-    };
-    let req = serde_json::from_value(v)
-        .map_err(|e| ApiError::bad_request("invalid_json", format!("request body: {e}")))?;
-    Ok((req, scan))
 }
 
 /// Drives a plain command to its end and sends its exit event last.

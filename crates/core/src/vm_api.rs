@@ -22,7 +22,7 @@
 //! | `POST /projects/{id}/changes` | – | [`Changes`] |
 //! | every error | – | [`ErrorBody`] ([`ErrorDetail`]) |
 //!
-//! The exec reply may also carry one [`ExecNotice`] line (`changes`) right before `exit`.
+//! The exec reply may also carry one `changes` line ([`ExecEvent::Changes`]) right before `exit`.
 
 use crate::agent::verify::BrowserReport;
 use crate::azure::url::encode_query_value;
@@ -105,6 +105,10 @@ pub struct ExecRequest {
     /// Share the install this command makes with other projects (the dependency cache).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cache: Option<ExecCache>,
+    /// Scan the working copy for the command's changes and save them (the `changes` line);
+    /// absent means `true`. `false` for commands whose traces must never be saved (probes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan: Option<bool>,
 }
 
 /// The `cache` field of an exec: the files that decide an install, and what it produces.
@@ -130,6 +134,10 @@ pub enum ExecEvent {
     Stderr {
         data: String,
     },
+    /// What the command changed in the working copy, saved to blob storage, right before
+    /// `exit`; sent only when something was added, modified or deleted, the skipped paths
+    /// differ from the last report, or saving failed (no line: nothing changed).
+    Changes(Changes),
     /// How the command ended.
     Exit(ExecExit),
 }
@@ -423,21 +431,6 @@ impl BrowserReportsReply {
 // ---------------------------------------------------------------------------------------------
 // Changes made on the VM: POST /projects/{id}/changes, and the `changes` line of an exec
 
-/// The exec body field that opts a command out of the change scan (`"scan": false`, for the
-/// Worker's probe commands whose output must never be saved). Absent means `true`. It is not a
-/// field of [`ExecRequest`] yet, so that the Worker's struct literals keep compiling; send it
-/// with [`exec_request_body`].
-pub const EXEC_SCAN_FIELD: &str = "scan";
-
-/// The JSON body of an exec: `req`, plus `"scan": false` when `scan` is off.
-pub fn exec_request_body(req: &ExecRequest, scan: bool) -> Vec<u8> {
-    let mut v = serde_json::to_value(req).unwrap_or_default();
-    if let (false, Some(obj)) = (scan, v.as_object_mut()) {
-        obj.insert(EXEC_SCAN_FIELD.into(), serde_json::Value::Bool(false));
-    }
-    serde_json::to_vec(&v).unwrap_or_default()
-}
-
 /// A file a scan found added or modified; its content is object `sha256` in blob storage.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChangedFile {
@@ -532,16 +525,6 @@ impl Changes {
 /// give the same digest).
 pub fn manifest_digest(m: &Manifest) -> String {
     crate::vm_auth::sha256_hex(&serde_json::to_vec(m).unwrap_or_default())
-}
-
-/// Lines of the exec reply besides [`ExecEvent`]: `{"type":"changes", ...}` comes right before
-/// the `exit` line when the command changed or skipped something, or the scan failed (no line
-/// when nothing changed). A separate enum so that code matching every [`ExecEvent`] keeps
-/// compiling; a reader that parses only [`ExecEvent`] skips this line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum ExecNotice {
-    Changes(Changes),
 }
 
 #[cfg(test)]
@@ -854,29 +837,33 @@ mod changes_tests {
     }
 
     #[test]
-    fn the_exec_notice_line_is_skipped_by_an_exec_event_reader() {
-        let line = ndjson_line(&ExecNotice::Changes(Changes::default()));
+    fn the_changes_line_is_an_exec_event() {
+        let line = ndjson_line(&ExecEvent::Changes(Changes::default()));
         let v: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["type"], "changes");
         assert_eq!(v["added"], json!([]));
-        let back: ExecNotice = serde_json::from_str(&line).unwrap();
-        assert_eq!(back, ExecNotice::Changes(Changes::default()));
-        assert!(serde_json::from_str::<ExecEvent>(&line).is_err());
+        let back: ExecEvent = serde_json::from_str(&line).unwrap();
+        assert_eq!(back, ExecEvent::Changes(Changes::default()));
     }
 
     #[test]
-    fn exec_body_with_scan_off() {
-        let req = ExecRequest {
+    fn exec_scan_is_absent_unless_set() {
+        let mut req = ExecRequest {
             command: "true".into(),
             cwd: String::new(),
             timeout_s: None,
             env: BTreeMap::new(),
             cache: None,
+            scan: None,
         };
-        let on: Value = serde_json::from_slice(&exec_request_body(&req, true)).unwrap();
-        assert!(on.get(EXEC_SCAN_FIELD).is_none());
-        let off: Value = serde_json::from_slice(&exec_request_body(&req, false)).unwrap();
+        let on = serde_json::to_value(&req).unwrap();
+        assert!(on.get("scan").is_none());
+        req.scan = Some(false);
+        let off = serde_json::to_value(&req).unwrap();
         assert_eq!(off["scan"], false);
-        assert_eq!(off["command"], "true");
+        let back: ExecRequest = serde_json::from_value(off).unwrap();
+        assert_eq!(back, req);
+        let bad = serde_json::from_value::<ExecRequest>(json!({"command": "true", "scan": 1}));
+        assert!(bad.is_err(), "a non-boolean scan is refused");
     }
 }

@@ -4,8 +4,9 @@
 
 use crate::error::ApiError;
 use futures_util::StreamExt;
+use open_replit_core::protocol::ClientMsg;
+use open_replit_core::relay::TurnRelay;
 use serde::Deserialize;
-use serde_json::Value;
 use worker::{Env, Headers, Request, RequestInit, Response, WebsocketEvent};
 
 #[derive(Deserialize)]
@@ -44,9 +45,11 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         .websocket()
         .ok_or_else(|| ApiError::Internal("the project did not accept a WebSocket".into()))?;
     ws.accept()?;
-    let msg =
-        serde_json::json!({"type": "user_message", "text": body.message, "model": body.model});
-    ws.send_with_str(msg.to_string())?;
+    let msg = ClientMsg::UserMessage {
+        text: body.message.clone(),
+        model: body.model,
+    };
+    ws.send_with_str(serde_json::to_string(&msg)?)?;
     // The socket's event stream borrows the socket, so a task owns both and forwards texts.
     let (tx, events) = futures_channel::mpsc::unbounded::<String>();
     wasm_bindgen_futures::spawn_local(async move {
@@ -60,38 +63,19 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         }
         let _ = ws.close(Some(1000), Some("turn finished"));
     });
-    let want = msg["text"].clone();
-    // State: the socket's events, our turn id once seen, and whether our turn is over.
+    let relay = TurnRelay::new(body.message);
+    // State: the socket's events, the relay filter, and whether the caller's turn is over.
     let sse = futures_util::stream::unfold(
-        (events, None::<u64>, false),
-        move |(mut events, mut our_turn, finished)| {
-            let want = want.clone();
-            async move {
-                if finished {
-                    return None;
-                }
-                loop {
-                    let t = events.next().await?;
-                    let Ok(v) = serde_json::from_str::<Value>(&t) else {
-                        continue;
-                    };
-                    let ty = v["type"].as_str().unwrap_or("").to_string();
-                    // Events of an earlier, still-running turn are not ours to relay.
-                    if ty == "turn_started" && our_turn.is_none() && v["text"] == want {
-                        our_turn = v["turn_id"].as_u64();
-                    }
-                    let mine = our_turn.is_some() && v["turn_id"].as_u64() == our_turn;
-                    let relay = mine
-                        || ty == "queued"
-                        || (ty == "checkpoint_created" && our_turn.is_some());
-                    if relay {
-                        let done = ty == "turn_finished" && mine;
-                        let bytes = format!("event: {ty}\ndata: {t}\n\n").into_bytes();
-                        return Some((
-                            Ok::<Vec<u8>, worker::Error>(bytes),
-                            (events, our_turn, done),
-                        ));
-                    }
+        (events, relay, false),
+        |(mut events, mut relay, finished)| async move {
+            if finished {
+                return None;
+            }
+            loop {
+                let t = events.next().await?;
+                if let Some(r) = relay.accept(&t) {
+                    let bytes = format!("event: {}\ndata: {t}\n\n", r.event_type).into_bytes();
+                    return Some((Ok::<Vec<u8>, worker::Error>(bytes), (events, relay, r.last)));
                 }
             }
         },

@@ -1,4 +1,5 @@
-//! Reads the Worker's vars and secrets once per request into typed settings.
+//! Reads the Worker's vars and secrets into typed settings: once per request for the routes in
+//! `lib.rs`, once per object for a `ProjectRoom` (they are fixed for an object's lifetime).
 
 use open_replit_core::llm_config::{LlmSettings, LlmStatus};
 use serde::Serialize;

@@ -13,10 +13,14 @@ mod preview;
 mod project_api;
 mod projects;
 mod room;
+mod room_state;
+mod step;
 mod templates;
 mod terminal;
+mod turn_log;
 mod verify;
 mod vm;
+mod work;
 
 pub use room::ProjectRoom;
 
@@ -65,7 +69,7 @@ async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError
         (_, p) if p.starts_with("/projects/") => {
             // Everything about one project goes to its Durable Object, which re-validates the
             // id from the path and serialises changes with its event log.
-            let Some((id, _)) = room::split_project_path(p) else {
+            let Some((id, _)) = open_replit_core::ids::split_project_path(p) else {
                 return Err(ApiError::BadRequest(
                     "project id must be 1-64 characters of a-z, 0-9 and '-'".into(),
                 ));

@@ -2,13 +2,11 @@
 //! announced on its WebSocket: files, checkpoints, diff, restore and zip export.
 
 use crate::azure::blob_client;
-use crate::config::Config;
 use crate::error::ApiError;
-use crate::room::Room;
+use crate::room_state::Room;
 use open_replit_core::manifest::Diff;
 use open_replit_core::paths::{self, percent_decode};
-use open_replit_core::protocol::ServerEvent;
-use open_replit_core::store::project::{Author, Change, Checkpoint, Expect, Projects};
+use open_replit_core::store::project::{Author, Change, Expect, Projects};
 use serde_json::json;
 use std::rc::Rc;
 use worker::{Method, Request, Response};
@@ -19,8 +17,8 @@ pub async fn handle(
     id: &str,
     rest: &str,
 ) -> Result<Response, ApiError> {
-    let cfg = Config::from_env(room.env());
-    let blob = blob_client(&cfg)?;
+    let cfg = room.config();
+    let blob = blob_client(cfg)?;
     let p = Projects::new(&blob).with_max_files(cfg.max_project_files);
     let url = req.url()?;
     let query = |k: &str| {
@@ -113,7 +111,7 @@ pub async fn handle(
                         .await;
                     match result {
                         Ok(Some(cp)) => {
-                            announce(room, &p, id, &cp).await;
+                            room.announce_checkpoint(&p, id, &cp).await;
                             Ok(Response::from_json(&json!({"checkpoint": cp.info}))?)
                         }
                         Ok(None) => Ok(Response::from_json(
@@ -152,7 +150,7 @@ pub async fn handle(
             let n = parse_n(Some(n))?.unwrap_or(0);
             match p.restore(id, n, Author::User).await? {
                 Some(cp) => {
-                    announce(room, &p, id, &cp).await;
+                    room.announce_checkpoint(&p, id, &cp).await;
                     Ok(Response::from_json(&json!({"checkpoint": cp.info}))?)
                 }
                 None => Ok(Response::from_json(
@@ -181,7 +179,7 @@ pub async fn handle(
             &crate::preview::status(room, id).await?,
         )?),
         (Method::Post, ["preview", action @ ("start" | "restart")]) => {
-            let vm = crate::vm::Vm::from_config(&cfg)?;
+            let vm = crate::vm::Vm::from_config(cfg)?;
             let head = p
                 .head(id)
                 .await?
@@ -192,9 +190,7 @@ pub async fn handle(
                     .await?;
             Ok(Response::from_json(&v)?)
         }
-        (Method::Post, ["terminal"]) => {
-            crate::terminal::handle(room.clone(), req, id, &cfg, &p).await
-        }
+        (Method::Post, ["terminal"]) => crate::terminal::handle(room.clone(), req, id, &p).await,
         _ => Err(ApiError::NotFound(format!("{method} /projects/{id}{rest}"))),
     }
 }
@@ -227,30 +223,5 @@ fn parse_n(v: Option<&str>) -> Result<Option<u64>, ApiError> {
             .filter(|n| *n > 0)
             .map(Some)
             .ok_or_else(|| ApiError::BadRequest(format!("{s:?} is not a checkpoint number"))),
-    }
-}
-
-/// Tells every socket about a new checkpoint and what it changed.
-pub async fn announce<T: open_replit_core::store::Transport>(
-    room: &Room,
-    p: &Projects<'_, T>,
-    id: &str,
-    cp: &Checkpoint,
-) {
-    let diff = match cp.info.parent {
-        Some(parent) => match p.checkpoint(id, parent).await {
-            Ok(prev) => prev.manifest.diff(&cp.manifest),
-            Err(_) => Diff::default(),
-        },
-        None => Diff {
-            added: cp.manifest.files.keys().cloned().collect(),
-            ..Default::default()
-        },
-    };
-    if let Err(e) = room.emit(ServerEvent::CheckpointCreated {
-        checkpoint: cp.info.clone(),
-        diff,
-    }) {
-        worker::console_error!("announcing checkpoint {}: {e}", cp.info.n);
     }
 }

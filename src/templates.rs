@@ -1,5 +1,7 @@
 //! The app templates, embedded at build time from `templates/` (see `build.rs`).
 
+use open_replit_core::template::TemplateManifest;
+
 pub struct Template {
     pub name: &'static str,
     /// The template's `template.json`: install, dev and check commands for the VM and agent.
@@ -15,6 +17,14 @@ pub fn get(name: &str) -> Option<&'static Template> {
     TEMPLATES.iter().find(|t| t.name == name)
 }
 
+/// The parsed `template.json` of template `name`; empty (no installs, no dev servers) for an
+/// unknown name. The embedded manifests are parsed by core's tests, so this never hides a typo.
+pub fn manifest(name: &str) -> TemplateManifest {
+    get(name)
+        .and_then(|t| TemplateManifest::parse(t.manifest).ok())
+        .unwrap_or_default()
+}
+
 pub fn names() -> Vec<&'static str> {
     TEMPLATES.iter().map(|t| t.name).collect()
 }
@@ -24,10 +34,10 @@ pub fn summaries() -> Vec<serde_json::Value> {
     TEMPLATES
         .iter()
         .map(|t| {
-            let m: serde_json::Value = serde_json::from_str(t.manifest).unwrap_or_default();
+            let m = TemplateManifest::parse(t.manifest).unwrap_or_default();
             serde_json::json!({
                 "name": t.name,
-                "description": m.get("description").cloned().unwrap_or_default(),
+                "description": m.description,
                 "default": t.name == DEFAULT,
                 "files": t.files.len(),
             })

@@ -1,15 +1,15 @@
 //! `POST /projects/{id}/terminal` (the seed's endpoint): runs a command on the VM and streams
 //! its output as NDJSON to the caller while everyone watching the project sees it too.
 
-use crate::config::Config;
 use crate::error::ApiError;
-use crate::room::Room;
-use crate::vm::{ExecRequest, Vm};
+use crate::room_state::Room;
+use crate::step::Step;
+use crate::vm::Vm;
 use futures_channel::mpsc;
 use futures_util::StreamExt;
-use open_replit_core::protocol::ServerEvent;
 use open_replit_core::store::project::Projects;
 use open_replit_core::store::Transport;
+use open_replit_core::vm_api::{ndjson_line, ExecEvent, ExecRequest};
 use serde::Deserialize;
 use serde_json::json;
 use std::cell::RefCell;
@@ -31,7 +31,6 @@ pub async fn handle<T: Transport>(
     room: Rc<Room>,
     mut req: Request,
     id: &str,
-    cfg: &Config,
     p: &Projects<'_, T>,
 ) -> Result<Response, ApiError> {
     let body: TerminalRequest = serde_json::from_str(&req.text().await?)?;
@@ -45,7 +44,7 @@ pub async fn handle<T: Transport>(
         })?;
     }
     let timeout_s = body.timeout_s.unwrap_or(120).clamp(1, 600);
-    let vm = Vm::from_config(cfg)?;
+    let vm = Vm::from_config(room.config())?;
     // The command runs against exactly what storage holds.
     let head = p
         .head(id)
@@ -53,61 +52,64 @@ pub async fn handle<T: Transport>(
         .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?;
     vm.sync(id, &head.manifest).await?;
     let call_id = format!("terminal-{}", js_sys::Date::now() as u64);
-    room.emit(ServerEvent::ToolCallStarted {
-        turn_id: 0,
-        call_id: call_id.clone(),
-        name: "terminal".into(),
-        arguments: json!({"command": body.command, "cwd": body.cwd}),
-    })?;
     let (tx, rx) = mpsc::unbounded::<Vec<u8>>();
     let abort = RefCell::new(Some(AbortController::default()));
     let signal = abort.borrow().as_ref().map(|a| a.signal());
     let id = id.to_string();
+    // The answer is the VM's exec stream (core's `ExecEvent` lines), plus a last
+    // `{"type":"error"}` line when the command could not run at all.
+    let send = move |line: String| tx.unbounded_send(line.into_bytes()).is_ok();
     wasm_bindgen_futures::spawn_local(async move {
-        let t0 = js_sys::Date::now();
+        // Turn 0: commands people run, outside any agent turn.
+        let step = Step::start(
+            &room,
+            0,
+            call_id,
+            "terminal",
+            json!({"command": body.command, "cwd": body.cwd}),
+        );
         let req = ExecRequest {
-            command: &body.command,
-            cwd: &body.cwd,
-            timeout_s,
+            command: body.command.clone(),
+            cwd: body.cwd.clone(),
+            timeout_s: Some(timeout_s),
             env: BTreeMap::new(),
             cache: None,
+            // Not yet: the Worker does not take in the changes a command reports (issue 13).
+            scan: Some(false),
         };
         let result = vm
             .exec(&id, &req, signal.as_ref(), |stream, data| {
-                let line = json!({"type": stream, "data": data}).to_string() + "\n";
+                let event = match stream {
+                    "stderr" => ExecEvent::Stderr {
+                        data: data.to_string(),
+                    },
+                    _ => ExecEvent::Stdout {
+                        data: data.to_string(),
+                    },
+                };
                 // The caller went away (Ctrl-C closes the request): stop the command.
-                if tx.unbounded_send(line.into_bytes()).is_err() {
+                if !send(ndjson_line(&event)) {
                     if let Some(a) = abort.borrow_mut().take() {
                         a.abort();
                     }
                 }
-                let _ = room.emit(ServerEvent::ToolOutput {
-                    turn_id: 0,
-                    call_id: call_id.clone(),
-                    stream: stream.to_string(),
-                    data: data.to_string(),
-                });
+                step.output(stream, data);
             })
             .await;
-        let (ok, summary, last) = match result {
-            Ok(exit) => (
-                exit.exit_code == Some(0),
-                format!("exit code {:?}", exit.exit_code),
-                json!({"type": "exit", "exit_code": exit.exit_code, "duration_ms": exit.duration_ms, "timed_out": exit.timed_out, "truncated": exit.truncated}),
-            ),
+        let (ok, summary) = match result {
+            Ok(exit) => {
+                let summary = format!("exit code {:?}", exit.exit_code);
+                let ok = exit.exit_code == Some(0);
+                send(ndjson_line(&ExecEvent::Exit(exit)));
+                (ok, summary)
+            }
             Err(e) => {
-                let m = e.message();
-                (false, m.clone(), json!({"type": "error", "message": m}))
+                let message = e.message();
+                send(ndjson_line(&json!({"type": "error", "message": message})));
+                (false, message)
             }
         };
-        let _ = tx.unbounded_send((last.to_string() + "\n").into_bytes());
-        let _ = room.emit(ServerEvent::ToolCallFinished {
-            turn_id: 0,
-            call_id,
-            ok,
-            result: summary,
-            duration_ms: (js_sys::Date::now() - t0) as u64,
-        });
+        step.finish(ok, summary);
     });
     let stream = rx.map(Ok::<Vec<u8>, worker::Error>);
     let mut r = Response::from_stream(stream)?;

@@ -1,14 +1,58 @@
 //! The verify-and-fix loop's platform half: after a turn changed files, sync, install, start
-//! the dev servers, run the template's checks and probe each server's ready route, showing each
-//! as a step people can watch. Core's `agent::verify` trims what failed for the model.
+//! the dev servers, run the template's checks, probe each server's ready route and, when
+//! someone has the preview open, collect the page's runtime errors, showing each as a step
+//! people can watch. Core's `agent::verify` trims what failed for the model.
 
-use crate::agent::Work;
-use crate::room::Room;
-use crate::vm::{ExecRequest, Vm};
-use open_replit_core::agent::verify::{browser_failure, trim_output, BrowserReport, Failure};
+use crate::room_state::Room;
+use crate::step::Step;
+use crate::vm::Vm;
+use crate::work::Work;
+use open_replit_core::agent::verify::{browser_failure, trim_output, Failure};
 use open_replit_core::protocol::ServerEvent;
+use open_replit_core::vm_api::{
+    BrowserReportsQuery, BrowserReportsReply, ExecRequest, LogsQuery, ProcessInfo,
+};
 use serde_json::json;
 use std::collections::BTreeMap;
+
+/// A page load counts as "the preview is open" for this long (15 minutes).
+const RECENT_LOAD_MS: u64 = 15 * 60 * 1000;
+/// How long verification watches the reloaded page.
+const BROWSER_WAIT_MS: u64 = 8_000;
+
+/// Numbers the steps of one verification round.
+struct Steps<'r> {
+    room: &'r Room,
+    turn_id: u64,
+    round: u32,
+    k: u32,
+}
+
+impl<'r> Steps<'r> {
+    fn start(&mut self, name: &str, args: serde_json::Value) -> Step<'r> {
+        self.k += 1;
+        let call_id = format!("verify-{}-{}-{}", self.turn_id, self.round, self.k);
+        Step::start(
+            self.room,
+            self.turn_id,
+            call_id,
+            format!("verify: {name}"),
+            args,
+        )
+    }
+}
+
+fn exec(command: &str, cwd: &str, timeout_s: u64) -> ExecRequest {
+    ExecRequest {
+        command: command.to_string(),
+        cwd: cwd.to_string(),
+        timeout_s: Some(timeout_s),
+        env: BTreeMap::new(),
+        cache: None,
+        // Not yet: the Worker does not take in the changes a command reports (issue 13).
+        scan: Some(false),
+    }
+}
 
 /// Runs every signal and returns what failed (empty: the app runs).
 pub async fn run(
@@ -19,63 +63,44 @@ pub async fn run(
     round: u32,
 ) -> Vec<Failure> {
     let mut failures = Vec::new();
-    let mut k = 0;
-    let mut step = |name: &str, args: serde_json::Value| {
-        k += 1;
-        let call_id = format!("verify-{turn_id}-{round}-{k}");
-        let _ = room.emit(ServerEvent::ToolCallStarted {
-            turn_id,
-            call_id: call_id.clone(),
-            name: format!("verify: {name}"),
-            arguments: args,
-        });
-        call_id
-    };
-    let finish = |call_id: String, ok: bool, result: String, t0: f64| {
-        let _ = room.emit(ServerEvent::ToolCallFinished {
-            turn_id,
-            call_id,
-            ok,
-            result,
-            duration_ms: (js_sys::Date::now() - t0) as u64,
-        });
+    let mut steps = Steps {
+        room,
+        turn_id,
+        round,
+        k: 0,
     };
 
     // Where the preview page's reports stand now: what the page reports from here on was
     // produced by this round's code (Vite reloads the open page as soon as files sync).
     let reports_from = vm
-        .json(
-            worker::Method::Get,
-            &format!(
-                "/projects/{}/browser-reports?since_seq={}",
-                work.id,
-                u64::MAX
-            ),
-            None,
-            std::time::Duration::from_secs(10),
+        .browser_reports(
+            &work.id,
+            &BrowserReportsQuery {
+                since_seq: Some(u64::MAX),
+                ..Default::default()
+            },
         )
         .await
         .ok();
 
     // Sync, install what changed, start or keep the dev servers; a crash shows up here.
-    let t0 = js_sys::Date::now();
-    let call = step("start dev servers", json!({}));
+    let step = steps.start("start dev servers", json!({}));
     let started = match work.sync_vm(vm).await {
-        Err(e) => Err(e),
+        Err(e) => Err(e.message()),
         Ok(()) => {
             let manifest = work.manifest();
-            crate::preview::start(room, vm, &work.id, &manifest, false, Some((turn_id, &call)))
+            crate::preview::start(room, vm, &work.id, &manifest, false, Some(&step))
                 .await
                 .map_err(|e| e.message())
         }
     };
     let procs = match started {
-        Ok(v) => {
-            finish(call, true, "dev servers running".into(), t0);
-            v["processes"].as_array().cloned().unwrap_or_default()
+        Ok(state) => {
+            step.finish(true, "dev servers running");
+            state.processes
         }
         Err(e) => {
-            finish(call, false, e.clone(), t0);
+            step.finish(false, e.clone());
             failures.push(Failure {
                 name: "dev server".into(),
                 output: trim_output(&e, 30),
@@ -93,44 +118,27 @@ pub async fn run(
             return failures;
         }
     };
-    let tm = crate::preview::template_for(&meta.template);
+    let tm = crate::templates::manifest(&meta.template);
 
     // The template's checks: type check, build, tests.
     for c in &tm.check {
-        let t0 = js_sys::Date::now();
-        let call = step(&c.name, json!({"command": c.command, "cwd": c.cwd}));
+        let step = steps.start(&c.name, json!({"command": c.command, "cwd": c.cwd}));
         let mut out = String::new();
         let r = vm
             .exec(
                 &work.id,
-                &ExecRequest {
-                    command: &c.command,
-                    cwd: &c.cwd,
-                    timeout_s: 300,
-                    env: BTreeMap::new(),
-                    cache: None,
-                },
+                &exec(&c.command, &c.cwd, 300),
                 None,
                 |stream, data| {
                     out.push_str(data);
-                    let _ = room.emit(ServerEvent::ToolOutput {
-                        turn_id,
-                        call_id: call.clone(),
-                        stream: stream.to_string(),
-                        data: data.to_string(),
-                    });
+                    step.output(stream, data);
                 },
             )
             .await;
         match r {
-            Ok(exit) if exit.exit_code == Some(0) => finish(call, true, "passed".into(), t0),
+            Ok(exit) if exit.exit_code == Some(0) => step.finish(true, "passed"),
             Ok(exit) => {
-                finish(
-                    call,
-                    false,
-                    format!("failed (exit {:?})", exit.exit_code),
-                    t0,
-                );
+                step.finish(false, format!("failed (exit {:?})", exit.exit_code));
                 failures.push(Failure {
                     name: format!(
                         "{} (`{}` in {}/)",
@@ -143,7 +151,7 @@ pub async fn run(
             }
             Err(e) => {
                 let m = e.message();
-                finish(call, false, m.clone(), t0);
+                step.finish(false, m.clone());
                 failures.push(Failure {
                     name: c.name.clone(),
                     output: m,
@@ -159,13 +167,12 @@ pub async fn run(
         };
         let Some(port) = procs
             .iter()
-            .find(|p| p["name"] == name.as_str())
-            .and_then(|p| p["port"].as_u64())
+            .find(|p: &&ProcessInfo| p.name == *name)
+            .map(|p| p.port)
         else {
             continue;
         };
-        let t0 = js_sys::Date::now();
-        let call = step(
+        let step = steps.start(
             &format!("probe {name}"),
             json!({"path": path, "port": port}),
         );
@@ -176,50 +183,32 @@ pub async fn run(
         );
         let mut out = String::new();
         let r = vm
-            .exec(
-                &work.id,
-                &ExecRequest {
-                    command: &cmd,
-                    cwd: "",
-                    timeout_s: 30,
-                    env: BTreeMap::new(),
-                    cache: None,
-                },
-                None,
-                |_, d| out.push_str(d),
-            )
+            .exec(&work.id, &exec(&cmd, "", 30), None, |_, d| out.push_str(d))
             .await;
         if matches!(&r, Ok(exit) if exit.exit_code == Some(0)) {
-            finish(call, true, format!("GET {path} → {}", out.trim()), t0);
+            step.finish(true, format!("GET {path} → {}", out.trim()));
             continue;
         }
         // Not answering: the server's own log says why (an import error, a syntax error).
         let logs = vm
-            .json(
-                worker::Method::Get,
-                &format!("/projects/{}/processes/{name}/logs?tail=40", work.id),
-                None,
-                std::time::Duration::from_secs(10),
+            .logs(
+                &work.id,
+                name,
+                &LogsQuery {
+                    tail: Some(40),
+                    follow: None,
+                },
             )
             .await
-            .map(|v| {
-                v["lines"]
-                    .as_array()
-                    .map(|l| {
-                        l.iter()
-                            .filter_map(|x| x["line"].as_str())
-                            .collect::<Vec<_>>()
-                            .join("\n")
-                    })
-                    .unwrap_or_default()
+            .map(|r| {
+                r.lines
+                    .iter()
+                    .map(|l| l.line.as_str())
+                    .collect::<Vec<_>>()
+                    .join("\n")
             })
             .unwrap_or_default();
-        finish(
-            call,
-            false,
-            format!("GET {path} failed: {}", out.trim()),
-            t0,
-        );
+        step.finish(false, format!("GET {path} failed: {}", out.trim()));
         failures.push(Failure {
             name: format!("dev server {name}: GET {path} failed ({})", out.trim()),
             output: trim_output(&logs, 25),
@@ -229,54 +218,45 @@ pub async fn run(
     // The page itself, as the browser runs it: only when someone has the preview open (a
     // connected client, or a page load in the last 15 minutes), since only a browser can run it.
     if let (true, Some(from)) = (failures.is_empty(), reports_from) {
-        let recent = from["last_load_age_ms"]
-            .as_u64()
-            .is_some_and(|a| a < 15 * 60 * 1000);
-        if room.sockets() > 0 || recent {
-            let t0 = js_sys::Date::now();
-            let _ = room.emit(ServerEvent::PreviewReload { turn_id });
-            let call = step("browser", json!({"wait_s": 8}));
-            let since = from["next_seq"].as_u64().unwrap_or(0);
-            let got = vm
-                .json(
-                    worker::Method::Get,
-                    &format!(
-                        "/projects/{}/browser-reports?since_seq={since}&wait_ms=8000&grace_ms=2500",
-                        work.id
-                    ),
-                    None,
-                    std::time::Duration::from_secs(20),
-                )
-                .await;
-            match got {
-                Ok(v) => {
-                    let reports: Vec<BrowserReport> =
-                        serde_json::from_value(v["reports"].clone()).unwrap_or_default();
-                    match browser_failure(&reports) {
-                        Some(f) => {
-                            finish(call, false, f.name.clone(), t0);
-                            failures.push(f);
-                        }
-                        None if v["loads"].as_u64().unwrap_or(0) > 0 => {
-                            finish(call, true, "the page loaded without errors".into(), t0)
-                        }
-                        None if v["followed"] == false => finish(
-                            call,
-                            true,
-                            "skipped: no browser has the preview open".into(),
-                            t0,
-                        ),
-                        None => finish(
-                            call,
-                            true,
-                            "the page did not finish loading within 8 s".into(),
-                            t0,
-                        ),
-                    }
-                }
-                Err(e) => finish(call, true, format!("not checked: {}", e.message()), t0),
-            }
+        if let Some(f) = check_browser(room, vm, &work.id, &mut steps, &from).await {
+            failures.push(f);
         }
     }
     failures
+}
+
+/// Reloads the open preview and watches it for runtime errors.
+async fn check_browser(
+    room: &Room,
+    vm: &Vm,
+    project: &str,
+    steps: &mut Steps<'_>,
+    from: &BrowserReportsReply,
+) -> Option<Failure> {
+    let recent = from.last_load_age_ms.is_some_and(|a| a < RECENT_LOAD_MS);
+    if room.sockets() == 0 && !recent {
+        return None;
+    }
+    room.emit(ServerEvent::PreviewReload {
+        turn_id: steps.turn_id,
+    });
+    let step = steps.start("browser", json!({"wait_s": BROWSER_WAIT_MS / 1000}));
+    let q = BrowserReportsQuery {
+        since_seq: Some(from.next_seq),
+        wait_ms: Some(BROWSER_WAIT_MS),
+        grace_ms: Some(2_500),
+    };
+    match vm.browser_reports(project, &q).await {
+        Ok(v) => match browser_failure(&v.browser_reports()) {
+            Some(f) => {
+                step.finish(false, f.name.clone());
+                return Some(f);
+            }
+            None if v.loads > 0 => step.finish(true, "the page loaded without errors"),
+            None if !v.followed => step.finish(true, "skipped: no browser has the preview open"),
+            None => step.finish(true, "the page did not finish loading within 8 s"),
+        },
+        Err(e) => step.finish(true, format!("not checked: {}", e.message())),
+    }
+    None
 }

@@ -1,5 +1,6 @@
-//! The VM API client: every request HMAC-signed with core's `vm_auth` (plus a nonce), JSON in,
-//! JSON or NDJSON out, each with a timeout, and failures phrased for a person.
+//! The VM API client: every request HMAC-signed with core's `vm_auth` (plus a nonce), bodies
+//! and replies typed by core's `vm_api`, each call with a timeout, and failures phrased for a
+//! person.
 
 use crate::config::Config;
 use crate::error::ApiError;
@@ -7,10 +8,14 @@ use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use open_replit_core::manifest::Manifest;
 use open_replit_core::store::Transport;
+use open_replit_core::vm_api::{
+    BrowserReportsQuery, BrowserReportsReply, ErrorBody, ExecEvent, ExecExit, ExecRequest,
+    LogsQuery, LogsReply, ProcessInfo, ProcessList, ReadyQuery, ReadyReply, StartProcessRequest,
+    SyncReport, SyncRequest,
+};
 use open_replit_core::vm_auth;
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
-use std::collections::BTreeMap;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
 use std::time::Duration;
 use worker::{AbortSignal, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
 
@@ -19,35 +24,29 @@ pub struct Vm {
     secret: Vec<u8>,
 }
 
-/// The last event of an exec stream.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct ExecExit {
-    pub exit_code: Option<i32>,
-    pub duration_ms: u64,
-    pub timed_out: bool,
-    pub truncated: bool,
-}
-
-#[derive(Serialize)]
-pub struct ExecRequest<'a> {
-    pub command: &'a str,
-    pub cwd: &'a str,
-    pub timeout_s: u64,
-    pub env: BTreeMap<String, String>,
-    /// Share the install this command makes with other projects (the VM API's dependency
-    /// cache): the files that decide it, and what it produces under `cwd`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cache: Option<ExecCache<'a>>,
-}
-
-#[derive(Serialize)]
-pub struct ExecCache<'a> {
-    pub inputs: &'a [String],
-    pub outputs: &'a [String],
-}
+/// Most calls answer at once; this bounds them.
+const SHORT: Duration = Duration::from_secs(10);
+/// Process starts and restarts wait for the old process to go.
+const PROCESS_CHANGE: Duration = Duration::from_secs(30);
 
 fn now_secs() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
+}
+
+/// An error reply as a person reads it: the VM API's own message when it sent one.
+fn error_from(status: u16, text: &str) -> ApiError {
+    let msg = serde_json::from_str::<ErrorBody>(text)
+        .map(|b| b.error.message)
+        .unwrap_or_else(|_| text.to_string());
+    match status {
+        400 => ApiError::BadRequest(msg),
+        404 => ApiError::NotFound(msg),
+        409 => ApiError::Conflict {
+            message: msg,
+            details: serde_json::json!({}),
+        },
+        _ => ApiError::Upstream(format!("VM API answered HTTP {status}: {msg}")),
+    }
 }
 
 impl Vm {
@@ -68,26 +67,29 @@ impl Vm {
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<Vec<u8>>,
         timeout: Duration,
         abort: Option<&AbortSignal>,
     ) -> Result<Response, ApiError> {
         let nonce = crate::azure::FetchTransport { timeout }.random_u64();
         let path = vm_auth::with_nonce(path, nonce);
-        let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
         let ts = now_secs();
-        let sig = vm_auth::sign(&self.secret, method.as_ref(), &path, ts, &bytes);
+        let sig = vm_auth::sign(
+            &self.secret,
+            method.as_ref(),
+            &path,
+            ts,
+            body.as_deref().unwrap_or_default(),
+        );
         let headers = Headers::new();
         headers.set(vm_auth::HEADER_TIMESTAMP, &ts.to_string())?;
         headers.set(vm_auth::HEADER_SIGNATURE, &sig)?;
-        if body.is_some() {
-            headers.set("content-type", "application/json")?;
-        }
         let mut init = RequestInit::new();
-        init.with_method(method).with_headers(headers);
-        if body.is_some() {
+        if let Some(bytes) = &body {
+            headers.set("content-type", "application/json")?;
             init.with_body(Some(js_sys::Uint8Array::from(bytes.as_slice()).into()));
         }
+        init.with_method(method).with_headers(headers);
         let req = Request::new_with_init(&format!("{}{path}", self.base), &init)?;
         let base = self.base.clone();
         let fetch = async move {
@@ -109,43 +111,140 @@ impl Vm {
     }
 
     /// A JSON call; non-2xx answers become errors carrying the VM API's own message.
-    pub async fn json(
+    async fn call<T: DeserializeOwned>(
         &self,
         method: Method,
         path: &str,
-        body: Option<&Value>,
+        body: Option<&impl Serialize>,
         timeout: Duration,
-    ) -> Result<Value, ApiError> {
-        let mut r = self.send(method, path, body, timeout, None).await?;
+    ) -> Result<T, ApiError> {
+        let bytes = body.map(serde_json::to_vec).transpose()?;
+        let mut r = self.send(method, path, bytes, timeout, None).await?;
         let status = r.status_code();
         let text = r.text().await.unwrap_or_default();
-        let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        if (200..300).contains(&status) {
-            return Ok(v);
+        if !(200..300).contains(&status) {
+            return Err(error_from(status, &text));
         }
-        let msg = v["error"]["message"]
-            .as_str()
-            .map(String::from)
-            .unwrap_or_else(|| v.to_string());
-        Err(match status {
-            400 => ApiError::BadRequest(msg),
-            404 => ApiError::NotFound(msg),
-            409 => ApiError::Conflict {
-                message: msg,
-                details: serde_json::json!({}),
-            },
-            _ => ApiError::Upstream(format!("VM API answered HTTP {status}: {msg}")),
+        serde_json::from_str(&text).map_err(|e| {
+            ApiError::Upstream(format!(
+                "VM API sent an answer this Worker does not understand ({e}): {}",
+                text.chars().take(200).collect::<String>()
+            ))
         })
     }
 
     /// Makes the project's working copy equal to `manifest` (objects come from Blob storage).
-    pub async fn sync(&self, project: &str, manifest: &Manifest) -> Result<Value, ApiError> {
-        let body = serde_json::json!({ "manifest": manifest });
-        self.json(
+    pub async fn sync(&self, project: &str, manifest: &Manifest) -> Result<SyncReport, ApiError> {
+        let body = SyncRequest {
+            manifest: manifest.clone(),
+            blob: None,
+        };
+        self.call(
             Method::Post,
             &format!("/projects/{project}/sync"),
             Some(&body),
             Duration::from_secs(120),
+        )
+        .await
+    }
+
+    /// The project's managed processes (dev servers), in start order.
+    pub async fn processes(&self, project: &str) -> Result<ProcessList, ApiError> {
+        self.call(
+            Method::Get,
+            &format!("/projects/{project}/processes"),
+            None::<&()>,
+            SHORT,
+        )
+        .await
+    }
+
+    pub async fn start_process(
+        &self,
+        project: &str,
+        req: &StartProcessRequest,
+    ) -> Result<ProcessInfo, ApiError> {
+        self.call(
+            Method::Post,
+            &format!("/projects/{project}/processes"),
+            Some(req),
+            PROCESS_CHANGE,
+        )
+        .await
+    }
+
+    pub async fn restart_process(
+        &self,
+        project: &str,
+        name: &str,
+    ) -> Result<ProcessInfo, ApiError> {
+        self.call(
+            Method::Post,
+            &format!("/projects/{project}/processes/{name}/restart"),
+            None::<&()>,
+            PROCESS_CHANGE,
+        )
+        .await
+    }
+
+    pub async fn stop_process(&self, project: &str, name: &str) -> Result<ProcessInfo, ApiError> {
+        self.call(
+            Method::Delete,
+            &format!("/projects/{project}/processes/{name}"),
+            None::<&()>,
+            PROCESS_CHANGE,
+        )
+        .await
+    }
+
+    /// Waits (up to the query's timeout) until the process listens, or reports that it died.
+    pub async fn ready(
+        &self,
+        project: &str,
+        name: &str,
+        q: &ReadyQuery,
+    ) -> Result<ReadyReply, ApiError> {
+        let wait = Duration::from_millis(q.timeout_ms.unwrap_or(15_000));
+        self.call(
+            Method::Get,
+            &format!(
+                "/projects/{project}/processes/{name}/ready?{}",
+                q.to_query()
+            ),
+            None::<&()>,
+            wait + Duration::from_secs(20),
+        )
+        .await
+    }
+
+    /// The last lines of a process's log.
+    pub async fn logs(
+        &self,
+        project: &str,
+        name: &str,
+        q: &LogsQuery,
+    ) -> Result<LogsReply, ApiError> {
+        self.call(
+            Method::Get,
+            &format!("/projects/{project}/processes/{name}/logs?{}", q.to_query()),
+            None::<&()>,
+            SHORT,
+        )
+        .await
+    }
+
+    /// What the preview page reported (waiting up to the query's `wait_ms` for a page load).
+    pub async fn browser_reports(
+        &self,
+        project: &str,
+        q: &BrowserReportsQuery,
+    ) -> Result<BrowserReportsReply, ApiError> {
+        let wait = Duration::from_millis(q.wait_ms.unwrap_or(0));
+        self.call(
+            Method::Get,
+            &format!("/projects/{project}/browser-reports?{}", q.to_query()),
+            None::<&()>,
+            wait + SHORT,
         )
         .await
     }
@@ -155,17 +254,17 @@ impl Vm {
     pub async fn exec(
         &self,
         project: &str,
-        req: &ExecRequest<'_>,
+        req: &ExecRequest,
         abort: Option<&AbortSignal>,
         mut on_output: impl FnMut(&str, &str),
     ) -> Result<ExecExit, ApiError> {
-        let body = serde_json::to_value(req)?;
-        let timeout = Duration::from_secs(req.timeout_s + 30);
+        let body = serde_json::to_vec(req)?;
+        let timeout = Duration::from_secs(req.timeout_s.unwrap_or(60) + 30);
         let mut r = self
             .send(
                 Method::Post,
                 &format!("/projects/{project}/exec"),
-                Some(&body),
+                Some(body),
                 timeout,
                 abort,
             )
@@ -173,12 +272,10 @@ impl Vm {
         let status = r.status_code();
         if !(200..300).contains(&status) {
             let text = r.text().await.unwrap_or_default();
-            let v: Value = serde_json::from_str(&text).unwrap_or_default();
-            let msg = v["error"]["message"].as_str().unwrap_or(&text).to_string();
-            return Err(if status == 400 {
-                ApiError::BadRequest(msg)
-            } else {
-                ApiError::Upstream(format!("VM API answered HTTP {status}: {msg}"))
+            return Err(match error_from(status, &text) {
+                // Only a bad request keeps its own kind; anything else is the VM's failure.
+                e @ (ApiError::BadRequest(_) | ApiError::Upstream(_)) => e,
+                e => ApiError::Upstream(format!("VM API answered HTTP {status}: {}", e.message())),
             });
         }
         let mut stream = r.stream()?;
@@ -190,15 +287,14 @@ impl Vm {
             buf.extend_from_slice(&chunk);
             while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
                 let line: Vec<u8> = buf.drain(..=nl).collect();
-                let Ok(v) = serde_json::from_slice::<Value>(&line) else {
-                    continue;
-                };
-                match v["type"].as_str() {
-                    Some(s @ ("stdout" | "stderr")) => {
-                        on_output(s, v["data"].as_str().unwrap_or(""));
-                    }
-                    Some("exit") => exit = serde_json::from_value(v).ok(),
-                    _ => {}
+                match serde_json::from_slice::<ExecEvent>(&line) {
+                    Ok(ExecEvent::Stdout { data }) => on_output("stdout", &data),
+                    Ok(ExecEvent::Stderr { data }) => on_output("stderr", &data),
+                    Ok(ExecEvent::Exit(e)) => exit = Some(e),
+                    // Every caller sends `scan: false` for now, so no changes are reported.
+                    Ok(ExecEvent::Changes(_)) => {}
+                    // A line of a kind this Worker does not know yet is skipped.
+                    Err(_) => {}
                 }
             }
         }

@@ -21,9 +21,35 @@ pub fn validate_project_id(id: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `/projects/{id}/rest` → (`id`, `/rest`), with the id validated; `None` for any other path
+/// or a bad id.
+pub fn split_project_path(path: &str) -> Option<(&str, &str)> {
+    let after = path.strip_prefix("/projects/")?;
+    let (id, rest) = match after.find('/') {
+        Some(i) => (&after[..i], &after[i..]),
+        None => (after, ""),
+    };
+    validate_project_id(id).ok()?;
+    Some((id, rest))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn project_paths_split_into_a_valid_id_and_the_rest() {
+        assert_eq!(
+            split_project_path("/projects/abc-1/files/a.txt"),
+            Some(("abc-1", "/files/a.txt"))
+        );
+        assert_eq!(split_project_path("/projects/abc"), Some(("abc", "")));
+        assert_eq!(split_project_path("/projects/abc/"), Some(("abc", "/")));
+        assert_eq!(split_project_path("/projects/"), None);
+        assert_eq!(split_project_path("/projects/../etc/passwd"), None);
+        assert_eq!(split_project_path("/projects/ABC/ws"), None);
+        assert_eq!(split_project_path("/other/abc"), None);
+    }
 
     #[test]
     fn accepts_and_rejects() {

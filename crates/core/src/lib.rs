@@ -4,6 +4,7 @@
 //! platform crates (`src/` for the Worker, `vm-api/`) do the fetching, spawning and storing.
 
 pub mod agent;
+pub mod api;
 pub mod azure;
 pub mod health;
 pub mod ids;
@@ -12,6 +13,7 @@ pub mod llm_config;
 pub mod manifest;
 pub mod paths;
 pub mod protocol;
+pub mod relay;
 pub mod store;
 pub mod template;
 pub mod vm_api;

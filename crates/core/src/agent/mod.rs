@@ -2,6 +2,8 @@
 //! machine the Worker's Durable Object drives.
 
 pub mod edit;
+pub mod history;
+pub mod prompt;
 pub mod tools;
 pub mod turn;
 pub mod verify;

@@ -530,8 +530,33 @@ pub fn truncate_output(content: &str, cap: usize) -> String {
     )
 }
 
+/// Keeps the last `cap` bytes of `content` (on a character boundary) and says how much was cut:
+/// the end of a command's log is where its errors are.
+pub fn keep_tail(content: &str, cap: usize) -> String {
+    if content.len() <= cap {
+        return content.to_string();
+    }
+    let mut cut = content.len() - cap;
+    while !content.is_char_boundary(cut) {
+        cut += 1;
+    }
+    format!("[first {cut} bytes of output omitted]\n{}", &content[cut..])
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn keep_tail_keeps_the_end_on_a_character_boundary() {
+        assert_eq!(keep_tail("short", 10), "short");
+        assert_eq!(
+            keep_tail("0123456789", 4),
+            "[first 6 bytes of output omitted]\n6789"
+        );
+        // "é" is two bytes: a cut inside it moves forward to the next boundary.
+        let s = "aéz";
+        assert_eq!(keep_tail(s, 2), "[first 3 bytes of output omitted]\nz");
+    }
+
     use super::*;
     use crate::llm::accumulate::outcome_from_bytes;
     use crate::llm::stream::fixtures::{TEXT_ONLY, TWO_TOOLS_CRLF};

@@ -3,6 +3,7 @@
 
 mod agent;
 mod azure;
+mod changes;
 mod chat_stream;
 mod config;
 mod cors;

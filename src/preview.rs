@@ -11,7 +11,7 @@ use open_replit_core::agent::turn::keep_tail;
 use open_replit_core::api::PreviewState;
 use open_replit_core::manifest::Manifest;
 use open_replit_core::vm_api::{
-    ExecCache, ExecRequest, ProcessInfo, ProcessStatus, ReadyQuery, StartProcessRequest,
+    Changes, ExecCache, ExecRequest, ProcessInfo, ProcessStatus, ReadyQuery, StartProcessRequest,
 };
 use std::collections::BTreeMap;
 
@@ -44,6 +44,13 @@ pub async fn status(room: &Room, project: &str) -> Result<PreviewState, ApiError
     })
 }
 
+/// What `start` did: the preview, and what the installs changed in the working copy (a
+/// rewritten lock file), for the caller to take into the project.
+pub struct Started {
+    pub state: PreviewState,
+    pub changes: Vec<Changes>,
+}
+
 /// Installs dependencies whose inputs changed, then starts (or restarts) the dev servers.
 /// `progress` is the step people watch (an agent's tool call or verification), if any.
 pub async fn start(
@@ -53,7 +60,7 @@ pub async fn start(
     manifest: &Manifest,
     restart: bool,
     progress: Option<&Step<'_>>,
-) -> Result<PreviewState, ApiError> {
+) -> Result<Started, ApiError> {
     let cfg = room.config();
     let blob = crate::azure::blob_client(cfg)?;
     let meta = open_replit_core::store::project::Projects::new(&blob)
@@ -98,10 +105,9 @@ pub async fn start(
             timeout_s: Some(600),
             env: BTreeMap::new(),
             cache,
-            // Not yet: the Worker does not take in the changes a command reports (issue 13).
-            scan: Some(false),
+            scan: Some(true),
         };
-        let exit = vm
+        let done = vm
             .exec(project, &req, None, |stream, data| {
                 out.push_str(data);
                 if let Some(step) = progress {
@@ -109,6 +115,7 @@ pub async fn start(
                 }
             })
             .await?;
+        let exit = done.exit;
         if exit.exit_code != Some(0) {
             return Err(ApiError::BadRequest(format!(
                 "`{}` in {}/ failed (exit {:?}):\n{}",
@@ -118,11 +125,12 @@ pub async fn start(
                 keep_tail(&out, INSTALL_TAIL_BYTES)
             )));
         }
-        Ok(())
+        Ok(done.changes)
     });
     let results = futures_util::future::join_all(runs).await;
+    let mut changes = Vec::new();
     for ((name, _, key), r) in pending.iter().zip(results) {
-        r?;
+        changes.extend(r?);
         room.set_kv(&format!("installed:{name}"), key)?;
     }
     let existing: BTreeMap<String, ProcessInfo> = vm
@@ -176,10 +184,11 @@ pub async fn start(
             )));
         }
     }
-    Ok(PreviewState {
+    let state = PreviewState {
         running: true,
         url: Some(url(cfg, vm, project)),
         preview: t.preview.clone(),
         processes: vm.processes(project).await?.processes,
-    })
+    };
+    Ok(Started { state, changes })
 }

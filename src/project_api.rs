@@ -185,10 +185,22 @@ pub async fn handle(
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?;
             vm.sync(id, &head.manifest).await?;
-            let v =
+            let started =
                 crate::preview::start(room, &vm, id, &head.manifest, *action == "restart", None)
                     .await?;
-            Ok(Response::from_json(&v)?)
+            // A rewritten lock file is part of the project, as after any command.
+            for c in &started.changes {
+                crate::changes::commit_outside_turn(
+                    room,
+                    &p,
+                    id,
+                    &head.manifest,
+                    c,
+                    "install dependencies",
+                )
+                .await?;
+            }
+            Ok(Response::from_json(&started.state)?)
         }
         (Method::Post, ["terminal"]) => crate::terminal::handle(room.clone(), req, id, &p).await,
         _ => Err(ApiError::NotFound(format!("{method} /projects/{id}{rest}"))),

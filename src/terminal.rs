@@ -1,15 +1,19 @@
 //! `POST /projects/{id}/terminal` (the seed's endpoint): runs a command on the VM and streams
 //! its output as NDJSON to the caller while everyone watching the project sees it too.
 
+use crate::azure::blob_client;
+use crate::changes::commit_outside_turn;
 use crate::error::ApiError;
 use crate::room_state::Room;
 use crate::step::Step;
 use crate::vm::Vm;
 use futures_channel::mpsc;
 use futures_util::StreamExt;
+use open_replit_core::manifest::Manifest;
+use open_replit_core::store::merge::command_summary;
 use open_replit_core::store::project::Projects;
 use open_replit_core::store::Transport;
-use open_replit_core::vm_api::{ndjson_line, ExecEvent, ExecRequest};
+use open_replit_core::vm_api::{ndjson_line, Changes, ExecEvent, ExecRequest};
 use serde::Deserialize;
 use serde_json::json;
 use std::cell::RefCell;
@@ -74,8 +78,7 @@ pub async fn handle<T: Transport>(
             timeout_s: Some(timeout_s),
             env: BTreeMap::new(),
             cache: None,
-            // Not yet: the Worker does not take in the changes a command reports (issue 13).
-            scan: Some(false),
+            scan: Some(true),
         };
         let result = vm
             .exec(&id, &req, signal.as_ref(), |stream, data| {
@@ -97,10 +100,27 @@ pub async fn handle<T: Transport>(
             })
             .await;
         let (ok, summary) = match result {
-            Ok(exit) => {
-                let summary = format!("exit code {:?}", exit.exit_code);
-                let ok = exit.exit_code == Some(0);
-                send(ndjson_line(&ExecEvent::Exit(exit)));
+            Ok(done) => {
+                let mut summary = format!("exit code {:?}", done.exit.exit_code);
+                // What the command changed is saved before the caller hears the exit, so the
+                // checkpoint exists by then.
+                if let Some(changes) = done.changes {
+                    let saved = save(&room, &id, &head.manifest, &changes, &body.command).await;
+                    let text = changes.summary();
+                    if !text.is_empty() {
+                        summary.push('\n');
+                        summary.push_str(&text);
+                    }
+                    if let Err(e) = saved {
+                        summary.push_str(&format!(
+                            "\nthe changes could not be saved: {}",
+                            e.message()
+                        ));
+                    }
+                    send(ndjson_line(&ExecEvent::Changes(changes)));
+                }
+                let ok = done.exit.exit_code == Some(0);
+                send(ndjson_line(&ExecEvent::Exit(done.exit)));
                 (ok, summary)
             }
             Err(e) => {
@@ -116,4 +136,18 @@ pub async fn handle<T: Transport>(
     r.headers_mut()
         .set("content-type", "application/x-ndjson")?;
     Ok(r)
+}
+
+/// Saves one command's changes as a checkpoint (see `changes`).
+async fn save(
+    room: &Room,
+    id: &str,
+    base: &Manifest,
+    changes: &Changes,
+    command: &str,
+) -> Result<(), ApiError> {
+    let blob = blob_client(room.config())?;
+    let p = Projects::new(&blob).with_max_files(room.config().max_project_files);
+    commit_outside_turn(room, &p, id, base, changes, &command_summary(command)).await?;
+    Ok(())
 }

@@ -3,6 +3,7 @@
 //! someone has the preview open, collect the page's runtime errors, showing each as a step
 //! people can watch. Core's `agent::verify` trims what failed for the model.
 
+use crate::changes::take_changes;
 use crate::room_state::Room;
 use crate::step::Step;
 use crate::vm::Vm;
@@ -42,15 +43,15 @@ impl<'r> Steps<'r> {
     }
 }
 
-fn exec(command: &str, cwd: &str, timeout_s: u64) -> ExecRequest {
+/// A check (`scan`: what it changes becomes part of the project) or a probe (never saved).
+fn exec(command: &str, cwd: &str, timeout_s: u64, scan: bool) -> ExecRequest {
     ExecRequest {
         command: command.to_string(),
         cwd: cwd.to_string(),
         timeout_s: Some(timeout_s),
         env: BTreeMap::new(),
         cache: None,
-        // Not yet: the Worker does not take in the changes a command reports (issue 13).
-        scan: Some(false),
+        scan: Some(scan),
     }
 }
 
@@ -95,9 +96,12 @@ pub async fn run(
         }
     };
     let procs = match started {
-        Ok(state) => {
+        Ok(started) => {
+            for c in &started.changes {
+                take_changes(room, work, turn_id, c);
+            }
             step.finish(true, "dev servers running");
-            state.processes
+            started.state.processes
         }
         Err(e) => {
             step.finish(false, e.clone());
@@ -127,7 +131,7 @@ pub async fn run(
         let r = vm
             .exec(
                 &work.id,
-                &exec(&c.command, &c.cwd, 300),
+                &exec(&c.command, &c.cwd, 300, true),
                 None,
                 |stream, data| {
                     out.push_str(data);
@@ -135,7 +139,10 @@ pub async fn run(
                 },
             )
             .await;
-        match r {
+        if let Ok(Some(changes)) = r.as_ref().map(|d| d.changes.as_ref()) {
+            take_changes(room, work, turn_id, changes);
+        }
+        match r.map(|d| d.exit) {
             Ok(exit) if exit.exit_code == Some(0) => step.finish(true, "passed"),
             Ok(exit) => {
                 step.finish(false, format!("failed (exit {:?})", exit.exit_code));
@@ -183,9 +190,11 @@ pub async fn run(
         );
         let mut out = String::new();
         let r = vm
-            .exec(&work.id, &exec(&cmd, "", 30), None, |_, d| out.push_str(d))
+            .exec(&work.id, &exec(&cmd, "", 30, false), None, |_, d| {
+                out.push_str(d)
+            })
             .await;
-        if matches!(&r, Ok(exit) if exit.exit_code == Some(0)) {
+        if matches!(&r, Ok(done) if done.exit.exit_code == Some(0)) {
             step.finish(true, format!("GET {path} → {}", out.trim()));
             continue;
         }

@@ -9,7 +9,7 @@ use futures_util::StreamExt;
 use open_replit_core::manifest::Manifest;
 use open_replit_core::store::Transport;
 use open_replit_core::vm_api::{
-    BrowserReportsQuery, BrowserReportsReply, ErrorBody, ExecEvent, ExecExit, ExecRequest,
+    BrowserReportsQuery, BrowserReportsReply, Changes, ErrorBody, ExecEvent, ExecExit, ExecRequest,
     LogsQuery, LogsReply, ProcessInfo, ProcessList, ReadyQuery, ReadyReply, StartProcessRequest,
     SyncReport, SyncRequest,
 };
@@ -22,6 +22,13 @@ use worker::{AbortSignal, Delay, Fetch, Headers, Method, Request, RequestInit, R
 pub struct Vm {
     base: String,
     secret: Vec<u8>,
+}
+
+/// How a command ended, and what it changed in the working copy (when it was scanned and
+/// something changed, was skipped, or could not be saved).
+pub struct ExecOutcome {
+    pub exit: ExecExit,
+    pub changes: Option<Changes>,
 }
 
 /// Most calls answer at once; this bounds them.
@@ -257,7 +264,7 @@ impl Vm {
         req: &ExecRequest,
         abort: Option<&AbortSignal>,
         mut on_output: impl FnMut(&str, &str),
-    ) -> Result<ExecExit, ApiError> {
+    ) -> Result<ExecOutcome, ApiError> {
         let body = serde_json::to_vec(req)?;
         let timeout = Duration::from_secs(req.timeout_s.unwrap_or(60) + 30);
         let mut r = self
@@ -281,6 +288,7 @@ impl Vm {
         let mut stream = r.stream()?;
         let mut buf: Vec<u8> = Vec::new();
         let mut exit: Option<ExecExit> = None;
+        let mut changes: Option<Changes> = None;
         while let Some(chunk) = stream.next().await {
             let chunk =
                 chunk.map_err(|e| ApiError::Upstream(format!("VM API stream broke: {e}")))?;
@@ -291,16 +299,16 @@ impl Vm {
                     Ok(ExecEvent::Stdout { data }) => on_output("stdout", &data),
                     Ok(ExecEvent::Stderr { data }) => on_output("stderr", &data),
                     Ok(ExecEvent::Exit(e)) => exit = Some(e),
-                    // Every caller sends `scan: false` for now, so no changes are reported.
-                    Ok(ExecEvent::Changes(_)) => {}
+                    Ok(ExecEvent::Changes(c)) => changes = Some(c),
                     // A line of a kind this Worker does not know yet is skipped.
                     Err(_) => {}
                 }
             }
         }
-        exit.ok_or_else(|| {
+        let exit = exit.ok_or_else(|| {
             ApiError::Upstream("the command's output ended without an exit status".into())
-        })
+        })?;
+        Ok(ExecOutcome { exit, changes })
     }
 
     /// A minted preview token for `project`, valid for `secs`.

@@ -1,13 +1,14 @@
 //! A turn's working set: the project's head checkpoint plus the turn's unsaved changes, read
 //! and written by the agent's tools, synced to the VM before commands, and committed as one
-//! checkpoint when the turn ends.
+//! checkpoint when the turn ends. Commands' changes on the VM join it as objects already stored.
 
 use crate::azure::FetchTransport;
 use crate::vm::Vm;
 use open_replit_core::azure::rest::Cond;
-use open_replit_core::manifest::Manifest;
+use open_replit_core::manifest::{FileEntry, Manifest};
 use open_replit_core::store::project::{object_name, Author, Change, Checkpoint, Projects};
 use open_replit_core::store::BlobClient;
+use open_replit_core::vm_api::Changes;
 use std::collections::{BTreeMap, HashSet};
 
 /// Why the working set could not do what was asked.
@@ -27,12 +28,29 @@ impl WorkError {
     }
 }
 
+/// A file the turn wrote.
+enum Pending {
+    /// Written by a tool: the bytes are here and go to storage with the checkpoint.
+    Bytes(Vec<u8>),
+    /// Written by a command on the VM, which saved the object to storage already.
+    Stored(FileEntry),
+}
+
+impl Pending {
+    fn entry(&self) -> FileEntry {
+        match self {
+            Pending::Bytes(b) => Manifest::entry(b),
+            Pending::Stored(e) => e.clone(),
+        }
+    }
+}
+
 pub struct Work<'a> {
     pub projects: Projects<'a, FetchTransport>,
     pub id: String,
     base: Option<Checkpoint>,
     /// Path → new content (`None`: deleted in this turn).
-    changes: BTreeMap<String, Option<Vec<u8>>>,
+    changes: BTreeMap<String, Option<Pending>>,
     /// Objects already uploaded for the VM during this turn.
     uploaded: HashSet<String>,
 }
@@ -69,7 +87,7 @@ impl<'a> Work<'a> {
         for (p, c) in &self.changes {
             match c {
                 Some(b) => {
-                    m.files.insert(p.clone(), Manifest::entry(b));
+                    m.files.insert(p.clone(), b.entry());
                 }
                 None => {
                     m.files.remove(p);
@@ -93,27 +111,46 @@ impl<'a> Work<'a> {
         }
     }
 
-    fn base_entry(&self, path: &str) -> Option<&open_replit_core::manifest::FileEntry> {
+    fn base_entry(&self, path: &str) -> Option<&FileEntry> {
         self.base.as_ref().and_then(|b| b.manifest.files.get(path))
     }
 
     pub async fn read(&self, path: &str) -> Result<Vec<u8>, WorkError> {
         self.exists(path)?;
-        if let Some(Some(c)) = self.changes.get(path) {
-            return Ok(c.clone());
-        }
-        let entry = self
-            .base_entry(path)
-            .ok_or_else(|| WorkError::Missing(format!("{path} does not exist")))?;
+        let sha256 = match self.changes.get(path) {
+            Some(Some(Pending::Bytes(b))) => return Ok(b.clone()),
+            Some(Some(Pending::Stored(e))) => e.sha256.clone(),
+            _ => self
+                .base_entry(path)
+                .ok_or_else(|| WorkError::Missing(format!("{path} does not exist")))?
+                .sha256
+                .clone(),
+        };
         self.projects
-            .object(&self.id, &entry.sha256)
+            .object(&self.id, &sha256)
             .await
             .map_err(|e| WorkError::Platform(e.to_string()))
     }
 
-    /// Records a write (`Some`) or a delete (`None`).
+    /// Records a write (`Some`) or a delete (`None`) by a tool.
     pub fn set(&mut self, path: &str, content: Option<Vec<u8>>) {
-        self.changes.insert(path.to_string(), content);
+        self.changes
+            .insert(path.to_string(), content.map(Pending::Bytes));
+    }
+
+    /// Takes in what a command changed on the VM (its objects are in storage already).
+    pub fn take_vm_changes(&mut self, changes: &Changes) {
+        for f in changes.added.iter().chain(&changes.modified) {
+            let entry = FileEntry {
+                sha256: f.sha256.clone(),
+                size: f.size,
+            };
+            self.changes
+                .insert(f.path.clone(), Some(Pending::Stored(entry)));
+        }
+        for p in &changes.deleted {
+            self.changes.insert(p.clone(), None);
+        }
     }
 
     /// Uploads the contents the VM does not have yet, then makes its working copy match.
@@ -121,8 +158,10 @@ impl<'a> Work<'a> {
         let pending: Vec<(String, Vec<u8>)> = self
             .changes
             .values()
-            .flatten()
-            .map(|b| (Manifest::entry(b).sha256, b.clone()))
+            .filter_map(|c| match c {
+                Some(Pending::Bytes(b)) => Some((Manifest::entry(b).sha256, b.clone())),
+                _ => None,
+            })
             .filter(|(sha, _)| !self.uploaded.contains(sha))
             .collect();
         for (sha, body) in pending {
@@ -153,9 +192,13 @@ impl<'a> Work<'a> {
             .changes
             .iter()
             .map(|(p, c)| match c {
-                Some(b) => Change::Write {
+                Some(Pending::Bytes(b)) => Change::Write {
                     path: p.clone(),
                     content: b.clone(),
+                },
+                Some(Pending::Stored(entry)) => Change::Stored {
+                    path: p.clone(),
+                    entry: entry.clone(),
                 },
                 None => Change::Delete { path: p.clone() },
             })

@@ -3,6 +3,7 @@
 //! or as the platform's, as codex's `FunctionCallError` does.
 
 use crate::azure::blob_client;
+use crate::changes::take_changes;
 use crate::error::ApiError;
 use crate::room_state::Room;
 use crate::step::Step;
@@ -153,17 +154,17 @@ pub async fn run_tool(
                 timeout_s: Some(a.timeout_s() as u64),
                 env: BTreeMap::new(),
                 cache: None,
-                // Not yet: the Worker does not take in the changes a command reports (issue 13).
-                scan: Some(false),
+                scan: Some(true),
             };
             // Stop aborts this request, and the VM kills the command when its client goes.
             let signal = room.abortable();
-            let exit = vm
+            let done = vm
                 .exec(&work.id, &req, Some(&signal), |stream, data| {
                     out.push_str(data);
                     step.output(stream, data);
                 })
                 .await?;
+            let exit = done.exit;
             let mut head = match exit.exit_code {
                 Some(c) => format!("exit code {c} after {} ms", exit.duration_ms),
                 None => format!("killed after {} ms", exit.duration_ms),
@@ -174,7 +175,16 @@ pub async fn run_tool(
             if exit.truncated {
                 head.push_str(" (the VM cut the output at its cap)");
             }
-            Ok(format!("{head}\n{}", keep_tail(&out, COMMAND_TAIL_BYTES)))
+            let changed = done
+                .changes
+                .map(|c| take_changes(room, work, turn_id, &c))
+                .filter(|s| !s.is_empty())
+                .map(|s| format!("\n[files changed by the command, now part of the project]\n{s}"))
+                .unwrap_or_default();
+            Ok(format!(
+                "{head}\n{}{changed}",
+                keep_tail(&out, COMMAND_TAIL_BYTES)
+            ))
         }
         ToolArgs::StartPreview(_) | ToolArgs::RestartPreview(_) => {
             let vm = need_vm(vm)?;
@@ -183,7 +193,10 @@ pub async fn run_tool(
             let manifest = work.manifest();
             let started =
                 crate::preview::start(room, vm, &work.id, &manifest, restart, Some(step)).await?;
-            Ok(serde_json::to_string_pretty(&started).unwrap_or_default())
+            for c in &started.changes {
+                take_changes(room, work, turn_id, c);
+            }
+            Ok(serde_json::to_string_pretty(&started.state).unwrap_or_default())
         }
         ToolArgs::ReadDocs(a) => {
             let mut client = blob_client(room.config()).map_err(ToolFailure::from)?;

@@ -293,6 +293,16 @@ export class ChatPanel {
         if (this.runningTurn === e.turn_id) this.setRunning(null);
         break;
       }
+      case "workspace_notice": {
+        // A command's changes outside a turn: what could not simply be saved.
+        const lines = [
+          ...e.conflicts.map((c) => `${c.path}: ${c.reason}${c.saved_as ? ` (saved as ${c.saved_as})` : ""}`),
+          ...e.skipped.map((f) => `${f.path}: not saved (${f.message || f.reason})`),
+          ...(e.error ? [`The command's changes could not be saved yet: ${e.error}`] : []),
+        ];
+        if (lines.length) this.note(null, lines.join("\n"), "error-line workspace-notice");
+        break;
+      }
       case "error":
         this.pending = Math.max(0, this.pending - 1);
         this.renderQueued();

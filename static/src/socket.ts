@@ -28,6 +28,13 @@ export type ServerEvent = { seq: number } & (
       checkpoint: number | null;
     }
   | { type: "checkpoint_created"; checkpoint: CheckpointInfo; diff: Diff }
+  | {
+      type: "workspace_notice";
+      checkpoint: number | null;
+      conflicts: { path: string; saved_as: string | null; reason: string }[];
+      skipped: { path: string; reason: string; message?: string }[];
+      error: string | null;
+    }
 );
 
 export type ConnState =

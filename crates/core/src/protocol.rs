@@ -135,6 +135,17 @@ pub enum ServerEvent {
         usage: Usage,
         checkpoint: Option<u64>,
     },
+    /// Something a command changed on the VM outside an agent turn could not simply be saved:
+    /// files changed on both sides (storage keeps its version; the VM's is saved beside it),
+    /// files that are never saved (symlinks, too large, past the file limit), or a save that
+    /// failed and will be retried after the next command. `checkpoint` is the one the other
+    /// changes went into, if any.
+    WorkspaceNotice {
+        checkpoint: Option<u64>,
+        conflicts: Vec<crate::store::merge::FileConflict>,
+        skipped: Vec<crate::vm_api::SkippedFile>,
+        error: Option<String>,
+    },
     /// A message the server could not act on; the connection stays open.
     Error {
         message: String,

@@ -497,6 +497,65 @@ fn is_zero(n: &u64) -> bool {
 }
 
 impl Changes {
+    /// One line per kind, for the model and for people: what the command changed and what was
+    /// not saved (empty when nothing happened).
+    pub fn summary(&self) -> String {
+        fn list<'a>(ps: impl Iterator<Item = &'a str>) -> String {
+            const SHOWN: usize = 20;
+            let ps: Vec<&str> = ps.collect();
+            let mut s = ps
+                .iter()
+                .take(SHOWN)
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", ");
+            if ps.len() > SHOWN {
+                s.push_str(&format!(" and {} more", ps.len() - SHOWN));
+            }
+            s
+        }
+        let mut lines = Vec::new();
+        if !self.added.is_empty() {
+            lines.push(format!(
+                "added: {}",
+                list(self.added.iter().map(|f| f.path.as_str()))
+            ));
+        }
+        if !self.modified.is_empty() {
+            lines.push(format!(
+                "modified: {}",
+                list(self.modified.iter().map(|f| f.path.as_str()))
+            ));
+        }
+        if !self.deleted.is_empty() {
+            lines.push(format!(
+                "deleted: {}",
+                list(self.deleted.iter().map(String::as_str))
+            ));
+        }
+        if !self.skipped.is_empty() {
+            let more = if self.skipped_more > 0 {
+                format!(" and {} more", self.skipped_more)
+            } else {
+                String::new()
+            };
+            lines.push(format!(
+                "not saved: {}{more}",
+                self.skipped
+                    .iter()
+                    .map(|f| format!("{} ({})", f.path, f.reason))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        if let Some(e) = &self.error {
+            lines.push(format!(
+                "the changes could not be saved yet ({e}); they are saved after the next command"
+            ));
+        }
+        lines.join("\n")
+    }
+
     /// No file was added, modified or deleted.
     pub fn is_empty(&self) -> bool {
         self.added.is_empty() && self.modified.is_empty() && self.deleted.is_empty()
@@ -865,5 +924,33 @@ mod changes_tests {
         assert_eq!(back, req);
         let bad = serde_json::from_value::<ExecRequest>(json!({"command": "true", "scan": 1}));
         assert!(bad.is_err(), "a non-boolean scan is refused");
+    }
+
+    #[test]
+    fn a_summary_names_what_changed_and_what_was_not_saved() {
+        let file = |p: &str| ChangedFile {
+            path: p.into(),
+            sha256: "a".repeat(64),
+            size: 1,
+        };
+        let c = Changes {
+            added: vec![file("notes.txt")],
+            modified: vec![
+                file("frontend/package.json"),
+                file("frontend/package-lock.json"),
+            ],
+            deleted: vec!["old.md".into()],
+            skipped: vec![SkippedFile {
+                path: "link".into(),
+                reason: "symlink".into(),
+                message: String::new(),
+            }],
+            ..Default::default()
+        };
+        assert_eq!(
+            c.summary(),
+            "added: notes.txt\nmodified: frontend/package.json, frontend/package-lock.json\ndeleted: old.md\nnot saved: link (symlink)"
+        );
+        assert_eq!(Changes::default().summary(), "");
     }
 }

@@ -3,6 +3,7 @@
 //! model in [`project`]. A platform only sends bytes, sleeps and tells the time.
 
 pub mod date;
+pub mod merge;
 pub mod project;
 
 use crate::azure::rest::{

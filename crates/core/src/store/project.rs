@@ -64,14 +64,24 @@ pub struct Checkpoint {
 }
 
 /// One change to the files.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    Write { path: String, content: Vec<u8> },
-    Delete { path: String },
+    Write {
+        path: String,
+        content: Vec<u8>,
+    },
+    /// The object is in storage already (the VM API saved it after a command).
+    Stored {
+        path: String,
+        entry: FileEntry,
+    },
+    Delete {
+        path: String,
+    },
 }
 
 /// What the writer believes a file is (None: absent). A mismatch with the head is a conflict.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Expect {
     pub path: String,
     pub sha256: Option<String>,
@@ -334,6 +344,7 @@ impl<'a, T: Transport> Projects<'a, T> {
                     objects.insert(e.sha256.clone(), content);
                     plan.push((path, Some(e)));
                 }
+                Change::Stored { path, entry } => plan.push((path, Some(entry))),
                 Change::Delete { path } => plan.push((path, None)),
             }
         }
@@ -482,6 +493,10 @@ fn validate_changes(changes: &[Change]) -> Result<(), PathError> {
             Change::Write { path, content } => {
                 paths::validate_path(path)?;
                 paths::validate_size(content.len())?;
+            }
+            Change::Stored { path, entry } => {
+                paths::validate_path(path)?;
+                paths::validate_size(entry.size as usize)?;
             }
             Change::Delete { path } => paths::validate_path(path)?,
         }

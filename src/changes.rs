@@ -1,0 +1,98 @@
+//! What commands change on the VM becomes part of the project. The VM API reports each
+//! command's changes (their objects already saved to storage): in an agent turn they join the
+//! working set (`work.rs`); outside a turn they become one checkpoint by `user`, merged with
+//! whatever storage got meanwhile by core's `store::merge` (conflicts saved beside, never lost).
+
+use crate::error::ApiError;
+use crate::room_state::Room;
+use crate::work::Work;
+use open_replit_core::manifest::Manifest;
+use open_replit_core::protocol::ServerEvent;
+use open_replit_core::store::merge::merge;
+use open_replit_core::store::project::{Author, Checkpoint, Projects, StoreError};
+use open_replit_core::store::Transport;
+use open_replit_core::vm_api::Changes;
+
+/// Storage moving again between reading the head and writing the checkpoint is retried this
+/// many times before giving up (the changes stay on the VM and are reported again).
+const MERGE_ATTEMPTS: usize = 4;
+
+/// Saves a command's changes outside a turn as one checkpoint (author `user`, `summary` as its
+/// message), merged against storage's head; `base` is the manifest the VM had synced before
+/// the command. Tells everyone about the checkpoint and about anything not saved.
+pub async fn commit_outside_turn<T: Transport>(
+    room: &Room,
+    p: &Projects<'_, T>,
+    id: &str,
+    base: &Manifest,
+    changes: &Changes,
+    summary: &str,
+) -> Result<Option<Checkpoint>, ApiError> {
+    let mut result = Ok(None);
+    let mut conflicts = Vec::new();
+    if !changes.is_empty() && changes.error.is_none() {
+        for attempt in 1..=MERGE_ATTEMPTS {
+            let head = p.head(id).await?.map(|c| c.manifest).unwrap_or_default();
+            let m = merge(base, &head, changes);
+            conflicts = m.conflicts;
+            if m.changes.is_empty() {
+                break;
+            }
+            match p
+                .commit(id, m.changes, &m.expect, Author::User, summary)
+                .await
+            {
+                Ok(cp) => {
+                    if let Some(cp) = &cp {
+                        room.announce_checkpoint(p, id, cp).await;
+                    }
+                    result = Ok(cp);
+                    break;
+                }
+                Err(StoreError::Conflict { .. }) if attempt < MERGE_ATTEMPTS => continue,
+                Err(e) => {
+                    result = Err(e.into());
+                    break;
+                }
+            }
+        }
+    }
+    let checkpoint = result
+        .as_ref()
+        .ok()
+        .and_then(|c| c.as_ref().map(|c| c.info.n));
+    if !conflicts.is_empty() || !changes.skipped.is_empty() || changes.error.is_some() {
+        room.emit(ServerEvent::WorkspaceNotice {
+            checkpoint,
+            conflicts,
+            skipped: changes.skipped.clone(),
+            error: changes.error.clone(),
+        });
+    }
+    result
+}
+
+/// Takes a command's changes on the VM into the turn's working set, tells everyone about each
+/// file, and returns the summary for the model.
+pub fn take_changes(room: &Room, work: &mut Work<'_>, turn_id: u64, changes: &Changes) -> String {
+    if changes.error.is_some() {
+        // Nothing was saved or recorded on the VM: the next command reports them again.
+        return changes.summary();
+    }
+    work.take_vm_changes(changes);
+    for f in changes.added.iter().chain(&changes.modified) {
+        room.emit(ServerEvent::FileChanged {
+            turn_id,
+            path: f.path.clone(),
+            sha256: Some(f.sha256.clone()),
+        });
+    }
+    for p in &changes.deleted {
+        room.emit(ServerEvent::FileChanged {
+            turn_id,
+            path: p.clone(),
+            sha256: None,
+        });
+    }
+    changes.summary()
+}

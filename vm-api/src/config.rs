@@ -81,6 +81,15 @@ pub struct Config {
     /// Commands one project may run at once through /exec.
     #[arg(long, env = "VM_API_EXEC_CONCURRENCY", default_value_t = 4)]
     pub exec_concurrency: usize,
+    /// Seconds a terminal session lives on with no client attached before it is hung up.
+    #[arg(long, env = "VM_API_PTY_IDLE_SECS", default_value_t = 600)]
+    pub pty_idle_secs: u64,
+    /// Terminal sessions one project may have at once.
+    #[arg(long, env = "VM_API_PTY_MAX_PER_PROJECT", default_value_t = 4)]
+    pub pty_max_per_project: usize,
+    /// Terminal sessions the service runs at once, all projects together.
+    #[arg(long, env = "VM_API_PTY_MAX_TOTAL", default_value_t = 64)]
+    pub pty_max_total: usize,
     /// Azure Blob Storage connection string; sync is unavailable without it.
     #[arg(long, env = "AZURE_STORAGE_CONNECTION_STRING", hide_env_values = true)]
     pub azure_connection_string: Option<String>,
@@ -110,6 +119,7 @@ impl std::fmt::Debug for Config {
             .field("exec_concurrency", &self.exec_concurrency)
             .field("deps_cache_entries", &self.deps_cache_entries)
             .field("deps_cache_mb", &self.deps_cache_mb)
+            .field("pty", &self.pty_limits())
             .field(
                 "azure_connection_string",
                 &self.azure_connection_string.as_ref().map(|_| "<redacted>"),
@@ -132,6 +142,15 @@ impl Config {
             disk_check_interval_s: self.sandbox_disk_check_s,
             tmp_size_mb: self.sandbox_tmp_mb,
             uid_base: self.sandbox_uid_base,
+        }
+    }
+
+    /// The terminal sessions' settings from the flags (`state.pty.limits`).
+    pub fn pty_limits(&self) -> crate::pty::PtyLimits {
+        crate::pty::PtyLimits {
+            idle: std::time::Duration::from_secs(self.pty_idle_secs.max(1)),
+            max_per_project: self.pty_max_per_project,
+            max_total: self.pty_max_total,
         }
     }
 

@@ -13,6 +13,7 @@ pub mod fsafe;
 pub mod preview;
 pub mod process;
 pub mod procs;
+pub mod pty;
 pub mod routes;
 pub mod sandbox;
 pub mod state;

@@ -81,6 +81,13 @@ pub trait Sandbox: Send + Sync {
     fn name(&self) -> &'static str;
     /// Builds the process for a command; the caller sets stdio, the process group and spawns it.
     fn command(&self, spec: &CommandSpec<'_>) -> Result<Command, SandboxError>;
+    /// Like `command`, for a command that runs on a terminal the caller makes its controlling
+    /// terminal (the `pty` shell): the same limits, but it stays in the caller's session so job
+    /// control works. (`--new-session` guards a terminal shared with the host against
+    /// `TIOCSTI`; this terminal belongs to the sandbox alone.)
+    fn interactive_command(&self, spec: &CommandSpec<'_>) -> Result<Command, SandboxError> {
+        self.command(spec)
+    }
     /// Called whenever the service creates or uses a project's directories.
     fn prepare_project(
         &self,
@@ -198,6 +205,9 @@ pub(crate) struct Layout {
     pub env: Vec<(String, String)>,
     /// Program and arguments the shell is started through (e.g. `setpriv ... --`).
     pub exec_prefix: Vec<std::ffi::OsString>,
+    /// The command runs on its own terminal (see `Sandbox::interactive_command`): no
+    /// `--new-session`.
+    pub interactive: bool,
 }
 
 pub(crate) fn bwrap_args(spec: &CommandSpec<'_>, layout: &Layout) -> Vec<std::ffi::OsString> {
@@ -207,9 +217,11 @@ pub(crate) fn bwrap_args(spec: &CommandSpec<'_>, layout: &Layout) -> Vec<std::ff
             a.push(x.as_ref().to_os_string());
         }
     };
+    push(&[&"--die-with-parent"]);
+    if !layout.interactive {
+        push(&[&"--new-session"]);
+    }
     push(&[
-        &"--die-with-parent",
-        &"--new-session",
         &"--unshare-pid",
         &"--unshare-ipc",
         &"--unshare-uts",
@@ -285,6 +297,15 @@ impl Sandbox for Bwrap {
     fn command(&self, spec: &CommandSpec<'_>) -> Result<Command, SandboxError> {
         let mut cmd = Command::new(&self.bwrap);
         cmd.env_clear().args(self.args(spec));
+        Ok(cmd)
+    }
+    fn interactive_command(&self, spec: &CommandSpec<'_>) -> Result<Command, SandboxError> {
+        let layout = Layout {
+            interactive: true,
+            ..Layout::default()
+        };
+        let mut cmd = Command::new(&self.bwrap);
+        cmd.env_clear().args(bwrap_args(spec, &layout));
         Ok(cmd)
     }
 }

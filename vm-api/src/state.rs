@@ -47,6 +47,8 @@ pub struct AppState {
     pub browser_reports: crate::browser::BrowserReports,
     /// Installs shared between projects (see `deps`).
     pub deps: crate::deps::DepsCache,
+    /// Interactive terminal sessions (see `pty`).
+    pub pty: crate::pty::PtyManager,
     exec_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     sync_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -58,6 +60,7 @@ impl AppState {
             secret,
             deps: crate::deps::DepsCache::new(data_dir.join("deps")),
             browser_reports: Default::default(),
+            pty: Default::default(),
             data_dir,
             sandbox,
             limits: Limits::default(),
@@ -132,6 +135,7 @@ impl AppState {
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
         self.processes.stop_all().await;
+        self.pty.stop_all().await;
         self.sandbox.shutdown();
     }
 }

@@ -586,6 +586,57 @@ pub fn manifest_digest(m: &Manifest) -> String {
     crate::vm_auth::sha256_hex(&serde_json::to_vec(m).unwrap_or_default())
 }
 
+/// Longest name of a terminal session (`GET /projects/{id}/pty?session=NAME`).
+pub const PTY_SESSION_MAX_LEN: usize = 32;
+/// Largest terminal size the VM API accepts; larger sizes are clamped to it.
+pub const PTY_MAX_COLS: u16 = 1000;
+pub const PTY_MAX_ROWS: u16 = 500;
+
+/// A terminal session name: 1-32 of `a-z`, `0-9` and `-`.
+pub fn valid_pty_session(name: &str) -> bool {
+    (1..=PTY_SESSION_MAX_LEN).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+/// A text frame a client sends on the terminal WebSocket (binary frames are keystrokes).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PtyControl {
+    /// The terminal's new size in character cells (0 or beyond the maxima: an `error` frame).
+    Resize { cols: u16, rows: u16 },
+    /// Keep-alive; answered with `pong`.
+    Ping,
+}
+
+/// A text frame the VM API sends on the terminal WebSocket (binary frames are output).
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum PtyEvent {
+    /// First frame after attaching; `replayed_bytes` of scrollback follow as binary frames.
+    Hello {
+        session: String,
+        cols: u16,
+        rows: u16,
+        replayed_bytes: u64,
+    },
+    /// The shell ended; the socket closes after this frame.
+    Exit {
+        exit_code: Option<i32>,
+        signal: Option<i32>,
+    },
+    /// Files of the working copy changed (not ignored by `.gitignore`): call
+    /// `POST /projects/{id}/changes` to save them.
+    Changed {},
+    /// This client fell behind the output and `skipped_bytes` of it were not sent to it.
+    Skipped { skipped_bytes: u64 },
+    /// The answer to `ping`.
+    Pong {},
+    /// A control frame was refused, or the session cannot go on.
+    Error { message: String },
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

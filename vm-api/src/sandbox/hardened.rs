@@ -257,12 +257,10 @@ struct Rlimit {
     hard: u64,
 }
 
-impl Sandbox for Hardened {
-    fn name(&self) -> &'static str {
-        "bwrap-hardened"
-    }
-
-    fn command(&self, spec: &CommandSpec<'_>) -> Result<Command, SandboxError> {
+impl Hardened {
+    /// The sandboxed command; `interactive` keeps it in the caller's session (see
+    /// `Sandbox::interactive_command`).
+    fn build(&self, spec: &CommandSpec<'_>, interactive: bool) -> Result<Command, SandboxError> {
         if self.shut.load(Ordering::Relaxed) {
             return Err(SandboxError::Unavailable(
                 "the sandbox is shutting down".into(),
@@ -330,6 +328,7 @@ impl Sandbox for Hardened {
                 "--".into(),
             ]
             .into(),
+            interactive,
         };
         let mut limits = vec![Rlimit {
             resource: libc::RLIMIT_CORE,
@@ -403,6 +402,20 @@ impl Sandbox for Hardened {
             });
         }
         Ok(cmd)
+    }
+}
+
+impl Sandbox for Hardened {
+    fn name(&self) -> &'static str {
+        "bwrap-hardened"
+    }
+
+    fn command(&self, spec: &CommandSpec<'_>) -> Result<Command, SandboxError> {
+        self.build(spec, false)
+    }
+
+    fn interactive_command(&self, spec: &CommandSpec<'_>) -> Result<Command, SandboxError> {
+        self.build(spec, true)
     }
 
     fn prepare_project(

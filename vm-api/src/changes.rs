@@ -16,7 +16,10 @@
 use crate::error::{check_project_id, ApiError};
 use crate::fsafe::{self, FsError};
 use crate::state::AppState;
-use crate::sync::{load_state, save_state, Known, ObjectSource, SyncState};
+use crate::sync::{
+    load_state, now_ns, save_state, trusted_mtime, validate_manifest, Known, ObjectSource,
+    SyncState,
+};
 use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
@@ -268,17 +271,50 @@ pub(crate) fn scan(
     drop(seen);
     cands.extend(unseen);
 
-    // The file-count limit: files already in the project stay; new ones, in path order, fill
-    // what is left.
-    let (mut admitted, mut new): (Vec<Candidate>, Vec<Candidate>) =
+    // The file-count limit: files already in the project stay (those kept as they were count
+    // too); new ones are admitted a unit at a time, in path order, while the whole unit fits.
+    // A unit is a new folder (the topmost directory holding no file the project has) with
+    // everything under it, or a single new file: a folder is saved whole or not at all, never
+    // a prefix of it, and one too big is reported once, as the folder with its count.
+    let (mut admitted, new): (Vec<Candidate>, Vec<Candidate>) =
         cands.into_iter().partition(|c| known.contains_key(&c.rel));
-    new.sort_unstable_by(|a, b| a.rel.cmp(&b.rel));
+    let kept_known = keep.iter().filter(|p| known.contains_key(*p)).count();
+    let known_dirs: HashSet<&str> = known
+        .keys()
+        .flat_map(|p| p.match_indices('/').map(move |(i, _)| &p[..i]))
+        .collect();
+    let mut units: BTreeMap<String, (bool, Vec<Candidate>)> = BTreeMap::new();
     for c in new {
-        if paths::validate_file_count(admitted.len() + 1).is_ok() {
-            admitted.push(c);
+        let unit = c
+            .rel
+            .match_indices('/')
+            .map(|(i, _)| &c.rel[..i])
+            .find(|d| !known_dirs.contains(d));
+        let (key, is_dir) = match unit {
+            Some(d) => (d.to_string(), true),
+            None => (c.rel.clone(), false),
+        };
+        units.entry(key).or_insert((is_dir, Vec::new())).1.push(c);
+    }
+    drop(known_dirs);
+    for (unit, (is_dir, files)) in units {
+        let total = kept_known + admitted.len() + files.len();
+        if paths::validate_file_count(total).is_ok() {
+            admitted.extend(files);
+        } else if is_dir {
+            skipped.push(skip(
+                &unit,
+                "too_many_files",
+                format!(
+                    "{} new files in this folder would bring the project to {total} files; the \
+                     limit is {}. Nothing in it was saved: add it to .gitignore, or delete it",
+                    files.len(),
+                    paths::MAX_FILES_PER_PROJECT
+                ),
+            ));
         } else {
-            let e = PathError::TooManyFiles(admitted.len() + 1, paths::MAX_FILES_PER_PROJECT);
-            skipped.push(path_skip(&c.rel, &e));
+            let e = PathError::TooManyFiles(total, paths::MAX_FILES_PER_PROJECT);
+            skipped.push(path_skip(&unit, &e));
         }
     }
 
@@ -309,20 +345,30 @@ pub(crate) fn scan(
             continue;
         }
         hashed += 1;
-        let Some(bytes) = fsafe::read_file(&root_fd, &c.rel)? else {
-            continue; // gone (or replaced by a symlink) since the walk
-        };
-        if let Err(e) = paths::validate_size(bytes.len()) {
-            skipped.push(path_skip(&c.rel, &e));
-            if let Some(k) = old {
-                next.insert(c.rel, k.clone());
+        let taken = now_ns();
+        // Never more than the limit is read, even when the file grew since the walk.
+        let bytes = match fsafe::read_file_max(&root_fd, &c.rel, paths::MAX_FILE_BYTES) {
+            Ok(Some(b)) => b,
+            Ok(None) => continue, // gone (or replaced by a symlink) since the walk
+            Err(FsError::TooLarge { .. }) => {
+                let size = fsafe::stat_file(&root_fd, &c.rel)?.map_or(c.size, |s| s.0);
+                let e = PathError::FileTooLarge(size as usize);
+                skipped.push(path_skip(&c.rel, &e));
+                if let Some(k) = old {
+                    next.insert(c.rel, k.clone());
+                }
+                continue;
             }
-            continue;
-        }
+            Err(e) => return Err(e.into()),
+        };
         let sha = sha256_hex(&bytes);
-        // Trust the stat for the next scan only when the file did not change while read.
+        // Trust the stat for the next scan only when the file did not change while read, and
+        // was not written so recently that a same-size write in the same timestamp tick could
+        // follow unseen (two commands racing on one file).
         let after = fsafe::stat_file(&root_fd, &c.rel)?;
-        let stable = after == Some((c.size, c.mtime_ns, c.ino)) && bytes.len() as u64 == c.size;
+        let stable = after == Some((c.size, c.mtime_ns, c.ino))
+            && bytes.len() as u64 == c.size
+            && trusted_mtime(c.mtime_ns, taken) != -1;
         if old.is_none_or(|k| k.sha256 != sha) && queued.insert(sha.clone()) {
             let keep_it = kept_bytes + bytes.len() <= KEEP_BYTES_BUDGET;
             if keep_it {
@@ -412,7 +458,10 @@ pub async fn scan_and_upload(
         pending: Default::default(),
         skipped,
     };
-    scanned.changes.manifest = manifest_digest(&next_state.manifest());
+    let next_manifest = next_state.manifest();
+    // Never record a manifest sync would refuse (a path both a file and a folder…).
+    validate_manifest(&next_manifest).map_err(|e| ChangesError::Scan(e.to_string()))?;
+    scanned.changes.manifest = manifest_digest(&next_manifest);
 
     let objects = std::mem::take(&mut scanned.objects);
     let n = objects.len();
@@ -463,7 +512,9 @@ pub async fn scan_and_upload(
 async fn reread(dir: PathBuf, path: String, sha: String) -> Result<Vec<u8>, String> {
     tokio::task::spawn_blocking(move || {
         let root = fsafe::open_root(&dir).map_err(|e| e.to_string())?;
-        match fsafe::read_file(&root, &path).map_err(|e| e.to_string())? {
+        match fsafe::read_file_max(&root, &path, paths::MAX_FILE_BYTES)
+            .map_err(|e| e.to_string())?
+        {
             Some(b) if sha256_hex(&b) == sha => Ok(b),
             _ => Err(format!(
                 "{path} changed while it was being saved; run again"
@@ -601,6 +652,27 @@ mod tests {
         std::fs::write(p, data).unwrap();
     }
 
+    /// Lets files age past the timestamp tick, so a scan trusts their stat.
+    fn settle() {
+        std::thread::sleep(std::time::Duration::from_millis(
+            2 * crate::sync::MTIME_TICK_NS as u64 / 1_000_000,
+        ));
+    }
+
+    #[test]
+    fn a_file_read_right_after_it_was_written_is_hashed_again_next_time() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(d, "race.txt", b"A1");
+        let first = scan(d, &BTreeMap::new()).unwrap();
+        assert_eq!(first.next["race.txt"].mtime_ns, -1, "racily clean");
+        settle();
+        let again = scan(d, &first.next).unwrap();
+        assert_eq!(again.changes.stats.hashed, 1);
+        assert!(again.next["race.txt"].mtime_ns > 0);
+        assert_eq!(scan(d, &again.next).unwrap().changes.stats.hashed, 0);
+    }
+
     fn paths_of(c: &[ChangedFile]) -> Vec<&str> {
         c.iter().map(|f| f.path.as_str()).collect()
     }
@@ -649,11 +721,42 @@ mod tests {
     }
 
     #[test]
+    fn a_new_folder_past_the_file_limit_is_skipped_whole_and_reported_once() {
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path();
+        write(d, "src/a.txt", b"a");
+        settle();
+        let first = scan(d, &BTreeMap::new()).unwrap();
+        let many = paths::MAX_FILES_PER_PROJECT;
+        std::fs::create_dir_all(d.join("gen/deep")).unwrap();
+        for i in 0..many {
+            std::fs::write(d.join(format!("gen/deep/{i}")), b"").unwrap();
+        }
+        write(d, "notes.txt", b"n");
+        write(d, "src/b.txt", b"b");
+        let s = scan(d, &first.next).unwrap();
+        assert_eq!(paths_of(&s.changes.added), ["notes.txt", "src/b.txt"]);
+        assert_eq!(s.changes.skipped.len(), 1, "{:?}", s.changes.skipped);
+        let k = &s.changes.skipped[0];
+        assert_eq!(
+            (k.path.as_str(), k.reason.as_str()),
+            ("gen", "too_many_files")
+        );
+        assert!(
+            k.message.contains(&format!("{many} new files")),
+            "{}",
+            k.message
+        );
+        assert_eq!(s.changes.stats.hashed, 2);
+    }
+
+    #[test]
     fn unchanged_files_are_not_read_and_known_ignored_files_stay_tracked() {
         let tmp = tempfile::tempdir().unwrap();
         let d = tmp.path();
         write(d, "a.txt", b"a");
         write(d, "gen/x.txt", b"x");
+        settle();
         let first = scan(d, &BTreeMap::new()).unwrap();
         assert_eq!(first.changes.stats.hashed, 2);
         let again = scan(d, &first.next).unwrap();

@@ -4,6 +4,7 @@
 
 use rustix::fs::{self as rfs, AtFlags, Mode, OFlags};
 use rustix::io::Errno;
+use std::ffi::{CStr, CString};
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::Path;
@@ -19,6 +20,8 @@ pub enum FsError {
     IsDir(String),
     #[error("{0:?} does not exist")]
     NotFound(String),
+    #[error("{path:?} is larger than {max} bytes")]
+    TooLarge { path: String, max: usize },
     #[error("{path:?}: {err}")]
     Io { path: String, err: std::io::Error },
 }
@@ -30,6 +33,7 @@ impl FsError {
             FsError::NotDir(_) => "not_a_directory",
             FsError::IsDir(_) => "is_a_directory",
             FsError::NotFound(_) => "not_found",
+            FsError::TooLarge { .. } => "file_too_large",
             FsError::Io { .. } => "io",
         }
     }
@@ -161,6 +165,49 @@ pub fn read_file(root: &OwnedFd, rel: &str) -> Result<Option<Vec<u8>>, FsError> 
     Ok(Some(buf))
 }
 
+/// Like [`read_file`], but never reads more than `max` bytes: a file that is (or grew) larger
+/// is [`FsError::TooLarge`], whatever its size said when it was listed.
+pub fn read_file_max(root: &OwnedFd, rel: &str, max: usize) -> Result<Option<Vec<u8>>, FsError> {
+    let (parent, leaf) = split_parent(rel);
+    let dir = match open_dir(root, parent, false) {
+        Ok(d) => d,
+        Err(FsError::NotFound(_)) | Err(FsError::NotDir(_)) | Err(FsError::Symlink(_)) => {
+            return Ok(None)
+        }
+        Err(e) => return Err(e),
+    };
+    let fd = match rfs::openat(
+        &dir,
+        leaf,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
+        Mode::empty(),
+    ) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) | Err(Errno::LOOP) => return Ok(None),
+        Err(e) => return Err(io(rel, e)),
+    };
+    let st = rfs::fstat(&fd).map_err(|e| io(rel, e))?;
+    if rfs::FileType::from_raw_mode(st.st_mode) != rfs::FileType::RegularFile {
+        return Ok(None);
+    }
+    let too_large = || FsError::TooLarge {
+        path: rel.to_string(),
+        max,
+    };
+    if st.st_size.max(0) as u64 > max as u64 {
+        return Err(too_large());
+    }
+    let mut buf = Vec::with_capacity(st.st_size.max(0) as usize);
+    std::fs::File::from(fd)
+        .take(max as u64 + 1)
+        .read_to_end(&mut buf)
+        .map_err(|e| io(rel, e))?;
+    if buf.len() > max {
+        return Err(too_large());
+    }
+    Ok(Some(buf))
+}
+
 /// Cheap identity of a regular file (size, mtime, inode), to skip re-hashing unchanged files.
 pub fn stat_file(root: &OwnedFd, rel: &str) -> Result<Option<(u64, i64, u64)>, FsError> {
     let (parent, leaf) = split_parent(rel);
@@ -251,6 +298,149 @@ pub fn remove_file(root: &OwnedFd, rel: &str) -> Result<bool, FsError> {
     Ok(true)
 }
 
+/// Deepest directory tree [`make_way`] removes (each level holds one descriptor).
+const MAX_REMOVE_DEPTH: usize = 256;
+
+/// Makes room for a regular file at `rel`: every parent component that is not a directory (a
+/// file, a symlink, a socket…) is unlinked, never followed, and replaced by a directory; a
+/// directory at `rel` itself is removed with everything under it (fd-relative, no symlink
+/// followed, nothing outside the project reached). A symlink or special file at `rel` is left
+/// for [`write_atomic`]'s rename to replace. `before_remove` sees each entry (path, kind) just
+/// before it goes, so the caller can tell what was there. Returns the regular files, symlinks
+/// and special files removed.
+pub fn make_way(
+    root: &OwnedFd,
+    rel: &str,
+    before_remove: &mut dyn FnMut(&str, Kind),
+) -> Result<u64, FsError> {
+    let (parent, leaf) = split_parent(rel);
+    let mut dir = rfs::openat(root, ".", DIR_FLAGS, Mode::empty()).map_err(|e| io(".", e))?;
+    let mut walked = String::new();
+    let mut removed = 0u64;
+    if !parent.is_empty() {
+        for seg in parent.split('/') {
+            if !walked.is_empty() {
+                walked.push('/');
+            }
+            walked.push_str(seg);
+            match kind_at(&dir, seg)? {
+                None | Some((Kind::Dir, _)) => {}
+                Some((k, _)) => {
+                    before_remove(&walked, k);
+                    match rfs::unlinkat(&dir, seg, AtFlags::empty()) {
+                        Ok(()) => removed += 1,
+                        Err(Errno::NOENT) => {}
+                        Err(e) => return Err(io(&walked, e)),
+                    }
+                }
+            }
+            match rfs::mkdirat(&dir, seg, Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(Errno::EXIST) => {}
+                Err(e) => return Err(io(&walked, e)),
+            }
+            dir = rfs::openat(&dir, seg, DIR_FLAGS, Mode::empty()).map_err(|e| match e {
+                // Swapped again meanwhile (a running command): the caller tries again.
+                Errno::LOOP => FsError::Symlink(walked.clone()),
+                Errno::NOTDIR => FsError::NotDir(walked.clone()),
+                e => io(&walked, e),
+            })?;
+        }
+    }
+    match kind_at(&dir, leaf)? {
+        Some((Kind::Dir, _)) => {
+            before_remove(rel, Kind::Dir);
+            let name = CString::new(leaf).map_err(|e| io(rel, std::io::Error::other(e)))?;
+            remove_tree_at(&dir, &name, rel, 0, &mut removed)?;
+        }
+        Some((k @ (Kind::Symlink | Kind::Other), _)) => before_remove(rel, k),
+        _ => {}
+    }
+    Ok(removed)
+}
+
+/// Removes directory `name` of `parent` and everything in it, one descriptor per level, never
+/// following a symlink (an entry swapped for a symlink meanwhile is unlinked, not entered).
+fn remove_tree_at(
+    parent: &OwnedFd,
+    name: &CStr,
+    shown: &str,
+    depth: usize,
+    removed: &mut u64,
+) -> Result<(), FsError> {
+    if depth > MAX_REMOVE_DEPTH {
+        return Err(io(
+            shown,
+            std::io::Error::other(format!(
+                "more than {MAX_REMOVE_DEPTH} nested directories; not removed"
+            )),
+        ));
+    }
+    let fd = match rfs::openat(parent, name, DIR_FLAGS, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::NOENT) => return Ok(()),
+        Err(Errno::LOOP) | Err(Errno::NOTDIR) => {
+            return match rfs::unlinkat(parent, name, AtFlags::empty()) {
+                Ok(()) => {
+                    *removed += 1;
+                    Ok(())
+                }
+                Err(Errno::NOENT) => Ok(()),
+                Err(e) => Err(io(shown, e)),
+            };
+        }
+        Err(e) => return Err(io(shown, e)),
+    };
+    // A command still writing into the tree can refill it; a few passes, then give up.
+    for _ in 0..4 {
+        let mut entries: Vec<(CString, rfs::FileType)> = Vec::new();
+        let mut rd = rfs::Dir::read_from(&fd).map_err(|e| io(shown, e))?;
+        for ent in rd.by_ref() {
+            let ent = ent.map_err(|e| io(shown, e))?;
+            let n = ent.file_name();
+            if n == c"." || n == c".." {
+                continue;
+            }
+            entries.push((n.to_owned(), ent.file_type()));
+        }
+        drop(rd);
+        for (n, ft) in entries {
+            let child = format!("{shown}/{}", n.to_string_lossy());
+            let is_dir = match ft {
+                rfs::FileType::Directory => true,
+                rfs::FileType::Unknown => {
+                    match rfs::statat(&fd, n.as_c_str(), AtFlags::SYMLINK_NOFOLLOW) {
+                        Ok(st) => {
+                            rfs::FileType::from_raw_mode(st.st_mode) == rfs::FileType::Directory
+                        }
+                        Err(Errno::NOENT) => continue,
+                        Err(e) => return Err(io(&child, e)),
+                    }
+                }
+                _ => false,
+            };
+            if is_dir {
+                remove_tree_at(&fd, &n, &child, depth + 1, removed)?;
+                continue;
+            }
+            match rfs::unlinkat(&fd, n.as_c_str(), AtFlags::empty()) {
+                Ok(()) => *removed += 1,
+                Err(Errno::NOENT) => {}
+                Err(Errno::ISDIR) => remove_tree_at(&fd, &n, &child, depth + 1, removed)?,
+                Err(e) => return Err(io(&child, e)),
+            }
+        }
+        match rfs::unlinkat(parent, name, AtFlags::REMOVEDIR) {
+            Ok(()) | Err(Errno::NOENT) => return Ok(()),
+            Err(Errno::NOTEMPTY) | Err(Errno::EXIST) => continue,
+            Err(e) => return Err(io(shown, e)),
+        }
+    }
+    Err(io(
+        shown,
+        std::io::Error::other("the directory kept filling up while it was being removed"),
+    ))
+}
+
 /// Every regular file under the root (symlinks and special files skipped, never followed),
 /// as sorted project-relative paths, at most `limit` of them.
 pub fn list_files(root: &OwnedFd, limit: usize) -> Result<(Vec<String>, bool), FsError> {
@@ -327,5 +517,63 @@ mod tests {
         let (files, truncated) = list_files(&root, 100).unwrap();
         assert_eq!(files, vec!["leaf".to_string()]);
         assert!(!truncated);
+    }
+
+    #[test]
+    fn make_way_unlinks_symlinks_and_files_and_removes_directories_without_following() {
+        use std::os::unix::ffi::OsStrExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("keep"), b"keep").unwrap();
+        let root = open_root(tmp.path()).unwrap();
+        let p = tmp.path();
+        // A symlink to a directory outside, where a directory is wanted.
+        std::os::unix::fs::symlink(outside.path(), p.join("a")).unwrap();
+        // A file where a directory is wanted.
+        std::fs::write(p.join("f"), b"f").unwrap();
+        // A directory (with a symlink out, a bad name and depth) where a file is wanted.
+        std::fs::create_dir_all(p.join("d/x/y")).unwrap();
+        std::fs::write(p.join("d/x/y/z"), b"z").unwrap();
+        std::os::unix::fs::symlink(outside.path(), p.join("d/out")).unwrap();
+        std::fs::write(
+            p.join("d").join(std::ffi::OsStr::from_bytes(b"bad\xff")),
+            b"b",
+        )
+        .unwrap();
+        let mut seen = Vec::new();
+        let mut note = |r: &str, k: Kind| seen.push((r.to_string(), k));
+        assert_eq!(make_way(&root, "a/b.txt", &mut note).unwrap(), 1);
+        assert_eq!(make_way(&root, "f/g/h.txt", &mut note).unwrap(), 1);
+        assert_eq!(make_way(&root, "d", &mut note).unwrap(), 3);
+        assert_eq!(
+            seen,
+            [
+                ("a".to_string(), Kind::Symlink),
+                ("f".to_string(), Kind::File),
+                ("d".to_string(), Kind::Dir)
+            ]
+        );
+        write_atomic(&root, "a/b.txt", b"1").unwrap();
+        write_atomic(&root, "f/g/h.txt", b"2").unwrap();
+        write_atomic(&root, "d", b"3").unwrap();
+        assert_eq!(std::fs::read(p.join("d")).unwrap(), b"3");
+        assert_eq!(std::fs::read(p.join("a/b.txt")).unwrap(), b"1");
+        let left: Vec<_> = std::fs::read_dir(outside.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["keep"], "nothing outside touched");
+        assert_eq!(std::fs::read(outside.path().join("keep")).unwrap(), b"keep");
+    }
+
+    #[test]
+    fn read_file_max_never_reads_past_the_limit() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = open_root(tmp.path()).unwrap();
+        std::fs::write(tmp.path().join("small"), b"12345").unwrap();
+        assert_eq!(read_file_max(&root, "small", 5).unwrap().unwrap(), b"12345");
+        let e = read_file_max(&root, "small", 4).unwrap_err();
+        assert_eq!(e.rule(), "file_too_large");
+        assert!(read_file_max(&root, "missing", 4).unwrap().is_none());
     }
 }

@@ -1,5 +1,6 @@
 //! Working-copy sync: `POST /projects/{id}/sync` makes the project directory match a manifest
-//! (fetching only missing objects, writing atomically, never through symlinks), and
+//! (fetching only missing objects, writing atomically, never through symlinks; where the working
+//! copy disagrees on what a path is, storage wins and what it displaces is reported), and
 //! `GET /projects/{id}/files` lists what is actually on disk.
 
 use crate::error::{check_project_id, parse_json, ApiError};
@@ -22,6 +23,30 @@ use std::sync::Arc;
 
 /// Objects fetched at once.
 const FETCH_CONCURRENCY: usize = 8;
+/// Displaced paths a sync report lists; the rest are counted (`displaced_more`).
+pub const DISPLACED_LIST_LIMIT: usize = 100;
+/// Coarsest file timestamp granularity we allow for (a kernel tick at HZ=100). A file whose
+/// mtime is this close to the moment its content was taken may be written again within the
+/// same tick, keeping size, mtime and inode: its stat is not trusted by the next scan or sync.
+pub(crate) const MTIME_TICK_NS: i64 = 10_000_000;
+
+/// Wall-clock now, in the nanoseconds `stat` reports.
+pub(crate) fn now_ns() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as i64)
+        .unwrap_or(i64::MAX)
+}
+
+/// `mtime_ns` if a stat taken with content read no earlier than `taken_ns` can be trusted,
+/// else `-1` (racily clean, as git calls it: hash again next time).
+pub(crate) fn trusted_mtime(mtime_ns: i64, taken_ns: i64) -> i64 {
+    if mtime_ns.saturating_add(MTIME_TICK_NS) <= taken_ns {
+        mtime_ns
+    } else {
+        -1
+    }
+}
 /// Most entries `GET /files` lists.
 const LIST_LIMIT: usize = 20_000;
 
@@ -380,21 +405,62 @@ fn apply(
     };
     // Deletes first, so a file that becomes a directory (or back) has room.
     for path in &plan.deletes {
-        let removed = fsafe::remove_file(&root, path)?;
+        let removed = match fsafe::remove_file(&root, path) {
+            Ok(r) => r,
+            // A command turned the synced file into a directory: not a file sync knows; it is
+            // left alone (or cleared below if the manifest needs the path).
+            Err(FsError::IsDir(_)) => false,
+            Err(e) => return Err(e.into()),
+        };
         if removed || state.files.contains_key(path) {
             report.deleted.push(path.clone());
         }
     }
+    // Storage wins where the working copy disagrees on what a path is: whatever stands in the
+    // way of a manifest file (a file, symlink or directory) is removed without being followed.
+    // What goes and was never synced, reported or ignored is listed as displaced.
+    let mut displaced = BTreeSet::new();
     for (path, sha, existed) in &plan.writes {
         let bytes = std::fs::read(stage_path(staging, sha))
             .map_err(|e| SyncError::State(format!("staged object {sha}: {e}")))?;
-        fsafe::write_atomic(&root, path, &bytes)?;
+        if *existed && !state.files.contains_key(path) && !state.pending.contains(path) {
+            displaced.extend(unsaved_under(project_dir, path, &state));
+        }
+        let mut attempt = 0;
+        loop {
+            let mut note = |rel: &str, _kind: fsafe::Kind| {
+                displaced.extend(unsaved_under(project_dir, rel, &state));
+            };
+            let made = fsafe::make_way(&root, path, &mut note)
+                .and_then(|_| fsafe::write_atomic(&root, path, &bytes));
+            match made {
+                Ok(()) => break,
+                // Swapped again by a running command between the check and the write.
+                Err(FsError::Symlink(_) | FsError::NotDir(_) | FsError::IsDir(_))
+                    if attempt < 3 =>
+                {
+                    attempt += 1
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         if *existed {
             report.modified.push(path.clone());
         } else {
             report.added.push(path.clone());
         }
     }
+    if !displaced.is_empty() {
+        tracing::warn!(
+            dir = %project_dir.display(),
+            count = displaced.len(),
+            first = %displaced.iter().next().map(String::as_str).unwrap_or(""),
+            "sync displaced paths the working copy had and storage did not"
+        );
+    }
+    report.displaced_more = displaced.len().saturating_sub(DISPLACED_LIST_LIMIT) as u64;
+    report.displaced = displaced.into_iter().take(DISPLACED_LIST_LIMIT).collect();
+    let taken = now_ns();
     let mut files = BTreeMap::new();
     for (path, e) in &target.files {
         if let Some((size, mtime_ns, ino)) = fsafe::stat_file(&root, path)? {
@@ -403,7 +469,7 @@ fn apply(
                 Known {
                     sha256: e.sha256.clone(),
                     size,
-                    mtime_ns,
+                    mtime_ns: trusted_mtime(mtime_ns, taken),
                     ino,
                 },
             );
@@ -414,6 +480,38 @@ fn apply(
     save_state(state_path, &state)?;
     let _ = std::fs::remove_dir_all(staging);
     Ok(report)
+}
+
+/// The entries at or under `rel` (files, symlinks, special files; directories are walked) that
+/// are neither in the sync state (synced, reported or being synced) nor ignored by the
+/// project's `.gitignore` files (the change scan's walker, so the same rules): what a person
+/// made on the VM that storage does not have. Read before `rel` is removed.
+fn unsaved_under(project_dir: &Path, rel: &str, state: &SyncState) -> Vec<String> {
+    let target = Path::new(rel).to_path_buf();
+    let mut b = crate::changes::walker(project_dir);
+    {
+        let root = project_dir.to_path_buf();
+        let target = target.clone();
+        b.filter_entry(move |e| {
+            let p = e.path().strip_prefix(&root).unwrap_or(e.path());
+            p.as_os_str().is_empty() || target.starts_with(p) || p.starts_with(&target)
+        });
+    }
+    let mut out = Vec::new();
+    for e in b.build().flatten() {
+        if e.file_type().is_none_or(|t| t.is_dir()) {
+            continue;
+        }
+        let p = e.path().strip_prefix(project_dir).unwrap_or(e.path());
+        if !p.starts_with(&target) {
+            continue;
+        }
+        let p = p.to_string_lossy().into_owned();
+        if !state.files.contains_key(&p) && !state.pending.contains(&p) {
+            out.push(p);
+        }
+    }
+    out
 }
 
 /// `POST /projects/{id}/sync`: makes the working copy match the request's manifest, then hands
@@ -467,6 +565,7 @@ pub async fn sync_route(
         added = report.added.len(),
         modified = report.modified.len(),
         deleted = report.deleted.len(),
+        displaced = report.displaced.len() as u64 + report.displaced_more,
         fetched = report.fetched_objects,
         "synced"
     );

@@ -48,6 +48,18 @@ impl ObjectSource for MapSource {
                 .ok_or_else(|| FetchError::NotFound(sha.to_string()))
         })
     }
+
+    fn put<'a>(
+        &'a self,
+        _project: &'a str,
+        sha: &'a str,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<(), FetchError>> {
+        Box::pin(async move {
+            self.objects.lock().unwrap().insert(sha.to_string(), bytes);
+            Ok(())
+        })
+    }
 }
 
 fn setup(tmp: &tempfile::TempDir, files: &[&[u8]]) -> (Arc<vm_api::AppState>, Arc<MapSource>) {
@@ -223,12 +235,16 @@ async fn sync_interrupted_while_writing_leaves_nothing_behind_after_the_next_one
     let (st, _src) = setup(&tmp, &[b"a", b"b", b"c"]);
     let dir = st.project_dir("p1");
     std::fs::create_dir_all(&dir).unwrap();
-    // A command planted a symlink: the write through it fails after "a.txt" was written.
-    std::os::unix::fs::symlink(outside.path(), dir.join("z")).unwrap();
-    let m = Manifest::of(&[("a.txt", b"a"), ("z/escape.txt", b"b")]);
+    // A directory too deep to remove (with a link out at its bottom) stands where the manifest
+    // wants the file "z": the write fails after "a.txt" was written, nothing outside touched.
+    let m = Manifest::of(&[("a.txt", b"a"), ("z", b"b")]);
+    let deep = dir.join(vec!["z"; 300].join("/"));
+    std::fs::create_dir_all(&deep).unwrap();
+    std::os::unix::fs::symlink(outside.path(), deep.join("out")).unwrap();
+    std::fs::create_dir_all(dir.join(vec!["z"; 300].join("/"))).unwrap();
     let (s, v) = sync(&st, &m).await;
-    assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    assert_eq!(v["error"]["code"], "unsafe_path");
+    assert_eq!(s, StatusCode::INTERNAL_SERVER_ERROR, "{v}");
+    assert_eq!(v["error"]["code"], "sync_io");
     assert!(
         std::fs::read_dir(outside.path()).unwrap().next().is_none(),
         "nothing written outside"
@@ -241,13 +257,7 @@ async fn sync_interrupted_while_writing_leaves_nothing_behind_after_the_next_one
     assert_eq!(v["deleted"], json!(["a.txt"]));
     assert!(!dir.join("a.txt").exists());
     assert!(dir.join("c.txt").exists());
-    assert!(
-        std::fs::symlink_metadata(dir.join("z"))
-            .unwrap()
-            .file_type()
-            .is_symlink(),
-        "untracked symlink left alone"
-    );
+    assert!(dir.join("z/z/z").is_dir(), "untracked directory left alone");
 }
 
 #[tokio::test]
@@ -291,18 +301,22 @@ async fn traversal_and_symlink_escapes_are_refused() {
     assert!(std::fs::symlink_metadata(dir.join("leaf.txt"))
         .unwrap()
         .is_file());
-    // A symlinked directory on the way is refused.
+    // A symlinked directory on the way is unlinked (never followed) and replaced by a real
+    // directory; it was never saved, so the reply lists it as displaced.
     std::os::unix::fs::symlink(outside.path(), dir.join("sub")).unwrap();
     let (s, v) = sync(
         &st,
         &Manifest::of(&[("leaf.txt", b"pwned"), ("sub/x.txt", b"pwned")]),
     )
     .await;
-    assert_eq!(s, StatusCode::CONFLICT, "{v}");
-    assert_eq!(v["error"]["code"], "unsafe_path");
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["displaced"], json!(["sub"]), "{v}");
     assert!(!outside.path().join("x.txt").exists());
+    assert!(std::fs::symlink_metadata(dir.join("sub")).unwrap().is_dir());
+    assert_eq!(std::fs::read(dir.join("sub/x.txt")).unwrap(), b"pwned");
     // A symlinked file to delete is unlinked, its target untouched.
-    std::fs::remove_file(dir.join("sub")).unwrap();
+    std::fs::remove_file(dir.join("leaf.txt")).unwrap();
+    std::os::unix::fs::symlink(outside.path().join("victim"), dir.join("leaf.txt")).unwrap();
     let (s, _) = sync(&st, &Manifest::of(&[])).await;
     assert_eq!(s, StatusCode::OK);
     assert_eq!(
@@ -366,4 +380,164 @@ async fn concurrent_syncs_of_one_project_are_serialized() {
     // Whichever ran last wins completely; the result is one of the two manifests, exactly.
     let on_disk = disk(&st.project_dir("p1")).len();
     assert!(on_disk == 50 || on_disk == 10, "{on_disk}");
+}
+
+/// A command ran in the project: exit 0, and its output.
+async fn exec_ok(st: &Arc<vm_api::AppState>, cmd: &str) -> String {
+    exec_scan(st, cmd, true).await
+}
+
+async fn exec_scan(st: &Arc<vm_api::AppState>, cmd: &str, scan: bool) -> String {
+    let body = json!({ "command": cmd, "scan": scan });
+    let (code, body) = call(st, "POST", "/projects/p1/exec", body).await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let ev = ndjson(&body);
+    assert_eq!(exit_of(&ev)["exit_code"], 0, "{ev:?}");
+    text_of(&ev, "stdout")
+}
+
+/// After a clash is resolved, the same sync is a no-op and commands run again (no 409 wedge).
+async fn not_wedged(st: &Arc<vm_api::AppState>, m: &Manifest) {
+    let (s, v) = sync(st, m).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["added"], json!([]), "{v}");
+    assert_eq!(v["modified"], json!([]), "{v}");
+    assert!(v.get("displaced").is_none(), "{v}");
+    assert_eq!(exec_ok(st, "echo ok").await, "ok\n");
+}
+
+fn is_symlink(p: &Path) -> bool {
+    std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Storage and the working copy disagree on what a path is: the manifest wins, nothing is
+/// followed, what the person made and storage never had is listed as displaced (ignored and
+/// synced paths are not), and the project keeps working.
+#[tokio::test]
+async fn a_file_where_the_manifest_wants_a_directory_is_replaced() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (st, _src) = setup(&tmp, &[b"*.log\nbuild\n", b"print(1)", b"x"]);
+    let dir = st.project_dir("p1");
+    let m1 = Manifest::of(&[(".gitignore", b"*.log\nbuild\n")]);
+    assert_eq!(sync(&st, &m1).await.0, StatusCode::OK);
+    // A command's file (scanned and reported, so storage has had it: its removal is storage's
+    // deletion), ignored files, and a file made without a scan (never saved).
+    exec_ok(&st, "echo mine > app; echo b > build; echo l > x.log").await;
+    exec_scan(&st, "echo unsaved > web", false).await;
+    let m2 = Manifest::of(&[
+        (".gitignore", b"*.log\nbuild\n"),
+        ("app/main.py", b"print(1)"),
+        ("build/out.js", b"x"),
+        ("web/index.html", b"x"),
+        ("x.log/inner", b"x"),
+    ]);
+    let (s, v) = sync(&st, &m2).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["added"],
+        json!([
+            "app/main.py",
+            "build/out.js",
+            "web/index.html",
+            "x.log/inner"
+        ])
+    );
+    assert_eq!(v["deleted"], json!(["app"]), "{v}");
+    assert_eq!(
+        v["displaced"],
+        json!(["web"]),
+        "only the unsaved, unignored one: {v}"
+    );
+    assert_eq!(std::fs::read(dir.join("app/main.py")).unwrap(), b"print(1)");
+    assert_eq!(std::fs::read(dir.join("build/out.js")).unwrap(), b"x");
+    not_wedged(&st, &m2).await;
+}
+
+#[tokio::test]
+async fn a_symlink_to_etc_where_the_manifest_wants_a_directory_is_unlinked_not_followed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("keep"), "keep").unwrap();
+    let (st, _src) = setup(&tmp, &[b"pwned", b"a"]);
+    let dir = st.project_dir("p1");
+    let m1 = Manifest::of(&[("lib/a.txt", b"a")]);
+    assert_eq!(sync(&st, &m1).await.0, StatusCode::OK);
+    let etc_before = std::fs::read_dir("/etc").unwrap().count();
+    let hostname = std::fs::read("/etc/hostname").ok();
+    std::os::unix::fs::symlink("/etc", dir.join("etc-link")).unwrap();
+    std::os::unix::fs::symlink(outside.path(), dir.join("lib/sub")).unwrap();
+    let m2 = Manifest::of(&[
+        ("lib/a.txt", b"a"),
+        ("etc-link/pwned", b"pwned"),
+        ("etc-link/hostname", b"pwned"),
+        ("lib/sub/keep", b"pwned"),
+    ]);
+    let (s, v) = sync(&st, &m2).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["displaced"], json!(["etc-link", "lib/sub"]), "{v}");
+    // Nothing outside the project was touched; the links are gone, real directories instead.
+    assert!(!Path::new("/etc/pwned").exists());
+    assert_eq!(std::fs::read("/etc/hostname").ok(), hostname);
+    assert_eq!(std::fs::read_dir("/etc").unwrap().count(), etc_before);
+    assert_eq!(std::fs::read(outside.path().join("keep")).unwrap(), b"keep");
+    assert_eq!(std::fs::read_dir(outside.path()).unwrap().count(), 1);
+    for d in ["etc-link", "lib/sub"] {
+        assert!(!is_symlink(&dir.join(d)), "{d}");
+        assert!(dir.join(d).is_dir(), "{d}");
+    }
+    assert_eq!(std::fs::read(dir.join("etc-link/pwned")).unwrap(), b"pwned");
+    not_wedged(&st, &m2).await;
+    // Planted again by a command: the next sync resolves it again.
+    exec_ok(&st, "rm -rf etc-link && ln -s /etc etc-link").await;
+    let (s, v) = sync(&st, &m2).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(
+        v["added"],
+        json!(["etc-link/hostname", "etc-link/pwned"]),
+        "{v}"
+    );
+    assert!(!Path::new("/etc/pwned").exists());
+    not_wedged(&st, &m2).await;
+}
+
+#[tokio::test]
+async fn a_directory_where_the_manifest_wants_a_file_is_removed_inside_the_project_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::create_dir(outside.path().join("d")).unwrap();
+    std::fs::write(outside.path().join("d/keep"), "keep").unwrap();
+    let (st, _src) = setup(&tmp, &[b"*.log\n", b"synced", b"now a file", b"other"]);
+    let dir = st.project_dir("p1");
+    let m1 = Manifest::of(&[(".gitignore", b"*.log\n"), ("data/synced.txt", b"synced")]);
+    assert_eq!(sync(&st, &m1).await.0, StatusCode::OK);
+    // The person's own files (not saved), an ignored one, a link out, a deep tree.
+    std::fs::create_dir_all(dir.join("data/deep/er")).unwrap();
+    std::fs::write(dir.join("data/mine.txt"), "mine").unwrap();
+    std::fs::write(dir.join("data/deep/er/x.txt"), "x").unwrap();
+    std::fs::write(dir.join("data/run.log"), "log").unwrap();
+    std::os::unix::fs::symlink(outside.path().join("d"), dir.join("data/out")).unwrap();
+    let m2 = Manifest::of(&[(".gitignore", b"*.log\n"), ("data", b"now a file")]);
+    let (s, v) = sync(&st, &m2).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["deleted"], json!(["data/synced.txt"]), "{v}");
+    assert_eq!(v["added"], json!(["data"]), "{v}");
+    assert_eq!(
+        v["displaced"],
+        json!(["data/deep/er/x.txt", "data/mine.txt", "data/out"]),
+        "{v}"
+    );
+    assert_eq!(std::fs::read(dir.join("data")).unwrap(), b"now a file");
+    assert_eq!(
+        std::fs::read(outside.path().join("d/keep")).unwrap(),
+        b"keep"
+    );
+    not_wedged(&st, &m2).await;
+    // A synced file turned into a directory by a command, while storage dropped the file:
+    // the directory is left alone (sync never knew it), and the sync does not fail.
+    exec_scan(&st, "rm data && mkdir data && echo y > data/y.txt", false).await;
+    let m3 = Manifest::of(&[(".gitignore", b"*.log\n"), ("other.txt", b"other")]);
+    let (s, v) = sync(&st, &m3).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(std::fs::read(dir.join("data/y.txt")).unwrap(), b"y\n");
+    not_wedged(&st, &m3).await;
 }

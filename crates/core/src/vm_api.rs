@@ -183,6 +183,15 @@ pub struct SyncReport {
     /// Objects read from blob storage (the rest were on disk already).
     pub fetched_objects: u64,
     pub unchanged: u64,
+    /// Paths the working copy had that storage did not (made on the VM, never saved by a change
+    /// scan, not ignored) and that the sync removed or overwrote because the manifest needed
+    /// the path: a file or symlink where it has a directory, a directory where it has a file.
+    /// At most 100 are listed; absent when none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub displaced: Vec<String>,
+    /// Displaced paths beyond those listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub displaced_more: u64,
 }
 
 /// `GET /projects/{id}/files`: every regular file on disk (symlinks skipped).
@@ -768,6 +777,12 @@ mod tests {
             r#"{"added":["a.txt"],"modified":["b.txt"],"deleted":[],"fetched_objects":1,"unchanged":3}"#,
         );
         assert_eq!((report.fetched_objects, report.unchanged), (1, 3));
+        assert!(report.displaced.is_empty() && report.displaced_more == 0);
+        let report: SyncReport = round_trip(
+            r#"{"added":["a"],"modified":[],"deleted":[],"fetched_objects":1,"unchanged":0,"displaced":["a/notes.txt"],"displaced_more":2}"#,
+        );
+        assert_eq!(report.displaced, ["a/notes.txt"]);
+        assert_eq!(report.displaced_more, 2);
     }
 
     #[test]

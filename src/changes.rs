@@ -11,7 +11,7 @@ use open_replit_core::protocol::ServerEvent;
 use open_replit_core::store::merge::merge;
 use open_replit_core::store::project::{Author, Checkpoint, Projects, StoreError};
 use open_replit_core::store::Transport;
-use open_replit_core::vm_api::Changes;
+use open_replit_core::vm_api::{manifest_digest, Changes};
 
 /// Storage moving again between reading the head and writing the checkpoint is retried this
 /// many times before giving up (the changes stay on the VM and are reported again).
@@ -70,6 +70,67 @@ pub async fn commit_outside_turn<T: Transport>(
         });
     }
     result
+}
+
+/// Asks the VM for what changed in the working copy since its last sync or report (the
+/// interactive terminal's shell, which has no exec of its own) and saves it like a command's
+/// changes. The VM's starting point is found by its manifest digest: the head in the common
+/// case, else one of the last checkpoints; when none matches, every path storage also has is
+/// treated as changed on both sides, so the VM's versions are saved beside, never over.
+pub async fn save_vm_changes(room: &Room, id: &str, summary: &str) -> Result<(), ApiError> {
+    let vm = crate::vm::Vm::from_config(room.config())?;
+    let changes = vm.changes(id).await?;
+    if changes.is_empty() && changes.skipped.is_empty() && changes.error.is_none() {
+        return Ok(());
+    }
+    let blob = crate::azure::blob_client(room.config())?;
+    let p = Projects::new(&blob).with_max_files(room.config().max_project_files);
+    let base = match vm_base(&p, id, &changes.base).await? {
+        Some(m) => m,
+        None => unknown_base(&changes),
+    };
+    commit_outside_turn(room, &p, id, &base, &changes, summary).await?;
+    Ok(())
+}
+
+/// How many checkpoints back the VM's starting point is looked for.
+const BASE_LOOKBACK: usize = 10;
+
+async fn vm_base<T: Transport>(
+    p: &Projects<'_, T>,
+    id: &str,
+    digest: &str,
+) -> Result<Option<Manifest>, ApiError> {
+    let list = p.list_checkpoints(id).await?;
+    for info in list.iter().take(BASE_LOOKBACK) {
+        let cp = p.checkpoint(id, info.n).await?;
+        if manifest_digest(&cp.manifest) == digest {
+            return Ok(Some(cp.manifest));
+        }
+    }
+    Ok(None)
+}
+
+/// A base under which every changed path counts as changed in storage too (see
+/// `save_vm_changes`): the paths are given an entry no real file has.
+fn unknown_base(changes: &Changes) -> Manifest {
+    let mut m = Manifest::default();
+    // Added files need none: where storage has no such file there is nothing to lose.
+    let paths = changes
+        .modified
+        .iter()
+        .map(|f| f.path.clone())
+        .chain(changes.deleted.iter().cloned());
+    for path in paths {
+        m.files.insert(
+            path,
+            open_replit_core::manifest::FileEntry {
+                sha256: "unknown".into(),
+                size: 0,
+            },
+        );
+    }
+    m
 }
 
 /// Takes a command's changes on the VM into the turn's working set, tells everyone about each

@@ -13,6 +13,7 @@ mod models;
 mod preview;
 mod project_api;
 mod projects;
+mod pty;
 mod room;
 mod room_state;
 mod step;

@@ -36,6 +36,13 @@ impl DurableObject for ProjectRoom {
             }
             return self.room.accept_socket(&req, project_id, &url);
         }
+        if rest == "/pty" {
+            return Ok(
+                crate::pty::attach(self.room.clone(), &req, project_id, &url)
+                    .await
+                    .unwrap_or_else(ApiError::into_response),
+            );
+        }
         Ok(
             crate::project_api::handle(&self.room, req, project_id, rest)
                 .await

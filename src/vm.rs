@@ -17,7 +17,9 @@ use open_replit_core::vm_auth;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::time::Duration;
-use worker::{AbortSignal, Delay, Fetch, Headers, Method, Request, RequestInit, Response};
+use worker::{
+    AbortSignal, Delay, Fetch, Headers, Method, Request, RequestInit, Response, WebSocket,
+};
 
 pub struct Vm {
     base: String,
@@ -115,6 +117,61 @@ impl Vm {
                 timeout.as_secs()
             ))),
         }
+    }
+
+    /// Opens a signed WebSocket to the VM API (`path` with its query).
+    pub async fn open_socket(&self, path: &str) -> Result<WebSocket, ApiError> {
+        let nonce = crate::azure::FetchTransport { timeout: SHORT }.random_u64();
+        let path = vm_auth::with_nonce(path, nonce);
+        let ts = now_secs();
+        let sig = vm_auth::sign(&self.secret, "GET", &path, ts, b"");
+        let headers = Headers::new();
+        headers.set(vm_auth::HEADER_TIMESTAMP, &ts.to_string())?;
+        headers.set(vm_auth::HEADER_SIGNATURE, &sig)?;
+        headers.set("upgrade", "websocket")?;
+        let mut init = RequestInit::new();
+        init.with_method(Method::Get).with_headers(headers);
+        let req = Request::new_with_init(&format!("{}{path}", self.base), &init)?;
+        let mut r = match select(
+            Box::pin(Fetch::Request(req).send()),
+            Box::pin(Delay::from(SHORT)),
+        )
+        .await
+        {
+            Either::Left((Ok(r), _)) => r,
+            Either::Left((Err(e), _)) => {
+                return Err(ApiError::Upstream(format!(
+                    "VM API at {} is unreachable: {e}",
+                    self.base
+                )))
+            }
+            Either::Right(_) => {
+                return Err(ApiError::Upstream(format!(
+                    "VM API at {} did not answer within {} s",
+                    self.base,
+                    SHORT.as_secs()
+                )))
+            }
+        };
+        let status = r.status_code();
+        if status != 101 {
+            let text = r.text().await.unwrap_or_default();
+            return Err(error_from(status, &text));
+        }
+        r.websocket().ok_or_else(|| {
+            ApiError::Upstream("the VM API accepted the terminal but sent no socket".into())
+        })
+    }
+
+    /// Scans the working copy now and saves what changed since the last sync or report.
+    pub async fn changes(&self, project: &str) -> Result<Changes, ApiError> {
+        self.call(
+            Method::Post,
+            &format!("/projects/{project}/changes"),
+            None::<&()>,
+            Duration::from_secs(120),
+        )
+        .await
     }
 
     /// A JSON call; non-2xx answers become errors carrying the VM API's own message.

@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
         output_cap_bytes: cfg.output_cap_bytes,
         exec_concurrency: cfg.exec_concurrency.max(1),
     };
+    state.pty.limits = cfg.pty_limits();
     state.preview_domain = cfg.preview_domain.trim_matches('.').to_ascii_lowercase();
     state.deps.max_entries = cfg.deps_cache_entries.max(1);
     state.deps.max_bytes = cfg.deps_cache_mb.saturating_mul(1 << 20);

@@ -247,3 +247,14 @@ export function socketUrl(id: string, since: number | null): string {
   if (since !== null) u.searchParams.set("since", String(since));
   return u.toString();
 }
+
+/** The interactive terminal's WebSocket URL (a shell session on the VM, through the Worker). */
+export function ptyUrl(id: string, session: string, cols: number, rows: number): string {
+  const base = apiBase || location.origin;
+  const u = new URL(`${proj(id)}/pty`, base);
+  u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+  u.searchParams.set("session", session);
+  u.searchParams.set("cols", String(cols));
+  u.searchParams.set("rows", String(rows));
+  return u.toString();
+}

@@ -29,6 +29,8 @@ export class EditorPanel {
   private saveBtn: HTMLButtonElement;
   private buffers = new Map<string, Buffer>();
   private active: string | null = null;
+  /** A file opened before the agent's turn saved it: opened when its checkpoint arrives. */
+  private waitingFor: string | null = null;
   private cm: CodeEditor | null = null;
   private cmMod: Promise<CmModule> | null = null;
   private placeholder: HTMLElement;
@@ -84,6 +86,8 @@ export class EditorPanel {
       } catch (e) {
         // A file the agent is writing exists only in its turn until the turn's checkpoint.
         const pending = e instanceof HttpError && e.status === 404;
+        // Opened as soon as the turn's checkpoint has it (see onCheckpoint).
+        this.waitingFor = pending ? path : null;
         this.status(
           pending
             ? `${path} is not saved yet: the agent's turn saves it when it finishes.`
@@ -245,6 +249,11 @@ export class EditorPanel {
 
   /** A new checkpoint: clean open files follow it, dirty ones are told the server moved. */
   async onCheckpoint(cp: CheckpointInfo, diff: Diff): Promise<void> {
+    const waiting = this.waitingFor;
+    if (waiting && (diff.added.includes(waiting) || diff.modified.includes(waiting))) {
+      this.waitingFor = null;
+      void this.open(waiting);
+    }
     for (const path of [...diff.added, ...diff.modified]) {
       const b = this.buffers.get(path);
       if (!b) continue;

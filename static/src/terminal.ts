@@ -1,8 +1,10 @@
-// The terminal panel: a line editor over xterm.js that runs each command through
-// `POST /projects/{id}/terminal` and streams its NDJSON output; Ctrl-C aborts the request (which
-// kills the command), Up/Down walk the history, and the agent's commands are shown too.
+// The terminal panel: xterm.js on an interactive shell in the project's sandbox
+// (`/projects/{id}/pty`: keystrokes and output as binary frames, resize as JSON, scrollback
+// replayed after a reload). Where the server has no shell sessions, it falls back to a line
+// editor that runs each command through `POST /projects/{id}/terminal` (Ctrl-C aborts the
+// request, Up/Down walk the history) and shows the agent's commands too.
 
-import { runCommand } from "./api";
+import { ptyUrl, runCommand } from "./api";
 import { el, formatMs } from "./dom";
 import type { Terminal } from "@xterm/xterm";
 
@@ -22,6 +24,12 @@ export class TerminalPanel {
   /** Agent output that arrived before xterm was loaded. */
   private backlog: string[] = [];
   private agentCall: string | null = null;
+  /** The shell session's socket; null in line mode. */
+  private pty: WebSocket | null = null;
+  /** The shell said `hello`: this server has interactive shells. */
+  private ptyReady = false;
+  private ptyExited = false;
+  private reconnects = 0;
 
   constructor(private projectId: string) {
     this.host = el("div", { class: "term-host", "aria-label": "Terminal", id: "terminal" });
@@ -33,16 +41,87 @@ export class TerminalPanel {
     }
   }
 
-  /** Loads xterm the first time the terminal is shown or written to. */
+  /** Loads xterm the first time the terminal is shown or written to, then joins the shell. */
   ensure(): Promise<void> {
     return (this.loading ??= import("./term").then(({ createTerminal }) => {
       const { term } = createTerminal(this.host);
       this.term = term;
-      term.writeln("\x1b[90mCommands run in the project's sandbox. Ctrl-C stops one; Up/Down recall history.\x1b[0m");
-      for (const s of this.backlog.splice(0)) term.write(s);
-      term.write(`\r\x1b[2K${PROMPT}`);
-      term.onData((d) => this.input(d));
+      term.onData((d) => (this.pty && this.ptyReady ? this.sendKeys(d) : this.input(d)));
+      term.onResize(({ cols, rows }) => {
+        if (this.pty?.readyState === WebSocket.OPEN) this.pty.send(JSON.stringify({ type: "resize", cols, rows }));
+      });
+      this.openPty();
     }));
+  }
+
+  private sendKeys(d: string): void {
+    if (this.ptyExited) {
+      // Enter after the shell ended starts a new one.
+      if (d.includes("\r")) {
+        this.ptyExited = false;
+        this.openPty();
+      }
+      return;
+    }
+    if (this.pty?.readyState === WebSocket.OPEN) this.pty.send(new TextEncoder().encode(d));
+  }
+
+  private openPty(): void {
+    const term = this.term;
+    if (!term) return;
+    const ws = new WebSocket(ptyUrl(this.projectId, "main", term.cols, term.rows));
+    ws.binaryType = "arraybuffer";
+    this.pty = ws;
+    ws.onmessage = (m) => {
+      if (m.data instanceof ArrayBuffer) {
+        term.write(new Uint8Array(m.data));
+        return;
+      }
+      let e: { type?: string; message?: string; exit_code?: number | null; replayed_bytes?: number };
+      try {
+        e = JSON.parse(String(m.data));
+      } catch {
+        return;
+      }
+      if (e.type === "hello") {
+        if (!this.ptyReady) term.reset();
+        this.ptyReady = true;
+        this.reconnects = 0;
+        term.options.convertEol = false;
+      } else if (e.type === "exit") {
+        this.ptyExited = true;
+        term.write(`\r\n\x1b[90m[the shell ended (exit ${e.exit_code ?? "?"}); press Enter for a new one]\x1b[0m\r\n`);
+      } else if (e.type === "error") {
+        term.write(`\r\n\x1b[31m[terminal: ${e.message ?? "error"}]\x1b[0m\r\n`);
+      }
+    };
+    ws.onclose = () => {
+      if (this.pty !== ws) return;
+      if (!this.ptyReady) {
+        // No shell sessions here: run commands one at a time instead.
+        this.pty = null;
+        this.startLineMode();
+        return;
+      }
+      if (this.ptyExited) return;
+      // A dropped connection: rejoin the same session, whose scrollback is replayed.
+      const wait = Math.min(10_000, 500 * 2 ** this.reconnects++);
+      setTimeout(() => {
+        if (this.pty === ws) {
+          term.reset();
+          this.openPty();
+        }
+      }, wait);
+    };
+  }
+
+  private startLineMode(): void {
+    const term = this.term;
+    if (!term) return;
+    term.options.convertEol = true;
+    term.writeln("\x1b[90mCommands run in the project's sandbox. Ctrl-C stops one; Up/Down recall history.\x1b[0m");
+    for (const s of this.backlog.splice(0)) term.write(s);
+    term.write(`\r\x1b[2K${PROMPT}`);
   }
 
   focus(): void {
@@ -50,7 +129,10 @@ export class TerminalPanel {
   }
 
   private write(s: string): void {
-    if (this.term) this.term.write(s);
+    // A shell owns the screen: agent commands show in the chat instead. Until it is known
+    // whether there is one, lines wait for the line editor.
+    if (this.pty && this.ptyReady) return;
+    if (this.term && !this.pty) this.term.write(s);
     else this.backlog.push(s);
   }
 

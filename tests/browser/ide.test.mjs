@@ -207,25 +207,54 @@ test("4c create, rename and delete a file from the tree", async () => {
   });
 });
 
-needs("terminal", "5 run a command in the terminal and see its output; Ctrl-C stops one", async () => {
+needs("terminal", "5 an interactive shell: a command, Ctrl-C, resize, and the scrollback survives a reload", async () => {
   await withArtifacts("05-terminal", page, async () => {
     await openProject();
-    const rows = page.locator("#terminal .xterm-rows");
-    await rows.waitFor({ timeout: 20_000 });
+    const rows = () => page.evaluate(() => document.querySelector("#terminal .xterm-rows")?.textContent ?? "");
+    const waitFor = (re, timeout = 20_000) =>
+      page.waitForFunction((src) => new RegExp(src).test(document.querySelector("#terminal .xterm-rows")?.textContent ?? ""), re.source, { timeout });
+    await page.locator("#terminal .xterm-rows").waitFor({ timeout: 20_000 });
+    // The shell's prompt, in the project.
+    await waitFor(/\/project\$/);
     await page.locator("#terminal").click();
     await page.keyboard.type("echo sum=$((6*7))");
     await page.keyboard.press("Enter");
-    await page.waitForFunction(() => document.querySelector("#terminal .xterm-rows")?.textContent?.includes("sum=42"), null, { timeout: 30_000 });
-    await page.waitForFunction(() => /\[exit 0/.test(document.querySelector("#terminal .xterm-rows")?.textContent ?? ""), null, { timeout: 30_000 });
+    await waitFor(/sum=42/);
+    // Ctrl-C stops a running program and the prompt comes back.
     await page.keyboard.type("sleep 30");
     await page.keyboard.press("Enter");
-    await sleep(1000);
+    await sleep(800);
     await page.keyboard.press("Control+c");
-    await page.waitForFunction(() => document.querySelector("#terminal .xterm-rows")?.textContent?.includes("[stopped]"), null, { timeout: 10_000 });
-    // History: Up recalls the last command.
-    await page.keyboard.press("ArrowUp");
-    await page.waitForFunction(() => /\$ sleep 30\s*$/.test((document.querySelector("#terminal .xterm-rows")?.textContent ?? "").trimEnd()), null, { timeout: 5000 });
-    await page.keyboard.press("Control+c");
+    await page.keyboard.type("echo after-$((1+1))");
+    await page.keyboard.press("Enter");
+    await waitFor(/after-2/, 5000);
+    // Resizing the page resizes the shell's terminal.
+    await page.keyboard.type("clear; stty size");
+    await page.keyboard.press("Enter");
+    await waitFor(/^\S*\s*\d+ \d+/m, 5000);
+    const size1 = (await rows()).match(/(\d+) (\d+)/)?.slice(1).join("x");
+    const vp = page.viewportSize();
+    await page.setViewportSize({ width: vp.width - 300, height: vp.height - 200 });
+    await sleep(500);
+    await page.keyboard.type("clear; stty size");
+    await page.keyboard.press("Enter");
+    await page.waitForFunction((before) => {
+      const m = (document.querySelector("#terminal .xterm-rows")?.textContent ?? "").match(/(\d+) (\d+)/);
+      return m && `${m[1]}x${m[2]}` !== before;
+    }, size1, { timeout: 5000 });
+    await page.setViewportSize(vp);
+    // A reload joins the same shell and shows what it had.
+    await page.keyboard.type("echo before-reload-$((3*3))");
+    await page.keyboard.press("Enter");
+    await waitFor(/before-reload-9/);
+    await page.reload();
+    await openProject();
+    await waitFor(/before-reload-9/);
+    // What the shell writes becomes part of the project.
+    await page.locator("#terminal").click();
+    await page.keyboard.type("echo from-the-shell > shell-made.txt");
+    await page.keyboard.press("Enter");
+    await page.locator('.tree button[data-path="shell-made.txt"]').waitFor({ timeout: 15_000 });
   });
 });
 

@@ -100,6 +100,8 @@ before(async () => {
   page = await newPage(browser);
   room = new MockRoom();
   await page.routeWebSocket(/\/projects\/[^/]+\/ws/, (ws) => room.attach(ws));
+  // No shell sessions behind this scripted peer: the terminal runs one-shot commands (P7).
+  await page.routeWebSocket(/\/projects\/[^/]+\/pty/, (ws) => ws.close());
   // Two models, so the picker has a choice (the Worker's /api/models may not exist yet).
   await page.route(/\/api\/models$/, (route) =>
     route.fulfill({ json: { models: [{ id: "scripted/model-a", name: "Model A" }, { id: "scripted/model-b", name: "Model B" }], default: "scripted/model-a" } }),

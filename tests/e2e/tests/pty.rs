@@ -2,8 +2,11 @@
 //! `/projects/{id}/pty` joined to a real shell on the VM API (bubblewrap), with scrollback
 //! replayed on reattach, Ctrl-C, and what the shell writes saved as a checkpoint.
 
+use e2e::llm::Reply;
 use e2e::stack::{Options, Stack};
+use e2e::ws::ProjectSocket;
 use futures_util::{SinkExt, StreamExt};
+use serde_json::json;
 use serde_json::Value;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
@@ -52,7 +55,13 @@ async fn keys(ws: &mut Ws, s: &str) {
 
 #[tokio::test]
 async fn a_shell_in_the_browser_saves_what_it_writes_and_keeps_its_scrollback() {
-    let stack = Stack::start(Options::default()).await.unwrap();
+    let stack = Stack::start(Options {
+        with_llm: true,
+        llm_as_fallback: false,
+        vars: vec![("VERIFY_FIX_ROUNDS".into(), "0".into())],
+    })
+    .await
+    .unwrap();
     let id = stack.create_project("pty", "backend").await.unwrap();
     let mut ws = connect(&stack, &id).await;
     // The shell starts on the project's files.
@@ -102,4 +111,42 @@ async fn a_shell_in_the_browser_saves_what_it_writes_and_keeps_its_scrollback() 
     read_until(&mut again, "sum=42", 10).await;
     keys(&mut again, "cat shell.txt\r").await;
     read_until(&mut again, "from-the-shell", 5).await;
+
+    // An agent turn while the shell is open: what the turn saved stays saved (the sync that
+    // brings it to the VM is not a change of the shell's).
+    let llm = stack.llm.as_ref().unwrap();
+    llm.push(Reply::tool_calls(
+        None,
+        &[(
+            "write_file",
+            json!({"path": "notes/hello.md", "content": "# hi\n"}),
+        )],
+    ));
+    llm.push(Reply::text("wrote it"));
+    let (mut events, _) = ProjectSocket::connect(&stack.worker_url, &id, None)
+        .await
+        .unwrap();
+    events
+        .send(&json!({"type": "user_message", "text": "write a note"}))
+        .await
+        .unwrap();
+    let (fin, _) = events.until("turn_finished").await.unwrap();
+    assert_eq!(fin["end"], "done", "{fin}");
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (_, cps) = stack
+        .get_json(&format!("/projects/{id}/checkpoints"))
+        .await
+        .unwrap();
+    let r = stack
+        .http
+        .get(format!(
+            "{}/projects/{id}/files/notes/hello.md",
+            stack.worker_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{cps}");
+    keys(&mut again, "cat notes/hello.md\r").await;
+    read_until(&mut again, "# hi", 5).await;
 }

@@ -38,14 +38,17 @@ pub async fn attach(
     }
     let vm = Vm::from_config(room.config())?;
     // The shell starts on exactly what storage holds: first save anything the VM's copy has
-    // that storage lacks (so the sync cannot undo it), then sync the head.
-    crate::changes::save_vm_changes(&room, id, "$ (terminal)").await?;
-    let blob = crate::azure::blob_client(room.config())?;
-    let head = open_replit_core::store::project::Projects::new(&blob)
-        .head(id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?;
-    vm.sync(id, &head.manifest).await?;
+    // that storage lacks (so the sync cannot undo it), then sync the head. Not during an agent
+    // turn: the VM's copy then holds the turn's unsaved files, which the head would undo.
+    if !room.turn_running() {
+        crate::changes::save_vm_changes(&room, id, "$ (terminal)").await?;
+        let blob = crate::azure::blob_client(room.config())?;
+        let head = open_replit_core::store::project::Projects::new(&blob)
+            .head(id)
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?;
+        vm.sync(id, &head.manifest).await?;
+    }
     let upstream = vm
         .open_socket(&format!(
             "/projects/{id}/pty?{}",

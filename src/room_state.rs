@@ -167,6 +167,11 @@ impl Room {
         next
     }
 
+    /// Whether an agent turn is running (the VM's working copy then holds its unsaved files).
+    pub fn turn_running(&self) -> bool {
+        self.turns.running.get()
+    }
+
     /// Whether a person asked the running turn to stop.
     pub fn stop_requested(&self) -> bool {
         self.turns.stop_requested.get()

@@ -149,6 +149,19 @@ pub struct Recorded {
     pub body: Value,
 }
 
+impl Recorded {
+    /// The content of the last tool result in the request's messages (what the model was told
+    /// its last call returned).
+    pub fn last_tool_result(&self) -> String {
+        self.body["messages"]
+            .as_array()
+            .and_then(|ms| ms.iter().rfind(|m| m["role"] == "tool"))
+            .and_then(|m| m["content"].as_str())
+            .expect("a tool result in the request")
+            .to_string()
+    }
+}
+
 #[derive(Default)]
 struct Inner {
     script: VecDeque<Reply>,

@@ -253,17 +253,7 @@ async fn malformed_arguments_go_back_to_the_model_and_loops_are_capped() {
         .collect();
     assert_eq!(fails.len(), 2, "{events:?}");
     let rec = llm.recorded();
-    let tool_text = |i: usize| -> String {
-        rec[i].body["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .rfind(|m| m["role"] == "tool")
-            .unwrap()["content"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let tool_text = |i: usize| -> String { rec[i].last_tool_result() };
     assert!(
         tool_text(1).to_lowercase().contains("json"),
         "{}",
@@ -507,15 +497,7 @@ async fn run_command_streams_output_from_the_sandbox() {
             .any(|e| e["type"] == "tool_output" && e["stream"] == "stderr"),
         "{events:?}"
     );
-    let result = llm.recorded()[2].body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rfind(|m| m["role"] == "tool")
-        .unwrap()["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let result = llm.recorded()[2].last_tool_result();
     assert!(result.starts_with("exit code 3"), "{result}");
 
     // The terminal endpoint streams NDJSON and shows on the socket too.
@@ -630,17 +612,7 @@ async fn read_docs_lists_and_reads_the_docs_container() {
     let (fin, _) = ws.until("turn_finished").await.unwrap();
     assert_eq!(fin["end"], "done", "{fin}");
     let rec = llm.recorded();
-    let tool = |i: usize| -> String {
-        rec[i].body["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .rfind(|m| m["role"] == "tool")
-            .unwrap()["content"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let tool = |i: usize| -> String { rec[i].last_tool_result() };
     assert!(tool(1).contains("fastapi/sqlite.md"), "{}", tool(1));
     assert!(
         tool(2).contains("one connection per request"),

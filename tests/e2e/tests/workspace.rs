@@ -222,15 +222,7 @@ async fn what_commands_change_on_the_vm_becomes_part_of_the_project() {
             .any(|e| e["type"] == "file_changed" && e["path"] == "gen.txt"),
         "{events:?}"
     );
-    let result = llm.recorded()[1].body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rfind(|m| m["role"] == "tool")
-        .unwrap()["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let result = llm.recorded()[1].last_tool_result();
     assert!(result.contains("added: gen.txt"), "{result}");
     assert!(result.contains("deleted: kept.vm-conflict.txt"), "{result}");
     let n = fin["checkpoint"]
@@ -277,15 +269,7 @@ async fn what_commands_change_on_the_vm_becomes_part_of_the_project() {
         .unwrap();
     let (fin, _) = ws.until("turn_finished").await.unwrap();
     assert_eq!(fin["end"], "done", "{fin}");
-    let result = llm.recorded().last().unwrap().body["messages"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .rfind(|m| m["role"] == "tool")
-        .unwrap()["content"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let result = llm.recorded().last().unwrap().last_tool_result();
     assert!(result.starts_with("exit code 0"), "{result}");
     assert!(
         result.contains("modified: package-lock.json, package.json")

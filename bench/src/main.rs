@@ -2,6 +2,7 @@
 //! runs, each row beside its baseline from the same run where one exists. Never used as a test.
 
 mod agent;
+mod pty;
 mod storage;
 mod table;
 mod vm;
@@ -37,6 +38,11 @@ async fn main() -> Result<()> {
     if on("vm") {
         if let Err(e) = vm::rows(&mut t).await {
             t.push(Row::new("VM benchmarks", "FAILED".into()).note(format!("{e:#}")));
+        }
+    }
+    if on("pty") {
+        if let Err(e) = pty::rows(&mut t).await {
+            t.push(Row::new("terminal echo benchmark", "FAILED".into()).note(format!("{e:#}")));
         }
     }
     if on("agent") {

@@ -134,47 +134,27 @@ fn split_parent(rel: &str) -> (&str, &str) {
     }
 }
 
+/// The directory holding `rel` and `rel`'s last component; `None` when a parent is missing,
+/// not a directory, or a symlink.
+fn open_parent<'a>(root: &OwnedFd, rel: &'a str) -> Result<Option<(OwnedFd, &'a str)>, FsError> {
+    let (parent, leaf) = split_parent(rel);
+    match open_dir(root, parent, false) {
+        Ok(d) => Ok(Some((d, leaf))),
+        Err(FsError::NotFound(_)) | Err(FsError::NotDir(_)) | Err(FsError::Symlink(_)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// Reads a regular file; `Ok(None)` if it is missing, a symlink or not a regular file.
 pub fn read_file(root: &OwnedFd, rel: &str) -> Result<Option<Vec<u8>>, FsError> {
-    let (parent, leaf) = split_parent(rel);
-    let dir = match open_dir(root, parent, false) {
-        Ok(d) => d,
-        Err(FsError::NotFound(_)) | Err(FsError::NotDir(_)) | Err(FsError::Symlink(_)) => {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
-    };
-    let fd = match rfs::openat(
-        &dir,
-        leaf,
-        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        Mode::empty(),
-    ) {
-        Ok(fd) => fd,
-        Err(Errno::NOENT) | Err(Errno::LOOP) => return Ok(None),
-        Err(e) => return Err(io(rel, e)),
-    };
-    let st = rfs::fstat(&fd).map_err(|e| io(rel, e))?;
-    if rfs::FileType::from_raw_mode(st.st_mode) != rfs::FileType::RegularFile {
-        return Ok(None);
-    }
-    let mut buf = Vec::with_capacity(st.st_size.max(0) as usize);
-    std::fs::File::from(fd)
-        .read_to_end(&mut buf)
-        .map_err(|e| io(rel, e))?;
-    Ok(Some(buf))
+    read_file_max(root, rel, usize::MAX)
 }
 
 /// Like [`read_file`], but never reads more than `max` bytes: a file that is (or grew) larger
 /// is [`FsError::TooLarge`], whatever its size said when it was listed.
 pub fn read_file_max(root: &OwnedFd, rel: &str, max: usize) -> Result<Option<Vec<u8>>, FsError> {
-    let (parent, leaf) = split_parent(rel);
-    let dir = match open_dir(root, parent, false) {
-        Ok(d) => d,
-        Err(FsError::NotFound(_)) | Err(FsError::NotDir(_)) | Err(FsError::Symlink(_)) => {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
+    let Some((dir, leaf)) = open_parent(root, rel)? else {
+        return Ok(None);
     };
     let fd = match rfs::openat(
         &dir,
@@ -199,7 +179,7 @@ pub fn read_file_max(root: &OwnedFd, rel: &str, max: usize) -> Result<Option<Vec
     }
     let mut buf = Vec::with_capacity(st.st_size.max(0) as usize);
     std::fs::File::from(fd)
-        .take(max as u64 + 1)
+        .take((max as u64).saturating_add(1))
         .read_to_end(&mut buf)
         .map_err(|e| io(rel, e))?;
     if buf.len() > max {
@@ -210,13 +190,8 @@ pub fn read_file_max(root: &OwnedFd, rel: &str, max: usize) -> Result<Option<Vec
 
 /// Cheap identity of a regular file (size, mtime, inode), to skip re-hashing unchanged files.
 pub fn stat_file(root: &OwnedFd, rel: &str) -> Result<Option<(u64, i64, u64)>, FsError> {
-    let (parent, leaf) = split_parent(rel);
-    let dir = match open_dir(root, parent, false) {
-        Ok(d) => d,
-        Err(FsError::NotFound(_)) | Err(FsError::NotDir(_)) | Err(FsError::Symlink(_)) => {
-            return Ok(None)
-        }
-        Err(e) => return Err(e),
+    let Some((dir, leaf)) = open_parent(root, rel)? else {
+        return Ok(None);
     };
     Ok(match kind_at(&dir, leaf)? {
         Some((Kind::File, st)) => Some((

@@ -7,10 +7,8 @@ use axum::http::StatusCode;
 use common::*;
 use e2e::faults::{Action, FaultProxy};
 use e2e::stack::{azurite_connection_string, Azurite};
-use open_replit_core::azure::rest::Cond;
 use open_replit_core::azure::AzureConfig;
 use open_replit_core::manifest::Manifest;
-use open_replit_core::store::project::object_name;
 use open_replit_core::vm_api::{manifest_digest, Changes};
 use serde_json::{json, Value};
 use std::sync::Arc;
@@ -19,18 +17,6 @@ use vm_api::sync::ObjectSource;
 use vm_api::AppState;
 
 const CONTAINER: &str = "codebase-projects";
-
-async fn put_all(objects: &AzureObjects, project: &str, m: &[(&str, &[u8])]) {
-    objects.blob.ensure_container().await.unwrap();
-    for (_, c) in m {
-        let name = object_name(project, &Manifest::entry(c).sha256);
-        objects
-            .blob
-            .put(&name, c.to_vec(), "application/octet-stream", Cond::None)
-            .await
-            .unwrap();
-    }
-}
 
 fn state_with(tmp: &tempfile::TempDir, objects: AzureObjects) -> Arc<AppState> {
     let mut s = state(tmp);
@@ -70,7 +56,7 @@ async fn a_command_s_changes_are_saved_and_reported_and_survive_the_next_sync() 
         ("keep.txt", b"keep"),
     ];
     let check = AzureObjects::new(cfg.clone(), CONTAINER);
-    put_all(&check, "c1", &files).await;
+    put_objects(&check, "c1", &files.map(|(_, c)| c)).await;
     let tmp = tempfile::tempdir().unwrap();
     let st = state_with(&tmp, AzureObjects::new(cfg, CONTAINER));
     let m1 = Manifest::of(&files);
@@ -169,7 +155,7 @@ async fn a_failed_upload_records_nothing_and_the_next_scan_reports_it_again() {
     let cfg = AzureConfig::from_connection_string(&azurite_connection_string(proxy.port)).unwrap();
     let files: [(&str, &[u8]); 1] = [("a.txt", b"a")];
     let check = AzureObjects::new(cfg.clone(), CONTAINER);
-    put_all(&check, "c2", &files).await;
+    put_objects(&check, "c2", &files.map(|(_, c)| c)).await;
     let tmp = tempfile::tempdir().unwrap();
     let st = state_with(&tmp, AzureObjects::new(cfg, CONTAINER));
     let m1 = Manifest::of(&files);

@@ -7,10 +7,8 @@ use axum::http::StatusCode;
 use common::*;
 use e2e::faults::{Action, FaultProxy};
 use e2e::stack::{azurite_connection_string, Azurite};
-use open_replit_core::azure::rest::Cond;
 use open_replit_core::azure::AzureConfig;
 use open_replit_core::manifest::Manifest;
-use open_replit_core::store::project::object_name;
 use serde_json::json;
 use std::sync::Arc;
 use vm_api::azure_blob::AzureObjects;
@@ -21,7 +19,8 @@ async fn sync_fetches_objects_from_azurite() {
     let cfg = AzureConfig::from_connection_string(&az.connection_string()).unwrap();
     let objects = AzureObjects::new(cfg, "codebase-projects");
     let contents: [&[u8]; 3] = [b"<h1>hi</h1>", "print('é')".as_bytes(), b"v2"];
-    upload(&objects, "p1", &contents).await;
+    put_objects(&objects, "p1", &contents).await;
+    objects.blob.ensure_container().await.unwrap(); // creating it again is fine
 
     let tmp = tempfile::tempdir().unwrap();
     let mut s = state(&tmp);
@@ -81,19 +80,6 @@ async fn sync_fetches_objects_from_azurite() {
     assert_eq!(r["error"]["code"], "container_mismatch");
 }
 
-async fn upload(objects: &AzureObjects, project: &str, contents: &[&[u8]]) {
-    objects.blob.ensure_container().await.unwrap();
-    objects.blob.ensure_container().await.unwrap(); // idempotent
-    for c in contents {
-        let name = object_name(project, &Manifest::entry(c).sha256);
-        objects
-            .blob
-            .put(&name, c.to_vec(), "application/octet-stream", Cond::None)
-            .await
-            .unwrap();
-    }
-}
-
 /// Azure answering 500, 503 or cutting the connection is retried (core's BlobClient); when it
 /// keeps failing, sync is a clear 502 and the working copy is left as it was.
 #[tokio::test]
@@ -105,7 +91,7 @@ async fn sync_retries_azure_errors_and_reports_a_persistent_one() {
         "codebase-projects",
     );
     let contents: [&[u8]; 3] = [b"a", b"b", b"c"];
-    upload(&objects, "p2", &contents).await;
+    put_objects(&objects, "p2", &contents).await;
 
     let tmp = tempfile::tempdir().unwrap();
     let mut s = state(&tmp);

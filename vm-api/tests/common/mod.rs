@@ -116,3 +116,24 @@ pub async fn eventually<F: FnMut() -> bool>(secs: u64, mut f: F) -> bool {
     }
     f()
 }
+
+/// Uploads each content as the project's object in the container (creating it first), as the
+/// Worker does before a sync.
+pub async fn put_objects(
+    objects: &vm_api::azure_blob::AzureObjects,
+    project: &str,
+    contents: &[&[u8]],
+) {
+    use open_replit_core::azure::rest::Cond;
+    use open_replit_core::manifest::Manifest;
+    use open_replit_core::store::project::object_name;
+    objects.blob.ensure_container().await.unwrap();
+    for c in contents {
+        let name = object_name(project, &Manifest::entry(c).sha256);
+        objects
+            .blob
+            .put(&name, c.to_vec(), "application/octet-stream", Cond::None)
+            .await
+            .unwrap();
+    }
+}

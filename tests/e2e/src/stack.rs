@@ -129,8 +129,10 @@ pub fn spawn(name: &str, cmd: &mut Command, state: &Path) -> Result<Proc> {
     })
 }
 
-/// Starts the watcher of `Proc::watcher` for process group `pgid`.
-fn group_watcher(pgid: i32) -> Result<(Child, std::os::fd::OwnedFd)> {
+/// Starts a watcher that SIGKILLs process group `pgid` as soon as the returned pipe end is
+/// closed, i.e. when this process exits by any means (`Proc::watcher` keeps it for each
+/// service).
+pub fn group_watcher(pgid: i32) -> Result<(Child, std::os::fd::OwnedFd)> {
     use std::os::fd::FromRawFd;
     let mut fds = [0i32; 2];
     // SAFETY: pipe2 fills two new descriptors, each owned exactly once below.

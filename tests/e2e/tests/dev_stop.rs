@@ -14,7 +14,7 @@
 use e2e::stack::free_port;
 use e2e::ws::ProjectSocket;
 use std::collections::{BTreeMap, BTreeSet};
-use std::os::fd::{FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -180,7 +180,7 @@ impl Dev {
             });
         }
         let make = cmd.spawn().expect("run make (is GNU make installed?)");
-        let watcher = group_watcher(make.id() as i32);
+        let watcher = e2e::stack::group_watcher(make.id() as i32).ok();
         Dev {
             make,
             watcher,
@@ -252,26 +252,6 @@ impl Drop for Dev {
         }
         self.drop_watcher();
     }
-}
-
-/// A `sh` in process group `pgid` that SIGKILLs the group when the returned fd (held only by
-/// this test) closes, i.e. when this test process exits by any means.
-fn group_watcher(pgid: i32) -> Option<(Child, OwnedFd)> {
-    let mut fds = [0i32; 2];
-    // SAFETY: pipe2 fills two new descriptors, each owned exactly once below.
-    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return None;
-    }
-    let (read, write) = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
-    let child = Command::new("sh")
-        .args(["-c", "read _ ; kill -KILL 0"])
-        .stdin(Stdio::from(read))
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(pgid)
-        .spawn()
-        .ok()?;
-    Some((child, write))
 }
 
 struct Ports {

@@ -100,12 +100,8 @@ pub async fn start(
             outputs: inst.outputs.clone(),
         });
         let req = ExecRequest {
-            command: inst.command.clone(),
-            cwd: inst.cwd.clone(),
-            timeout_s: Some(600),
-            env: BTreeMap::new(),
             cache,
-            scan: Some(true),
+            ..ExecRequest::new(&inst.command, &inst.cwd, 600)
         };
         let done = vm
             .exec(project, &req, None, |stream, data| {

@@ -17,7 +17,6 @@ use open_replit_core::vm_api::{ndjson_line, Changes, ExecEvent, ExecRequest};
 use serde::Deserialize;
 use serde_json::json;
 use std::cell::RefCell;
-use std::collections::BTreeMap;
 use std::rc::Rc;
 use worker::{AbortController, Request, Response};
 
@@ -72,14 +71,7 @@ pub async fn handle<T: Transport>(
             "terminal",
             json!({"command": body.command, "cwd": body.cwd}),
         );
-        let req = ExecRequest {
-            command: body.command.clone(),
-            cwd: body.cwd.clone(),
-            timeout_s: Some(timeout_s),
-            env: BTreeMap::new(),
-            cache: None,
-            scan: Some(true),
-        };
+        let req = ExecRequest::new(&body.command, &body.cwd, timeout_s);
         let result = vm
             .exec(&id, &req, signal.as_ref(), |stream, data| {
                 let event = match stream {

@@ -14,7 +14,6 @@ use open_replit_core::vm_api::{
     BrowserReportsQuery, BrowserReportsReply, ExecRequest, LogsQuery, ProcessInfo,
 };
 use serde_json::json;
-use std::collections::BTreeMap;
 
 /// A page load counts as "the preview is open" for this long (15 minutes).
 const RECENT_LOAD_MS: u64 = 15 * 60 * 1000;
@@ -40,18 +39,6 @@ impl<'r> Steps<'r> {
             format!("verify: {name}"),
             args,
         )
-    }
-}
-
-/// A check (`scan`: what it changes becomes part of the project) or a probe (never saved).
-fn exec(command: &str, cwd: &str, timeout_s: u64, scan: bool) -> ExecRequest {
-    ExecRequest {
-        command: command.to_string(),
-        cwd: cwd.to_string(),
-        timeout_s: Some(timeout_s),
-        env: BTreeMap::new(),
-        cache: None,
-        scan: Some(scan),
     }
 }
 
@@ -131,7 +118,7 @@ pub async fn run(
         let r = vm
             .exec(
                 &work.id,
-                &exec(&c.command, &c.cwd, 300, true),
+                &ExecRequest::new(&c.command, &c.cwd, 300),
                 None,
                 |stream, data| {
                     out.push_str(data);
@@ -190,9 +177,13 @@ pub async fn run(
         );
         let mut out = String::new();
         let r = vm
-            .exec(&work.id, &exec(&cmd, "", 30, false), None, |_, d| {
-                out.push_str(d)
-            })
+            // A probe's traces are never part of the project.
+            .exec(
+                &work.id,
+                &ExecRequest::new(&cmd, "", 30).unscanned(),
+                None,
+                |_, d| out.push_str(d),
+            )
             .await;
         if matches!(&r, Ok(done) if done.exit.exit_code == Some(0)) {
             step.finish(true, format!("GET {path} → {}", out.trim()));

@@ -15,7 +15,6 @@ use open_replit_core::agent::turn::keep_tail;
 use open_replit_core::manifest::Manifest;
 use open_replit_core::protocol::ServerEvent;
 use open_replit_core::vm_api::ExecRequest;
-use std::collections::BTreeMap;
 
 /// Command output kept for the model: the end of a log is where errors are.
 const COMMAND_TAIL_BYTES: usize = 16_000;
@@ -148,14 +147,8 @@ pub async fn run_tool(
             let vm = need_vm(vm)?;
             work.sync_vm(vm).await?;
             let mut out = String::new();
-            let req = ExecRequest {
-                command: a.command.clone(),
-                cwd: a.cwd.clone().unwrap_or_default(),
-                timeout_s: Some(a.timeout_s() as u64),
-                env: BTreeMap::new(),
-                cache: None,
-                scan: Some(true),
-            };
+            let cwd = a.cwd.clone().unwrap_or_default();
+            let req = ExecRequest::new(&a.command, cwd, a.timeout_s() as u64);
             // Stop aborts this request, and the VM kills the command when its client goes.
             let signal = room.abortable();
             let done = vm

@@ -111,6 +111,27 @@ pub struct ExecRequest {
     pub scan: Option<bool>,
 }
 
+impl ExecRequest {
+    /// `command` in `cwd` with a timeout, the sandbox's environment, no shared install, and
+    /// its changes scanned (the VM API's default).
+    pub fn new(command: impl Into<String>, cwd: impl Into<String>, timeout_s: u64) -> Self {
+        ExecRequest {
+            command: command.into(),
+            cwd: cwd.into(),
+            timeout_s: Some(timeout_s),
+            env: BTreeMap::new(),
+            cache: None,
+            scan: None,
+        }
+    }
+
+    /// The same command, never scanned: its traces must not become part of the project.
+    pub fn unscanned(mut self) -> Self {
+        self.scan = Some(false);
+        self
+    }
+}
+
 /// The `cache` field of an exec: the files that decide an install, and what it produces.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -24,6 +24,13 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     if body.message.trim().is_empty() {
         return Err(ApiError::BadRequest("message is empty".into()));
     }
+    let limit = crate::config::Config::from_env(env).max_message_bytes;
+    if body.message.len() > limit {
+        return Err(ApiError::TooLarge(format!(
+            "the message is {} bytes; the limit is {limit} bytes",
+            body.message.len()
+        )));
+    }
     let url = req.url()?;
     let ws_url = format!(
         "{}://{}/projects/{}/ws",
@@ -33,6 +40,7 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     );
     let headers = Headers::new();
     headers.set("upgrade", "websocket")?;
+    headers.set(crate::quota::USER_HEADER, &crate::quota::request_user(&req))?;
     let mut init = RequestInit::new();
     init.with_headers(headers);
     let stub = env

@@ -2,6 +2,9 @@
 //! `lib.rs`, once per object for a `ProjectRoom` (they are fixed for an object's lifetime).
 
 use open_replit_core::llm_config::{LlmSettings, LlmStatus};
+use open_replit_core::quota::{
+    AllowList, RateLimits, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_QUEUED,
+};
 use serde::Serialize;
 use worker::Env;
 
@@ -22,6 +25,20 @@ pub struct Config {
     /// Let the VM API share installs between projects (`SHARED_DEPS_CACHE`; default on,
     /// "off" installs every project on its own).
     pub shared_deps_cache: bool,
+    /// Most USD one user's turns may spend per UTC day on the operator's keys
+    /// (`DAILY_SPEND_CAP_USD`; unset or "off": no cap, for local use).
+    pub daily_spend_cap_usd: Option<f64>,
+    /// Models turns may use (`ALLOWED_MODELS`, comma-separated, `prefix/*` allowed; unset: any).
+    pub allowed_models: AllowList,
+    /// Seals people's own OpenRouter keys at rest (`KEY_ENCRYPTION_SECRET`, a Worker secret).
+    pub key_encryption_secret: Option<String>,
+    /// Longest chat message in bytes (`MAX_MESSAGE_BYTES`; default 32 KiB).
+    pub max_message_bytes: usize,
+    /// Most messages waiting behind a running turn (`MAX_QUEUED_MESSAGES`; default 5).
+    pub max_queued: usize,
+    /// Per-user rate limits (`RATE_REQUESTS_PER_MIN`, `RATE_TURNS_PER_HOUR`,
+    /// `RATE_PROJECTS_PER_HOUR`; 0 turns one off).
+    pub rate_limits: RateLimits,
 }
 
 /// What the browser may see: no keys, no connection strings.
@@ -66,6 +83,26 @@ impl Config {
             preview_url: get(env, "PREVIEW_URL")
                 .unwrap_or_else(|| "http://{id}.preview.localhost:8001/".to_string()),
             shared_deps_cache: get(env, "SHARED_DEPS_CACHE").as_deref() != Some("off"),
+            daily_spend_cap_usd: get(env, "DAILY_SPEND_CAP_USD")
+                .and_then(|v| v.trim().parse::<f64>().ok())
+                .filter(|c| c.is_finite() && *c >= 0.0),
+            allowed_models: AllowList::parse(&get(env, "ALLOWED_MODELS").unwrap_or_default()),
+            key_encryption_secret: get(env, "KEY_ENCRYPTION_SECRET"),
+            max_message_bytes: get(env, "MAX_MESSAGE_BYTES")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+            max_queued: get(env, "MAX_QUEUED_MESSAGES")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(DEFAULT_MAX_QUEUED),
+            rate_limits: {
+                let d = RateLimits::default();
+                let n = |k: &str, d: u32| get(env, k).and_then(|v| v.parse().ok()).unwrap_or(d);
+                RateLimits {
+                    requests_per_minute: n("RATE_REQUESTS_PER_MIN", d.requests_per_minute),
+                    turns_per_hour: n("RATE_TURNS_PER_HOUR", d.turns_per_hour),
+                    projects_per_hour: n("RATE_PROJECTS_PER_HOUR", d.projects_per_hour),
+                }
+            },
         }
     }
 

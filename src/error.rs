@@ -22,6 +22,8 @@ pub enum ApiError {
         details: Value,
     },
     TooLarge(String),
+    /// A per-user rate limit or quota (see `quota`).
+    RateLimited(String),
     /// Something we depend on (Azure, the VM API, the LLM) failed; the message says which.
     Upstream(String),
     Internal(String),
@@ -36,6 +38,7 @@ impl ApiError {
             | ApiError::Forbidden(m)
             | ApiError::MethodNotAllowed(m)
             | ApiError::TooLarge(m)
+            | ApiError::RateLimited(m)
             | ApiError::Upstream(m)
             | ApiError::Internal(m)
             | ApiError::Rule { message: m, .. }
@@ -52,6 +55,7 @@ impl ApiError {
             ApiError::MethodNotAllowed(m) => (405, "method_not_allowed", m, None),
             ApiError::Conflict { message, details } => (409, "conflict", message, Some(details)),
             ApiError::TooLarge(m) => (413, "too_large", m, None),
+            ApiError::RateLimited(m) => (429, "rate_limited", m, None),
             ApiError::Upstream(m) => (502, "upstream", m, None),
             ApiError::Internal(m) => (500, "internal", m, None),
         };

@@ -14,6 +14,7 @@ mod preview;
 mod project_api;
 mod projects;
 mod pty;
+mod quota;
 mod room;
 mod room_state;
 mod step;
@@ -24,6 +25,7 @@ mod verify;
 mod vm;
 mod work;
 
+pub use quota::UserQuota;
 pub use room::ProjectRoom;
 
 use error::ApiError;
@@ -65,6 +67,7 @@ async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError
             &serde_json::json!({ "templates": templates::summaries() }),
         )?),
         (Method::Get, "/api/models") => models::handle(&env).await,
+        (_, "/api/quota") | (_, "/api/quota/key") => quota::handle(req, &env).await,
         (Method::Post, "/chat/stream") => chat_stream::handle(req, &env).await,
         (Method::Get, "/projects") => projects::list(&env).await,
         (Method::Post, "/projects") => projects::create(req, &env).await,
@@ -76,6 +79,15 @@ async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError
                     "project id must be 1-64 characters of a-z, 0-9 and '-'".into(),
                 ));
             };
+            let cfg = config::Config::from_env(&env);
+            let user = quota::request_user(&req);
+            quota::hit(
+                &env,
+                &cfg,
+                &user,
+                open_replit_core::quota::RateKind::Request,
+            )
+            .await?;
             let stub = env.durable_object("PROJECT_ROOM")?.get_by_name(id)?;
             Ok(stub.fetch_with_request(req).await?)
         }

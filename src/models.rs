@@ -29,7 +29,7 @@ pub async fn handle(env: &Env) -> Result<Response, ApiError> {
             .map(|(_, v)| v.clone())
     }) {
         return Ok(Response::from_json(
-            &json!({"models": v, "default": default}),
+            &json!({"models": allowed(&cfg, v), "default": default}),
         )?);
     }
     // The first provider that answers wins, in the same order turns use them.
@@ -39,7 +39,7 @@ pub async fn handle(env: &Env) -> Result<Response, ApiError> {
             Ok(models) => {
                 CACHE.with(|c| *c.borrow_mut() = Some((now, models.clone())));
                 return Ok(Response::from_json(
-                    &json!({"models": models, "default": default, "provider": p.name}),
+                    &json!({"models": allowed(&cfg, models), "default": default, "provider": p.name}),
                 )?);
             }
             Err(e) => errors.push(format!("{}: {e}", p.name)),
@@ -85,4 +85,19 @@ async fn fetch_models(base_url: &str, key: Option<&str>) -> worker::Result<Value
         })
         .unwrap_or_default();
     Ok(Value::Array(models))
+}
+
+/// Only the models the operator's `ALLOWED_MODELS` lets turns use.
+fn allowed(cfg: &Config, models: Value) -> Value {
+    match models {
+        Value::Array(a) => Value::Array(
+            a.into_iter()
+                .filter(|m| {
+                    cfg.allowed_models
+                        .allows(m["id"].as_str().unwrap_or_default())
+                })
+                .collect(),
+        ),
+        v => v,
+    }
 }

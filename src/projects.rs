@@ -4,6 +4,7 @@ use crate::azure::{blob_client, random_bytes};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::templates;
+use open_replit_core::quota::RateKind;
 use open_replit_core::store::project::{ProjectMeta, Projects};
 use open_replit_core::store::Transport;
 use serde::Deserialize;
@@ -37,6 +38,9 @@ pub async fn list(env: &Env) -> Result<Response, ApiError> {
 }
 
 pub async fn create(mut req: Request, env: &Env) -> Result<Response, ApiError> {
+    let user = crate::quota::request_user(&req);
+    let cfg = Config::from_env(env);
+    crate::quota::hit(env, &cfg, &user, RateKind::Project).await?;
     let text = req.text().await?;
     let body: CreateProject = if text.trim().is_empty() {
         CreateProject::default()
@@ -60,7 +64,6 @@ pub async fn create(mut req: Request, env: &Env) -> Result<Response, ApiError> {
             "name is longer than 100 characters".into(),
         ));
     }
-    let cfg = Config::from_env(env);
     let blob = blob_client(&cfg)?;
     blob.ensure_container().await?;
     let meta = ProjectMeta {

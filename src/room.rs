@@ -34,7 +34,8 @@ impl DurableObject for ProjectRoom {
             if let Ok(Some(o)) = req.headers().get("origin") {
                 self.room.set_kv("origin", &o)?;
             }
-            return self.room.accept_socket(&req, project_id, &url);
+            let user = crate::quota::room_user(&req);
+            return self.room.accept_socket(&req, project_id, &url, &user);
         }
         if rest == "/pty" {
             return Ok(
@@ -56,6 +57,21 @@ impl DurableObject for ProjectRoom {
         message: WebSocketIncomingMessage,
     ) -> Result<()> {
         let text = match message {
+            // A frame far past the message cap is refused before it is parsed.
+            WebSocketIncomingMessage::String(s)
+                if s.len() > self.room.config().max_message_bytes + 4096 =>
+            {
+                return send_transient(
+                    &ws,
+                    ServerEvent::Error {
+                        message: format!(
+                            "the frame is {} bytes; a message may be at most {} bytes",
+                            s.len(),
+                            self.room.config().max_message_bytes
+                        ),
+                    },
+                )
+            }
             WebSocketIncomingMessage::String(s) => s,
             WebSocketIncomingMessage::Binary(_) => {
                 return send_transient(
@@ -78,7 +94,13 @@ impl DurableObject for ProjectRoom {
                         },
                     );
                 }
-                crate::agent::submit(&self.room, text, model).await;
+                let user = self.room.socket_user(&ws);
+                if let Err(message) =
+                    crate::quota::admit_message(&self.room, &user, &text, model.as_deref()).await
+                {
+                    return send_transient(&ws, ServerEvent::Error { message });
+                }
+                crate::agent::submit(&self.room, text, model, user).await;
                 Ok(())
             }
             Ok(ClientMsg::Stop) => {

@@ -25,11 +25,14 @@ const COMPACT_EVERY: u64 = 500;
 const LOG_FLUSH_MS: f64 = 500.0;
 /// Rows per INSERT statement (two bound values each).
 const LOG_ROWS_PER_INSERT: usize = 40;
+/// The tag prefix naming a socket's user.
+const USER_TAG: &str = "user:";
 
 /// The state of one project's `ProjectRoom`, shared (behind an `Rc`) by the work a request
 /// starts, which can outlive the request (a turn, a streamed terminal answer).
 pub struct Room {
     state: State,
+    env: Env,
     config: Config,
     seq: Cell<u64>,
     turns: TurnQueue,
@@ -40,8 +43,9 @@ pub struct Room {
     pending: RefCell<Vec<(u64, String, f64)>>,
 }
 
-/// One queued chat message: its text and the model it asked for.
-pub type QueuedMessage = (String, Option<String>);
+/// One queued chat message: its text, the model it asked for, and the user who sent it (who
+/// pays for its turn).
+pub type QueuedMessage = (String, Option<String>, String);
 
 /// Who runs: at most one turn at a time, later messages wait in order, and a stop request
 /// reaches the running turn at its next await point.
@@ -87,6 +91,7 @@ impl Room {
         TurnLog::new(sql).create_schema();
         let room = Room {
             state,
+            env: env.clone(),
             // Vars and secrets are fixed for an object's lifetime (changing them starts new
             // objects), so they are read once.
             config: Config::from_env(env),
@@ -100,6 +105,11 @@ impl Room {
 
     pub fn config(&self) -> &Config {
         &self.config
+    }
+
+    /// The Worker's bindings (the `UserQuota` objects turns reserve their spending with).
+    pub fn env(&self) -> &Env {
+        &self.env
     }
 
     /// The turns and the model's history, stored beside the event log.
@@ -137,6 +147,15 @@ impl Room {
         Ok(())
     }
 
+    /// The user a socket was opened by (`local` for one opened before users existed).
+    pub fn socket_user(&self, ws: &WebSocket) -> String {
+        self.state
+            .get_tags(ws)
+            .iter()
+            .find_map(|t| t.strip_prefix(USER_TAG).map(String::from))
+            .unwrap_or_else(|| "local".to_string())
+    }
+
     /// How many sockets are connected (people watching the project).
     pub fn sockets(&self) -> usize {
         self.state.get_websockets().len()
@@ -144,11 +163,11 @@ impl Room {
 
     // ---- the turn queue ----
 
-    /// Admits a chat message: it runs now, or waits behind the running turn.
-    pub fn admit(&self, text: &str, model: Option<String>) -> Admission {
+    /// Admits a chat message of `user`: it runs now, or waits behind the running turn.
+    pub fn admit(&self, text: &str, model: Option<String>, user: &str) -> Admission {
         if self.turns.running.get() {
             let mut q = self.turns.waiting.borrow_mut();
-            q.push_back((text.to_string(), model));
+            q.push_back((text.to_string(), model, user.to_string()));
             return Admission::Queued(q.len());
         }
         self.turns.running.set(true);
@@ -165,6 +184,11 @@ impl Room {
             self.turns.running.set(false);
         }
         next
+    }
+
+    /// How many messages wait behind the running turn.
+    pub fn queued(&self) -> usize {
+        self.turns.waiting.borrow().len()
     }
 
     /// Whether an agent turn is running (the VM's working copy then holds its unsaved files).
@@ -197,8 +221,14 @@ impl Room {
 
     // ---- the event log and the sockets ----
 
-    /// Accepts a WebSocket and replays the log after `?since=` to it.
-    pub fn accept_socket(&self, req: &Request, project_id: &str, url: &Url) -> Result<Response> {
+    /// Accepts a WebSocket of `user` and replays the log after `?since=` to it.
+    pub fn accept_socket(
+        &self,
+        req: &Request,
+        project_id: &str,
+        url: &Url,
+        user: &str,
+    ) -> Result<Response> {
         let is_upgrade = req
             .headers()
             .get("upgrade")?
@@ -211,7 +241,9 @@ impl Room {
             .find(|(k, _)| k == "since")
             .and_then(|(_, v)| v.parse().ok());
         let pair = WebSocketPair::new()?;
-        self.state.accept_web_socket(&pair.server);
+        // The user rides on the socket as a tag, which survives hibernation.
+        self.state
+            .accept_websocket_with_tags(&pair.server, &[&format!("{USER_TAG}{user}")]);
         // Everything below runs without an await, so no event can be emitted between the replay
         // and the socket joining the live broadcast: nothing is lost or sent twice.
         self.flush_log()?;

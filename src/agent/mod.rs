@@ -7,6 +7,7 @@ mod model;
 mod tools;
 
 use crate::azure::blob_client;
+use crate::quota::{self, Payer, StepBlock};
 use crate::room_state::{Admission, Room};
 use crate::step::Step;
 use crate::vm::Vm;
@@ -27,13 +28,13 @@ use worker::console_error;
 const SHOWN_RESULT_BYTES: usize = 4_000;
 
 /// Starts a turn for `text`, or queues it behind the running one; runs the queue dry.
-pub async fn submit(room: &Rc<Room>, text: String, model: Option<String>) {
-    match room.admit(&text, model.clone()) {
+pub async fn submit(room: &Rc<Room>, text: String, model: Option<String>, user: String) {
+    match room.admit(&text, model.clone(), &user) {
         Admission::Queued(position) => room.emit(ServerEvent::Queued { text, position }),
         Admission::RunNow => {
-            let mut next = Some((text, model));
-            while let Some((t, m)) = next {
-                run_turn(room, t, m).await;
+            let mut next = Some((text, model, user));
+            while let Some((t, m, u)) = next {
+                run_turn(room, t, m, &u).await;
                 next = room.next_turn();
             }
         }
@@ -59,7 +60,7 @@ impl Ending {
     }
 }
 
-async fn run_turn(room: &Room, text: String, model: Option<String>) {
+async fn run_turn(room: &Room, text: String, model: Option<String>, user: &str) {
     let log = room.turn_log();
     let model = model
         .filter(|m| !m.trim().is_empty())
@@ -70,7 +71,7 @@ async fn run_turn(room: &Room, text: String, model: Option<String>) {
         text: text.clone(),
         model: model.clone(),
     });
-    let ending = turn_body(room, turn_id, &text, model).await;
+    let ending = turn_body(room, turn_id, &text, model, user).await;
     log.finish(turn_id, ending.end, &ending.usage, ending.checkpoint);
     room.emit(ServerEvent::TurnFinished {
         turn_id,
@@ -81,9 +82,13 @@ async fn run_turn(room: &Room, text: String, model: Option<String>) {
     });
 }
 
-async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String) -> Ending {
+async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String, user: &str) -> Ending {
     let cfg = room.config();
-    let providers = cfg.llm.providers();
+    // The user's own key when they stored one (and then only it), else the operator's.
+    let (providers, payer) = match crate::quota::providers_for(room, user).await {
+        Ok(p) => p,
+        Err(m) => return Ending::error(m),
+    };
     if providers.is_empty() {
         return Ending {
             message: cfg.llm.status().setup_hint,
@@ -112,6 +117,7 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String) -> Endi
         turn_id,
         providers: &providers,
         vm: vm.as_ref(),
+        payer: &payer,
     };
     let (mut end, mut message) = run.drive(&mut turn, &mut work).await;
     // Verify and fix: when the turn changed files, check that the app really runs; failures go
@@ -201,6 +207,7 @@ struct TurnRun<'a> {
     turn_id: u64,
     providers: &'a [Provider],
     vm: Option<&'a Vm>,
+    payer: &'a Payer,
 }
 
 impl TurnRun<'_> {
@@ -217,7 +224,32 @@ impl TurnRun<'_> {
                 Err(e) => return (TurnEnd::Error, Some(e.to_string())),
             };
             let body = serde_json::to_string(&req).unwrap_or_default();
-            let outcome = match stream_step(room, self.providers, self.turn_id, &body).await {
+            let (p, id) = (self.payer, self.turn_id);
+            let grant = match quota::before_step(
+                room,
+                p,
+                self.providers,
+                id,
+                &req.model,
+                body.len(),
+                req.max_tokens,
+            )
+            .await
+            {
+                Ok(g) => g,
+                Err(StepBlock::Stopped) => {
+                    turn.cancel("stopped by the user", "");
+                    return (TurnEnd::Stopped, None);
+                }
+                Err(StepBlock::Refused(m)) => {
+                    turn.cancel(&m, "");
+                    return (TurnEnd::Error, Some(m));
+                }
+            };
+            let result = stream_step(room, self.providers, self.turn_id, &body).await;
+            let usage = result.as_ref().ok().and_then(|o| o.usage);
+            quota::after_step(room, p, grant, usage.as_ref()).await;
+            let outcome = match result {
                 Ok(o) => o,
                 Err(StepError::Stopped { partial }) => {
                     turn.cancel("stopped by the user", &partial);

@@ -258,3 +258,18 @@ export function ptyUrl(id: string, session: string, cols: number, rows: number):
   u.searchParams.set("rows", String(rows));
   return u.toString();
 }
+
+/** `GET /api/quota`: the signed-in person's spending today and whether they stored a key. */
+export interface QuotaStatus {
+  user: string;
+  spent_today: number;
+  byok_spent_today: number;
+  daily_cap: number | null;
+  steps_in_flight: number;
+  /** The key itself never comes back; only whether one is set and its last four characters. */
+  key: { set: boolean; last4: string | null };
+}
+export const getQuota = (): Promise<QuotaStatus> => getJson("/api/quota");
+export const saveOwnKey = (key: string): Promise<QuotaStatus["key"]> =>
+  call("PUT", "/api/quota/key", JSON.stringify({ key }), { "content-type": "application/json" });
+export const removeOwnKey = (): Promise<QuotaStatus["key"]> => call("DELETE", "/api/quota/key");

@@ -2,6 +2,7 @@
 
 import { createProject, getConfig, listProjects, listTemplates, type ProjectMeta } from "./api";
 import { el, timeAgo } from "./dom";
+import { usagePanel } from "./settings";
 
 export const FIRST_PROMPT_KEY = "first-prompt:";
 
@@ -49,7 +50,7 @@ export async function renderHome(app: HTMLElement): Promise<void> {
   });
   const listEl = el("ul", { class: "project-list", id: "projects", "aria-label": "Projects" }, el("li", { class: "muted" }, "Loading…"));
   const setup = el("div");
-  app.replaceChildren(setup, form, el("section", { class: "card", "aria-labelledby": "projects-h" }, el("h2", { id: "projects-h" }, "Your projects"), listEl));
+  app.replaceChildren(setup, form, el("section", { class: "card", "aria-labelledby": "projects-h" }, el("h2", { id: "projects-h" }, "Your projects"), listEl), usagePanel());
   prompt.focus();
 
   void getConfig()

@@ -13,6 +13,7 @@ pub mod llm_config;
 pub mod manifest;
 pub mod paths;
 pub mod protocol;
+pub mod quota;
 pub mod relay;
 pub mod store;
 pub mod template;

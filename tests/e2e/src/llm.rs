@@ -167,6 +167,10 @@ struct Inner {
     script: VecDeque<Reply>,
     recorded: Vec<Recorded>,
     models: Vec<String>,
+    /// OpenRouter-style `pricing` objects by model id, served in `/models`.
+    prices: std::collections::HashMap<String, Value>,
+    /// The `Authorization` header of every `/models` request, in order.
+    models_auth: Vec<Option<String>>,
 }
 
 /// Handle to a running scripted server; it stops when dropped.
@@ -216,6 +220,35 @@ impl ScriptedLlm {
         self.lock().recorded.clone()
     }
 
+    /// Lists `model` in `/models` with OpenRouter's price fields (USD per token, as decimal
+    /// strings) and a completion-token limit, as OpenRouter's list does.
+    pub fn set_price(
+        &self,
+        model: &str,
+        prompt: f64,
+        completion: f64,
+        request: f64,
+        max_completion: u64,
+    ) {
+        let mut g = self.lock();
+        if !g.models.iter().any(|m| m == model) {
+            g.models.push(model.to_string());
+        }
+        g.prices.insert(
+            model.to_string(),
+            json!({
+                "pricing": {"prompt": prompt.to_string(), "completion": completion.to_string(), "request": request.to_string()},
+                "context_length": 128000,
+                "top_provider": {"max_completion_tokens": max_completion}
+            }),
+        );
+    }
+
+    /// The `Authorization` header each `/models` request carried.
+    pub fn models_authorizations(&self) -> Vec<Option<String>> {
+        self.lock().models_auth.clone()
+    }
+
     pub fn remaining(&self) -> usize {
         self.lock().script.len()
     }
@@ -225,16 +258,27 @@ impl ScriptedLlm {
     }
 }
 
-async fn models(State(inner): State<Arc<Mutex<Inner>>>) -> Json<Value> {
-    let models = inner
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
+async fn models(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) -> Json<Value> {
+    let mut g = inner.lock().unwrap_or_else(|p| p.into_inner());
+    let auth = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .map(String::from);
+    g.models_auth.push(auth);
+    let data: Vec<Value> = g
         .models
-        .clone();
-    Json(json!({
-        "object": "list",
-        "data": models.iter().map(|m| json!({"id": m, "object": "model", "owned_by": "scripted"})).collect::<Vec<_>>()
-    }))
+        .iter()
+        .map(|m| {
+            let mut v = json!({"id": m, "object": "model", "owned_by": "scripted"});
+            if let Some(Value::Object(extra)) = g.prices.get(m) {
+                for (k, x) in extra {
+                    v[k] = x.clone();
+                }
+            }
+            v
+        })
+        .collect();
+    Json(json!({"object": "list", "data": data}))
 }
 
 async fn completions(

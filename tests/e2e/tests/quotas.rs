@@ -346,3 +346,63 @@ async fn a_byok_users_requests_carry_their_key_and_never_the_operators() {
     );
     assert_eq!(completions(&stack).len(), 1);
 }
+
+#[tokio::test]
+async fn rate_limits_on_projects_turns_and_requests_answer_with_when_to_retry() {
+    let stack = Stack::start(opts(&[
+        ("RATE_PROJECTS_PER_HOUR", "2"),
+        ("RATE_TURNS_PER_HOUR", "1"),
+        ("RATE_REQUESTS_PER_MIN", "4"),
+    ]))
+    .await
+    .unwrap();
+    let llm = stack.llm.as_ref().unwrap();
+    let id = stack.create_project("rate 1", "frontend").await.unwrap();
+    stack.create_project("rate 2", "frontend").await.unwrap();
+    let r = stack
+        .http
+        .post(format!("{}/projects", stack.worker_url))
+        .json(&json!({"name": "rate 3"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    let v: Value = r.json().await.unwrap();
+    let m = v["error"]["message"].as_str().unwrap();
+    assert!(
+        m.contains("too many new projects: at most 2 per hour"),
+        "{v}"
+    );
+    assert!(m.contains("try again in"), "{v}");
+
+    // The socket is request 1 of 4 this minute.
+    let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None)
+        .await
+        .unwrap();
+    llm.push(costing("one", 0.0));
+    say(&mut ws, "first", None).await;
+    let (fin, _) = ws.until("turn_finished").await.unwrap();
+    assert_eq!(fin["end"], "done", "{fin}");
+    say(&mut ws, "second", None).await;
+    let m = next_error(&mut ws).await;
+    assert!(
+        m.contains("too many chat messages: at most 1 per hour"),
+        "{m}"
+    );
+    assert_eq!(completions(&stack).len(), 1);
+
+    // Requests 2-4 pass, the fifth in the same minute is refused.
+    let files = format!("/projects/{id}/files");
+    for _ in 0..3 {
+        assert_eq!(stack.get_json(&files).await.unwrap().0, 200);
+    }
+    let (status, v) = stack.get_json(&files).await.unwrap();
+    assert_eq!(status, 429, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("too many requests"),
+        "{v}"
+    );
+}

@@ -46,6 +46,14 @@ if [ -z "$(devvar VM_API_SECRET)" ]; then
   mv "$DEV_VARS.tmp" "$DEV_VARS"
   chmod 600 "$DEV_VARS"
 fi
+# So is the key that seals people's own OpenRouter keys at rest.
+if [ -z "$(devvar KEY_ENCRYPTION_SECRET)" ]; then
+  secret="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+  grep -v '^KEY_ENCRYPTION_SECRET=' "$DEV_VARS" > "$DEV_VARS.tmp" || true
+  echo "KEY_ENCRYPTION_SECRET=$secret" >> "$DEV_VARS.tmp"
+  mv "$DEV_VARS.tmp" "$DEV_VARS"
+  chmod 600 "$DEV_VARS"
+fi
 
 # The watcher reads from a pipe whose write end only this script holds: the services report
 # their session ids into it, and when it closes (this script exiting by any means, SIGKILL

@@ -88,6 +88,10 @@ async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError
                 open_replit_core::quota::RateKind::Request,
             )
             .await?;
+            // The room pays and rates by this header: it names whom the Worker says is calling,
+            // never what the client sent.
+            let mut req = req.clone_mut()?;
+            req.headers_mut()?.set(quota::USER_HEADER, &user)?;
             let stub = env.durable_object("PROJECT_ROOM")?.get_by_name(id)?;
             Ok(stub.fetch_with_request(req).await?)
         }

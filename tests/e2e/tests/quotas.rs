@@ -145,6 +145,50 @@ async fn twenty_parallel_turns_never_spend_more_than_the_cap_plus_one_step() {
     let (fin, _) = sockets[0].until("turn_finished").await.unwrap();
     assert_eq!(fin["end"], "error", "{fin}");
     assert_eq!(completions(&stack).len(), before);
+    // Claiming to be someone else in the header does not open a fresh budget: the Worker
+    // names the user, never the client.
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+    let mut r = format!(
+        "{}/projects/{}/ws",
+        stack.worker_url.replacen("http", "ws", 1),
+        ids[1]
+    )
+    .into_client_request()
+    .unwrap();
+    r.headers_mut()
+        .insert("x-or-user", "someone-else".parse().unwrap());
+    let (mut spoof, _) = tokio_tungstenite::connect_async(r).await.unwrap();
+    spoof
+        .send(Message::Text(
+            json!({"type": "user_message", "text": "free?"})
+                .to_string()
+                .into(),
+        ))
+        .await
+        .unwrap();
+    let fin = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Some(Ok(m)) = spoof.next().await {
+            if let Message::Text(t) = m {
+                let v: Value = serde_json::from_str(&t).unwrap();
+                if v["type"] == "turn_finished" {
+                    return v;
+                }
+            }
+        }
+        panic!("the socket closed before the turn finished")
+    })
+    .await
+    .expect("turn_finished within 60 s");
+    assert_eq!(fin["end"], "error", "{fin}");
+    assert!(
+        fin["message"]
+            .as_str()
+            .unwrap()
+            .contains("spending limit is reached"),
+        "{fin}"
+    );
+    assert_eq!(completions(&stack).len(), before);
 }
 
 #[tokio::test]

@@ -184,7 +184,7 @@ pub async fn handle(
                 .head(id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?;
-            vm.sync(id, &head.manifest).await?;
+            crate::changes::sync(room, &vm, id, &head.manifest).await?;
             let started =
                 crate::preview::start(room, &vm, id, &head.manifest, *action == "restart", None)
                     .await?;

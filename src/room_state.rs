@@ -38,6 +38,20 @@ pub struct Room {
     /// token. Any other event, a replay, and the end of a turn write them first.
     /// Each is (seq, body, when it was sent in ms).
     pending: RefCell<Vec<(u64, String, f64)>>,
+    /// The one debounced save of what shells changed on the VM, shared by every terminal of
+    /// the project (two open terminals must not run two saves of the same changes).
+    terminal_save: Cell<SaveState>,
+}
+
+/// Where the project's terminal save stands.
+#[derive(Clone, Copy, PartialEq, Default)]
+pub enum SaveState {
+    #[default]
+    Idle,
+    /// A save is waiting or running.
+    Busy,
+    /// Another `changed` came while busy: save once more after.
+    Again,
 }
 
 /// One queued chat message: its text and the model it asked for.
@@ -73,6 +87,11 @@ struct EventRow {
 }
 
 impl Room {
+    /// The project's terminal-save state (see [`SaveState`]).
+    pub fn terminal_save(&self) -> &Cell<SaveState> {
+        &self.terminal_save
+    }
+
     /// Opens the room's storage; `IF NOT EXISTS` makes this idempotent across wake-ups.
     pub fn new(state: State, env: &Env) -> Room {
         let sql = state.storage().sql();
@@ -93,6 +112,7 @@ impl Room {
             seq: Cell::new(0),
             turns: TurnQueue::default(),
             pending: RefCell::new(Vec::new()),
+            terminal_save: Cell::new(SaveState::Idle),
         };
         room.seq.set(room.max_seq().unwrap_or(0));
         room

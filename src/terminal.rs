@@ -53,7 +53,7 @@ pub async fn handle<T: Transport>(
         .head(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?;
-    vm.sync(id, &head.manifest).await?;
+    crate::changes::sync(&room, &vm, id, &head.manifest).await?;
     let call_id = format!("terminal-{}", js_sys::Date::now() as u64);
     let (tx, rx) = mpsc::unbounded::<Vec<u8>>();
     let abort = RefCell::new(Some(AbortController::default()));

@@ -170,11 +170,12 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String) -> Endi
                 .await;
             if let Some(vm) = &vm {
                 // The VM runs exactly what storage holds.
-                if let Err(e) = vm.sync(&project_id, &cp.manifest).await {
-                    room.emit(ServerEvent::Status {
+                match vm.sync(&project_id, &cp.manifest).await {
+                    Ok(report) => crate::changes::announce_displaced(&room, &report),
+                    Err(e) => room.emit(ServerEvent::Status {
                         turn_id,
                         message: format!("could not sync the VM: {}", e.message()),
-                    });
+                    }),
                 }
             }
             Some(cp.info.n)

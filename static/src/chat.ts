@@ -299,6 +299,8 @@ export class ChatPanel {
           ...e.conflicts.map((c) => `${c.path}: ${c.reason}${c.saved_as ? ` (saved as ${c.saved_as})` : ""}`),
           ...e.skipped.map((f) => `${f.path}: not saved (${f.message || f.reason})`),
           ...(e.error ? [`The command's changes could not be saved yet: ${e.error}`] : []),
+          ...(e.displaced ?? []).map((p) => `${p}: removed from the VM's copy (never saved; storage has something else there)`),
+          ...(e.displaced_more ? [`…and ${e.displaced_more} more removed`] : []),
         ];
         if (lines.length) this.note(null, lines.join("\n"), "error-line workspace-notice");
         break;

@@ -34,6 +34,8 @@ export type ServerEvent = { seq: number } & (
       conflicts: { path: string; saved_as: string | null; reason: string }[];
       skipped: { path: string; reason: string; message?: string }[];
       error: string | null;
+      displaced?: string[];
+      displaced_more?: number;
     }
 );
 

@@ -145,6 +145,13 @@ pub enum ServerEvent {
         conflicts: Vec<crate::store::merge::FileConflict>,
         skipped: Vec<crate::vm_api::SkippedFile>,
         error: Option<String>,
+        /// Files a sync removed from the VM's working copy that were never saved (storage put
+        /// a file where they were, or a directory where the file was): listed so the person
+        /// knows; `displaced_more` counts those past the list.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        displaced: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        displaced_more: u64,
     },
     /// A message the server could not act on; the connection stays open.
     Error {
@@ -157,6 +164,10 @@ pub struct Envelope {
     pub seq: u64,
     #[serde(flatten)]
     pub event: ServerEvent,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Parses a client frame, turning serde's message into one a person can act on.

@@ -20,6 +20,7 @@
 //! | `GET …/processes/{name}/logs` | [`LogsQuery`] | [`LogsReply`], or with `follow` NDJSON of [`LogFollowEvent`] |
 //! | `GET /projects/{id}/browser-reports` | [`BrowserReportsQuery`] | [`BrowserReportsReply`] ([`BrowserReportEntry`]) |
 //! | `POST /projects/{id}/changes` | – | [`Changes`] |
+//! | `POST /projects/{id}/search` | [`SearchRequest`] | [`SearchReply`] ([`SearchMatch`]) |
 //! | every error | – | [`ErrorBody`] ([`ErrorDetail`]) |
 //!
 //! The exec reply may also carry one `changes` line ([`ExecEvent::Changes`]) right before `exit`.
@@ -459,6 +460,106 @@ impl BrowserReportsReply {
 }
 
 // ---------------------------------------------------------------------------------------------
+// POST /projects/{id}/search
+
+/// The body of `POST /projects/{id}/search`: a regex over the working copy's text files, with
+/// the project's `.gitignore` applied and `.git` skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// A regular expression (Rust `regex` syntax), matched against each line.
+    pub pattern: String,
+    /// A directory or file relative to the project root; absent searches the whole project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Only files whose path matches this glob, e.g. `*.tsx` or `src/**/*.py`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glob: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_case: bool,
+    /// Matches returned at most (the VM API's cap applies too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_matches: Option<u32>,
+}
+
+/// One matching line; `text` is cut at the VM API's per-line cap (ending in `…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchMatch {
+    pub path: String,
+    /// 1-based.
+    pub line: u64,
+    pub text: String,
+}
+
+/// Why a search stopped before it had looked everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchStop {
+    MaxMatches,
+    MaxFiles,
+    Time,
+}
+
+/// `POST /projects/{id}/search`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchReply {
+    /// In path order, then line order.
+    pub matches: Vec<SearchMatch>,
+    pub files_scanned: u64,
+    /// Files skipped as binary (a NUL byte) or larger than the cap.
+    #[serde(default)]
+    pub files_skipped: u64,
+    /// Set when a bound stopped the search early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<SearchStop>,
+}
+
+impl SearchReply {
+    /// The reply as the model reads it: `path:line: text` per match, then what was left out.
+    pub fn render(&self, pattern: &str) -> String {
+        let mut out: Vec<String> = self
+            .matches
+            .iter()
+            .map(|m| format!("{}:{}: {}", m.path, m.line, m.text))
+            .collect();
+        if out.is_empty() {
+            out.push(format!(
+                "no matches for {pattern:?} in {} file(s)",
+                self.files_scanned
+            ));
+        }
+        let mut note = match self.stopped {
+            Some(SearchStop::MaxMatches) => format!(
+                "[stopped at {} matches: narrow the pattern, or give `path` or `glob`]",
+                self.matches.len()
+            ),
+            Some(SearchStop::MaxFiles) => format!(
+                "[stopped after {} files: give `path` or `glob` to search the rest]",
+                self.files_scanned
+            ),
+            Some(SearchStop::Time) => format!(
+                "[stopped at the time limit after {} files: give `path` or `glob` to search the rest]",
+                self.files_scanned
+            ),
+            None => String::new(),
+        };
+        if self.files_skipped > 0 {
+            if !note.is_empty() {
+                note.push(' ');
+            }
+            note.push_str(&format!(
+                "[{} binary or very large file(s) not searched]",
+                self.files_skipped
+            ));
+        }
+        if !note.is_empty() {
+            out.push(note);
+        }
+        out.join("\n")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Changes made on the VM: POST /projects/{id}/changes, and the `changes` line of an exec
 
 /// A file a scan found added or modified; its content is object `sha256` in blob storage.
@@ -687,6 +788,33 @@ mod tests {
 
     // The literals below are what the VM API answered before these types existed (its `json!`
     // replies, keys in serde_json's sorted order), so a renamed or dropped field fails here.
+
+    #[test]
+    fn search_round_trip_and_render() {
+        let q: SearchRequest = round_trip(
+            r#"{"pattern":"use(State|Effect)","path":"src","glob":"*.tsx","ignore_case":true,"max_matches":20}"#,
+        );
+        assert!(q.ignore_case);
+        let q: SearchRequest = round_trip(r#"{"pattern":"x"}"#);
+        assert_eq!((q.path, q.glob, q.ignore_case), (None, None, false));
+        assert!(serde_json::from_str::<SearchRequest>(r#"{"pattern":"x","regex":true}"#).is_err());
+        let r: SearchReply = round_trip(
+            r#"{"matches":[{"path":"src/App.tsx","line":3,"text":"const [n, setN] = useState(0)"}],"files_scanned":12,"files_skipped":1,"stopped":"max_matches"}"#,
+        );
+        assert_eq!(
+            r.render("useState"),
+            "src/App.tsx:3: const [n, setN] = useState(0)\n[stopped at 1 matches: narrow the \
+             pattern, or give `path` or `glob`] [1 binary or very large file(s) not searched]"
+        );
+        let none: SearchReply = round_trip(r#"{"matches":[],"files_scanned":4,"files_skipped":0}"#);
+        assert_eq!(none.render("zz"), "no matches for \"zz\" in 4 file(s)");
+        let timed = SearchReply {
+            files_scanned: 9,
+            stopped: Some(SearchStop::Time),
+            ..Default::default()
+        };
+        assert!(timed.render("a").contains("time limit after 9 files"));
+    }
 
     #[test]
     fn health() {

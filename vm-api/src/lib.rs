@@ -16,6 +16,7 @@ pub mod procs;
 pub mod pty;
 pub mod routes;
 pub mod sandbox;
+pub mod search;
 pub mod state;
 pub mod sync;
 

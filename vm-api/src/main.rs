@@ -40,6 +40,7 @@ async fn main() -> anyhow::Result<()> {
     state.limits = Limits {
         output_cap_bytes: cfg.output_cap_bytes,
         exec_concurrency: cfg.exec_concurrency.max(1),
+        search: Default::default(),
     };
     state.pty.limits = cfg.pty_limits();
     state.preview_domain = cfg.preview_domain.trim_matches('.').to_ascii_lowercase();

@@ -16,6 +16,8 @@ pub struct Limits {
     pub output_cap_bytes: usize,
     /// Commands one project may run at once through `/exec`.
     pub exec_concurrency: usize,
+    /// What one `/search` may cost.
+    pub search: crate::search::SearchLimits,
 }
 
 impl Default for Limits {
@@ -23,6 +25,7 @@ impl Default for Limits {
         Limits {
             output_cap_bytes: 1024 * 1024,
             exec_concurrency: 4,
+            search: Default::default(),
         }
     }
 }

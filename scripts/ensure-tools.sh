@@ -49,7 +49,8 @@ fi
 missing=()
 command -v bwrap >/dev/null || missing+=(bubblewrap)
 command -v slirp4netns >/dev/null || missing+=(slirp4netns)
-if [ "${NEED_CHROMIUM:-0}" = 1 ]; then command -v chromium >/dev/null || missing+=(chromium); fi
+# chromium: the VM API's headless browser (the agent's check_preview) and the browser tests.
+command -v chromium >/dev/null || missing+=(chromium)
 if [ ${#missing[@]} -gt 0 ]; then
   log "installing Debian packages: ${missing[*]}"
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

@@ -10,6 +10,7 @@ pub mod deps;
 pub mod error;
 pub mod exec;
 pub mod fsafe;
+pub mod page_check;
 pub mod preview;
 pub mod process;
 pub mod procs;

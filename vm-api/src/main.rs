@@ -82,6 +82,9 @@ async fn main() -> anyhow::Result<()> {
         ports.push(addr.port());
         ports.extend(paddr.map(|a| a.port()));
     }
+    if let Ok(mut p) = state.preview_port.write() {
+        *p = paddr.map(|a| a.port());
+    }
     let state = Arc::new(state);
     let preview_addr = paddr
         .map(|a| a.to_string())

@@ -21,6 +21,7 @@
 //! | `GET /projects/{id}/browser-reports` | [`BrowserReportsQuery`] | [`BrowserReportsReply`] ([`BrowserReportEntry`]) |
 //! | `POST /projects/{id}/changes` | – | [`Changes`] |
 //! | `POST /projects/{id}/search` | [`SearchRequest`] | [`SearchReply`] ([`SearchMatch`]) |
+//! | `POST /projects/{id}/preview-check` | [`PreviewCheckRequest`] | [`PreviewCheckReply`] ([`PageProblem`]) |
 //! | every error | – | [`ErrorBody`] ([`ErrorDetail`]) |
 //!
 //! The exec reply may also carry one `changes` line ([`ExecEvent::Changes`]) right before `exit`.
@@ -560,6 +561,89 @@ impl SearchReply {
 }
 
 // ---------------------------------------------------------------------------------------------
+// POST /projects/{id}/preview-check
+
+/// The body of `POST /projects/{id}/preview-check`: load a page of the running preview in the
+/// VM host's headless browser and report what went wrong.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewCheckRequest {
+    /// The page, from `/` (a query may follow); absent is `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// One thing that went wrong on the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageProblem {
+    /// `exception` (uncaught error or rejection), `console` (`console.error`), `http` (a
+    /// response with status ≥ 400), `request_failed` (no response), `log` (the browser's own
+    /// error log).
+    pub kind: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url: String,
+}
+
+/// `POST /projects/{id}/preview-check`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewCheckReply {
+    /// The page loaded (its address without credentials).
+    pub url: String,
+    /// The page's HTTP status; absent when no response came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The page's `load` event fired.
+    pub loaded: bool,
+    /// Why navigation failed (e.g. `net::ERR_CONNECTION_REFUSED`), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub navigation_error: Option<String>,
+    pub problems: Vec<PageProblem>,
+    /// Requests to other origins, not made: the check loads only the preview.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
+}
+
+impl PreviewCheckReply {
+    /// The reply as the model reads it.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let status = self
+            .status
+            .map(|s| format!("HTTP {s}"))
+            .unwrap_or_else(|| "no response".into());
+        let load = if self.loaded {
+            "the page loaded"
+        } else {
+            "the page did not finish loading"
+        };
+        out.push(format!("{} → {status}, {load}", self.url));
+        if let Some(e) = &self.navigation_error {
+            out.push(format!("navigation failed: {e}"));
+        }
+        if self.problems.is_empty() {
+            out.push("no errors: no uncaught exceptions, console errors or failed requests".into());
+        } else {
+            out.push(format!("{} problem(s):", self.problems.len()));
+            for p in &self.problems {
+                if p.url.is_empty() {
+                    out.push(format!("- [{}] {}", p.kind, p.message));
+                } else {
+                    out.push(format!("- [{}] {} ({})", p.kind, p.message, p.url));
+                }
+            }
+        }
+        if !self.blocked.is_empty() {
+            out.push(format!(
+                "not checked (other origins are not loaded by the check): {}",
+                self.blocked.join(", ")
+            ));
+        }
+        out.join("\n")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // Changes made on the VM: POST /projects/{id}/changes, and the `changes` line of an exec
 
 /// A file a scan found added or modified; its content is object `sha256` in blob storage.
@@ -814,6 +898,32 @@ mod tests {
             ..Default::default()
         };
         assert!(timed.render("a").contains("time limit after 9 files"));
+    }
+
+    #[test]
+    fn preview_check_round_trip_and_render() {
+        let q: PreviewCheckRequest = round_trip(r#"{"path":"/items?x=1"}"#);
+        assert_eq!(q.path.as_deref(), Some("/items?x=1"));
+        let _: PreviewCheckRequest = round_trip("{}");
+        assert!(serde_json::from_str::<PreviewCheckRequest>(r#"{"url":"http://x/"}"#).is_err());
+        let r: PreviewCheckReply = round_trip(
+            r#"{"url":"http://p1.preview.localhost:8001/","status":200,"loaded":true,"problems":[{"kind":"exception","message":"Error: boom"},{"kind":"http","message":"HTTP 500","url":"http://p1.preview.localhost:8001/api/items"}],"blocked":["https://fonts.example/a.css"]}"#,
+        );
+        assert_eq!(
+            r.render(),
+            "http://p1.preview.localhost:8001/ → HTTP 200, the page loaded\n2 problem(s):\n\
+             - [exception] Error: boom\n- [http] HTTP 500 (http://p1.preview.localhost:8001/api/items)\n\
+             not checked (other origins are not loaded by the check): https://fonts.example/a.css"
+        );
+        let bad: PreviewCheckReply = round_trip(
+            r#"{"url":"http://p1.preview.localhost:8001/","loaded":false,"navigation_error":"net::ERR_EMPTY_RESPONSE","problems":[]}"#,
+        );
+        assert_eq!(
+            bad.render(),
+            "http://p1.preview.localhost:8001/ → no response, the page did not finish loading\n\
+             navigation failed: net::ERR_EMPTY_RESPONSE\nno errors: no uncaught exceptions, console \
+             errors or failed requests"
+        );
     }
 
     #[test]

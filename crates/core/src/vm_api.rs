@@ -357,6 +357,34 @@ pub struct LogsReply {
     pub lines: Vec<LogLine>,
 }
 
+impl LogsReply {
+    /// The log as the model reads it: a header with the process's status and port, then the
+    /// lines, stderr and the VM API's own notes marked.
+    pub fn render(&self, port: Option<u16>) -> String {
+        let status = match (self.status, self.exit_code) {
+            (ProcessStatus::Running, _) => "running".to_string(),
+            (ProcessStatus::Exited, Some(c)) => format!("exited with code {c}"),
+            (ProcessStatus::Exited, None) => "exited (killed by a signal)".to_string(),
+            (ProcessStatus::Stopped, _) => "stopped".to_string(),
+        };
+        let port = port.map(|p| format!(", port {p}")).unwrap_or_default();
+        let mut out = format!(
+            "== {}: {status}{port}, last {} line(s) ==",
+            self.name,
+            self.lines.len()
+        );
+        for l in &self.lines {
+            let mark = match l.stream {
+                LogStream::Stdout => "",
+                LogStream::Stderr => "[stderr] ",
+                LogStream::System => "[vm] ",
+            };
+            out.push_str(&format!("\n{mark}{}", l.line));
+        }
+        out
+    }
+}
+
 /// One line of `GET …/logs?follow=1` (NDJSON): the tail, then live lines, then `exit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -924,6 +952,37 @@ mod tests {
              navigation failed: net::ERR_EMPTY_RESPONSE\nno errors: no uncaught exceptions, console \
              errors or failed requests"
         );
+    }
+
+    #[test]
+    fn logs_render_for_the_model() {
+        let line = |seq, stream, text: &str| LogLine {
+            seq,
+            stream,
+            line: text.into(),
+            ts_ms: 0,
+        };
+        let r = LogsReply {
+            name: "api".into(),
+            status: ProcessStatus::Exited,
+            exit_code: Some(1),
+            lines: vec![
+                line(0, LogStream::Stdout, "starting"),
+                line(1, LogStream::Stderr, "ImportError: no module named x"),
+                line(2, LogStream::System, "[process exited with code 1]"),
+            ],
+        };
+        assert_eq!(
+            r.render(Some(8000)),
+            "== api: exited with code 1, port 8000, last 3 line(s) ==\nstarting\n[stderr] \
+             ImportError: no module named x\n[vm] [process exited with code 1]"
+        );
+        let r = LogsReply {
+            status: ProcessStatus::Running,
+            lines: vec![],
+            ..r
+        };
+        assert_eq!(r.render(None), "== api: running, last 0 line(s) ==");
     }
 
     #[test]

@@ -13,14 +13,16 @@ const PAGE: &str = r#"<!doctype html><html><head><title>t</title></head><body>
 <script>
 console.error("render failed:", "bad state");
 fetch("/api/missing").catch(() => {});
-fetch("http://127.0.0.1:9/elsewhere").catch(() => {});
+fetch("http://127.0.0.1:TRAP/elsewhere").catch(() => {});
+fetch("http://localhost:TRAP/again").catch(() => {});
+fetch("http://127.0.0.1:API/health").catch(() => {});
 throw new Error("boom on load");
 </script></body></html>"#;
 
-async fn start_site(st: &std::sync::Arc<vm_api::AppState>, project: &str) {
+async fn start_site(st: &std::sync::Arc<vm_api::AppState>, project: &str, page: &str) {
     let dir = st.project_dir(project);
     std::fs::create_dir_all(dir.join("dist")).unwrap();
-    std::fs::write(dir.join("dist/index.html"), PAGE).unwrap();
+    std::fs::write(dir.join("dist/index.html"), page).unwrap();
     std::fs::write(dir.join("dist/ok.html"), "<!doctype html><p>fine</p>").unwrap();
     let (s, v) = call_json(
         st,
@@ -46,8 +48,14 @@ async fn a_page_that_throws_on_load_is_reported() {
         panic!("chromium is required (scripts/ensure-tools.sh with NEED_CHROMIUM=1 installs it)");
     }
     let tmp = tempfile::tempdir().unwrap();
-    let (st, _api, _preview) = serve(state(&tmp)).await;
-    start_site(&st, "site").await;
+    let (st, api, _preview) = serve(state(&tmp)).await;
+    // A listener on the host's loopback that the page tries to reach, with the VM API itself.
+    let trap = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    trap.set_nonblocking(true).unwrap();
+    let page = PAGE
+        .replace("TRAP", &trap.local_addr().unwrap().port().to_string())
+        .replace("API", &api.port().to_string());
+    start_site(&st, "site", &page).await;
 
     let (s, v) = call_json(&st, "POST", "/projects/site/preview-check", json!({})).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -73,13 +81,21 @@ async fn a_page_that_throws_on_load_is_reported() {
     assert!(has("exception", "boom on load"), "{v}");
     assert!(has("console", "render failed: bad state"), "{v}");
     assert!(has("http", "/api/missing"), "{v}");
+    let blocked: Vec<&str> = v["blocked"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b.as_str().unwrap())
+        .collect();
+    for want in ["/elsewhere", "/again", "/health"] {
+        assert!(
+            blocked.iter().any(|b| b.ends_with(want)),
+            "{want} is reported as not made: {v}"
+        );
+    }
     assert!(
-        v["blocked"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|b| b.as_str().unwrap().contains("127.0.0.1:9/elsewhere")),
-        "the other origin was not reached: {v}"
+        trap.accept().is_err(),
+        "the page reached nothing on the host's loopback"
     );
 
     // A clean page has no problems.

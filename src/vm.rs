@@ -10,8 +10,9 @@ use open_replit_core::manifest::Manifest;
 use open_replit_core::store::Transport;
 use open_replit_core::vm_api::{
     BrowserReportsQuery, BrowserReportsReply, Changes, ErrorBody, ExecEvent, ExecExit, ExecRequest,
-    LogsQuery, LogsReply, ProcessInfo, ProcessList, ReadyQuery, ReadyReply, StartProcessRequest,
-    SyncReport, SyncRequest,
+    LogsQuery, LogsReply, PreviewCheckReply, PreviewCheckRequest, ProcessInfo, ProcessList,
+    ReadyQuery, ReadyReply, SearchReply, SearchRequest, StartProcessRequest, SyncReport,
+    SyncRequest,
 };
 use open_replit_core::vm_auth;
 use serde::de::DeserializeOwned;
@@ -309,6 +310,36 @@ impl Vm {
             &format!("/projects/{project}/browser-reports?{}", q.to_query()),
             None::<&()>,
             wait + SHORT,
+        )
+        .await
+    }
+
+    /// A bounded regex search over the project's working copy.
+    pub async fn search(
+        &self,
+        project: &str,
+        req: &SearchRequest,
+    ) -> Result<SearchReply, ApiError> {
+        self.call(
+            Method::Post,
+            &format!("/projects/{project}/search"),
+            Some(req),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    /// Loads a page of the preview in the VM host's headless browser and reports its errors.
+    pub async fn preview_check(
+        &self,
+        project: &str,
+        req: &PreviewCheckRequest,
+    ) -> Result<PreviewCheckReply, ApiError> {
+        self.call(
+            Method::Post,
+            &format!("/projects/{project}/preview-check"),
+            Some(req),
+            Duration::from_secs(60),
         )
         .await
     }

@@ -10,12 +10,14 @@ pub mod deps;
 pub mod error;
 pub mod exec;
 pub mod fsafe;
+pub mod page_check;
 pub mod preview;
 pub mod process;
 pub mod procs;
 pub mod pty;
 pub mod routes;
 pub mod sandbox;
+pub mod search;
 pub mod state;
 pub mod sync;
 

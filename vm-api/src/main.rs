@@ -41,6 +41,7 @@ async fn main() -> anyhow::Result<()> {
     state.limits = Limits {
         output_cap_bytes: cfg.output_cap_bytes,
         exec_concurrency: cfg.exec_concurrency.max(1),
+        search: Default::default(),
     };
     state.pty.limits = cfg.pty_limits();
     state.preview_domain = cfg.preview_domain.trim_matches('.').to_ascii_lowercase();
@@ -81,6 +82,9 @@ async fn main() -> anyhow::Result<()> {
     if let Ok(mut ports) = state.own_ports.write() {
         ports.push(addr.port());
         ports.extend(paddr.map(|a| a.port()));
+    }
+    if let Ok(mut p) = state.preview_port.write() {
+        *p = paddr.map(|a| a.port());
     }
     let state = Arc::new(state);
     let preview_addr = paddr

@@ -16,6 +16,8 @@ pub struct Limits {
     pub output_cap_bytes: usize,
     /// Commands one project may run at once through `/exec`.
     pub exec_concurrency: usize,
+    /// What one `/search` may cost.
+    pub search: crate::search::SearchLimits,
 }
 
 impl Default for Limits {
@@ -23,6 +25,7 @@ impl Default for Limits {
         Limits {
             output_cap_bytes: 1024 * 1024,
             exec_concurrency: 4,
+            search: Default::default(),
         }
     }
 }
@@ -49,6 +52,10 @@ pub struct AppState {
     pub deps: crate::deps::DepsCache,
     /// Interactive terminal sessions (see `pty`).
     pub pty: crate::pty::PtyManager,
+    /// Port of the preview listener, once it is bound (`page_check` loads pages through it).
+    pub preview_port: RwLock<Option<u16>>,
+    /// Headless browsers running at once (see `page_check`).
+    pub browser_slots: Semaphore,
     exec_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     sync_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -70,6 +77,8 @@ impl AppState {
             processes: crate::procs::ProcessManager::default(),
             preview_domain: "preview.localhost".into(),
             own_ports: RwLock::new(Vec::new()),
+            preview_port: RwLock::new(None),
+            browser_slots: Semaphore::new(2),
             exec_slots: Mutex::new(HashMap::new()),
             sync_locks: Mutex::new(HashMap::new()),
             shutdown: tokio::sync::watch::channel(false).0,

@@ -115,6 +115,18 @@ async fn a_turn_with_two_tool_steps_writes_a_checkpoint() {
         .iter()
         .any(|t| t["function"]["name"] == "edit_file"));
     assert_eq!(b0["messages"][0]["role"], "system");
+    // The system prompt is the backend template's: its layout, its checks, no frontend.
+    let system = b0["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("The project is the `backend` template")
+            && system.contains("\napp/main.py ")
+            && system.contains("  - pytest: `.venv/bin/python -m pytest -q`"),
+        "{system}"
+    );
+    assert!(
+        !system.contains("frontend/") && !system.contains("src/App.tsx"),
+        "{system}"
+    );
     let m2 = rec[2].body["messages"].as_array().unwrap();
     let tool_msgs: Vec<&Value> = m2.iter().filter(|m| m["role"] == "tool").collect();
     assert_eq!(tool_msgs.len(), 3);

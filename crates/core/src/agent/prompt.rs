@@ -545,9 +545,9 @@ mod tests {
             for m in &mentioned {
                 let ok = files.contains(m.as_str())
                     || dirs.contains(m)
-                    || generated.iter().any(|g| {
-                        m == g || m.starts_with(g.as_str()) && g.ends_with('/') || *m == g[..]
-                    });
+                    || generated
+                        .iter()
+                        .any(|g| m == g || g.ends_with('/') && m.starts_with(g.as_str()));
                 assert!(
                     ok,
                     "{name}: the prompt names {m}, which is not in the template\n{p}"

@@ -11,8 +11,10 @@ pub struct Config {
     pub azure_container: String,
     pub vm_api_url: String,
     pub vm_api_secret: Option<String>,
-    /// Model steps per agent turn (`AGENT_MAX_STEPS`).
+    /// Model steps in an agent turn's first part (`AGENT_MAX_STEPS`).
     pub agent_max_steps: Option<u32>,
+    /// Model steps in each verify-fix round (`AGENT_FIX_STEPS`).
+    pub agent_fix_steps: Option<u32>,
     /// Most files one project may hold (`MAX_PROJECT_FILES`; default 5,000).
     pub max_project_files: Option<usize>,
     /// Fix rounds after verification finds errors (`VERIFY_FIX_ROUNDS`; 0 turns it off).
@@ -59,6 +61,7 @@ impl Config {
                 .to_string(),
             vm_api_secret: get(env, "VM_API_SECRET"),
             agent_max_steps: get(env, "AGENT_MAX_STEPS").and_then(|v| v.parse().ok()),
+            agent_fix_steps: get(env, "AGENT_FIX_STEPS").and_then(|v| v.parse().ok()),
             max_project_files: get(env, "MAX_PROJECT_FILES").and_then(|v| v.parse().ok()),
             verify_fix_rounds: get(env, "VERIFY_FIX_ROUNDS")
                 .and_then(|v| v.parse().ok())

@@ -12,8 +12,9 @@ use crate::step::Step;
 use crate::vm::Vm;
 use crate::work::Work;
 use model::{stream_step, StepError};
-use open_replit_core::agent::prompt::system_prompt;
-use open_replit_core::agent::turn::{truncate_output, Next, Turn, TurnConfig};
+use open_replit_core::agent::turn::{
+    truncate_output, Next, Turn, TurnConfig, DEFAULT_FIX_ROUND_STEPS,
+};
 use open_replit_core::agent::verify;
 use open_replit_core::llm_config::Provider;
 use open_replit_core::manifest::Manifest;
@@ -102,11 +103,21 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String) -> Endi
         Err(e) => return Ending::error(format!("could not read the project: {e}")),
     };
     let vm = Vm::from_config(cfg).ok();
+    let template = match work.projects.meta(&project_id).await {
+        Ok(m) => m.template,
+        Err(e) => return Ending::error(format!("could not read the project: {e}")),
+    };
     let mut tc = TurnConfig::new(model);
     if let Some(n) = cfg.agent_max_steps {
-        tc.max_steps = n.max(1);
+        // One step to work and the last one to summarise.
+        tc.max_steps = n.max(2);
     }
-    let mut turn = Turn::new(tc, &system_prompt(), room.turn_log().history(), text);
+    let fix_steps = cfg
+        .agent_fix_steps
+        .unwrap_or(DEFAULT_FIX_ROUND_STEPS)
+        .max(2);
+    let prompt = crate::templates::system_prompt(&template);
+    let mut turn = Turn::new(tc, &prompt, room.turn_log().history(), text);
     let run = TurnRun {
         room,
         turn_id,
@@ -114,11 +125,17 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String) -> Endi
         vm: vm.as_ref(),
     };
     let (mut end, mut message) = run.drive(&mut turn, &mut work).await;
+    // A turn that ran out of steps is still verified: its fix rounds have budgets of their own,
+    // and it still ends as `step_cap` with its message when they succeed.
+    let capped = (end == TurnEnd::StepCap).then(|| message.clone());
     // Verify and fix: when the turn changed files, check that the app really runs; failures go
     // back to the model as a new step, up to VERIFY_FIX_ROUNDS times.
     let mut round = 0;
     let mut verified: Option<Manifest> = None;
-    while end == TurnEnd::Done && cfg.verify_fix_rounds > 0 && work.is_changed() {
+    while matches!(end, TurnEnd::Done | TurnEnd::StepCap)
+        && cfg.verify_fix_rounds > 0
+        && work.is_changed()
+    {
         let Some(vm) = vm.as_ref() else { break };
         let current = work.manifest();
         if verified.as_ref() == Some(&current) {
@@ -151,10 +168,14 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String) -> Endi
         }
         round += 1;
         let fix = verify::fix_request(&failures, round, cfg.verify_fix_rounds);
-        if turn.resume_with(&fix).is_err() {
+        if turn.resume_with(&fix, fix_steps).is_err() {
             break;
         }
         (end, message) = run.drive(&mut turn, &mut work).await;
+    }
+    if let (Some(cap_message), TurnEnd::Done) = (capped, end) {
+        end = TurnEnd::StepCap;
+        message = cap_message;
     }
     room.turn_log().append_history(turn.new_messages());
     let u = turn.usage();

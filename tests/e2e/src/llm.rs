@@ -337,9 +337,8 @@ impl Recorded {
         self.body["messages"]
             .as_array()
             .and_then(|ms| ms.iter().rfind(|m| m["role"] == "tool"))
-            .and_then(|m| m["content"].as_str())
+            .map(content_text)
             .expect("a tool result in the request")
-            .to_string()
     }
 }
 

@@ -190,3 +190,31 @@ async fn a_window_learned_from_a_400_and_no_marks_for_other_models_and_a_new_cha
         .status();
     assert_eq!(status, 200, "the files stay");
 }
+
+#[tokio::test]
+async fn the_model_picker_offers_the_configured_default_even_when_the_provider_lacks_it() {
+    let mut o = opts();
+    o.vars.push((
+        "DEFAULT_MODEL".into(),
+        "anthropic/not-on-this-server".into(),
+    ));
+    let stack = Stack::start(o).await.unwrap();
+    let (status, models) = stack.get_json("/api/models").await.unwrap();
+    assert_eq!(status, 200);
+    assert_eq!(
+        models["default"], "anthropic/not-on-this-server",
+        "{models}"
+    );
+    assert_eq!(
+        models["models"][0]["id"], "anthropic/not-on-this-server",
+        "{models}"
+    );
+    assert!(
+        models["models"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "scripted/model-a"),
+        "{models}"
+    );
+}

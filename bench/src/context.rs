@@ -52,10 +52,12 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     // The whole history at turn k: the first request's prompt (system, tools, request) plus
     // every later turn's request, written file, read-back file and answers, unstubbed.
     let base = rec[0].prompt_tokens;
+    // (The write's content counts as sent: a JSON-escaped argument.)
     let turn_content = |k: usize| {
-        let c = count_tokens(&component(k, 6_000));
+        let body = component(k, 6_000);
+        let write = json!({"path": format!("src/Panel{k}.tsx"), "content": body}).to_string();
         let req = if k == 1 { 0 } else { count_tokens(&request(k)) };
-        req + 2 * c + 60
+        req + count_tokens(&write) + count_tokens(&body) + 80
     };
     for k in [1, 10, 30] {
         let (s, e) = spans[k - 1];

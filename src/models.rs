@@ -19,14 +19,26 @@ struct Cached {
 
 thread_local! {
     static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+    /// The last failure and when: every turn asks for its model's limits, and a provider
+    /// without a working `/models` should not cost each of them a round of failed fetches.
+    static FAILED: RefCell<Option<(f64, String)>> = const { RefCell::new(None) };
 }
 const TTL_MS: f64 = 600_000.0;
+const FAILED_TTL_MS: f64 = 60_000.0;
 
 /// The model list of the first provider that answers, from the cache when it is fresh.
 pub async fn list(cfg: &Config) -> Result<(&'static str, Vec<ModelInfo>), String> {
     let now = js_sys::Date::now();
     if let Some(c) = CACHE.with(|c| c.borrow().clone().filter(|c| now - c.at < TTL_MS)) {
         return Ok((c.provider, c.models));
+    }
+    if let Some(e) = FAILED.with(|f| {
+        f.borrow()
+            .clone()
+            .filter(|(at, _)| now - at < FAILED_TTL_MS)
+            .map(|(_, e)| e)
+    }) {
+        return Err(e);
     }
     // The first provider that answers wins, in the same order turns use them.
     let mut errors = Vec::new();
@@ -45,7 +57,9 @@ pub async fn list(cfg: &Config) -> Result<(&'static str, Vec<ModelInfo>), String
             Err(e) => errors.push(format!("{}: {e}", p.name)),
         }
     }
-    Err(errors.join("; "))
+    let e = errors.join("; ");
+    FAILED.with(|f| *f.borrow_mut() = Some((now, e.clone())));
+    Err(e)
 }
 
 pub async fn handle(env: &Env) -> Result<Response, ApiError> {

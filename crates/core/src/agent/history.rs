@@ -51,6 +51,18 @@ mod tests {
     }
 
     #[test]
+    fn window_start_is_the_first_person_or_system_message() {
+        let msgs = vec![
+            parse(json!({"role": "assistant", "content": "a"})),
+            parse(json!({"role": "tool", "tool_call_id": "c1", "content": "ok"})),
+            parse(json!({"role": "user", "content": "u"})),
+        ];
+        assert_eq!(window_start(&msgs), 2);
+        assert_eq!(window_start(&msgs[2..]), 0);
+        assert_eq!(window_start(&msgs[..2]), 2);
+    }
+
+    #[test]
     fn a_window_of_only_tool_traffic_is_empty_and_a_clean_one_is_kept_whole() {
         let dangling = vec![parse(
             json!({"role": "tool", "tool_call_id": "c1", "content": "ok"}),

@@ -51,6 +51,7 @@ impl Config {
                 llm_base_url: get(env, "LLM_BASE_URL"),
                 llm_api_key: get(env, "LLM_API_KEY"),
                 default_model: get(env, "DEFAULT_MODEL"),
+                groq_model: get(env, "GROQ_MODEL"),
             },
             azure_connection_string: get(env, "AZURE_STORAGE_CONNECTION_STRING"),
             azure_container: get(env, "AZURE_STORAGE_CONTAINER")

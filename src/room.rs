@@ -85,6 +85,23 @@ impl DurableObject for ProjectRoom {
                 self.room.request_stop();
                 Ok(())
             }
+            Ok(ClientMsg::NewConversation) => {
+                // A running turn would append its messages after the mark.
+                if self.room.turn_running() {
+                    return send_transient(
+                        &ws,
+                        ServerEvent::Error {
+                            message: "a turn is running: wait for it to finish or stop it, \
+                                      then start a new chat"
+                                .into(),
+                        },
+                    );
+                }
+                let after_turn = self.room.turn_log().new_conversation();
+                self.room
+                    .emit(ServerEvent::ConversationReset { after_turn });
+                Ok(())
+            }
             Err(message) => send_transient(&ws, ServerEvent::Error { message }),
         }
     }

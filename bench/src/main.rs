@@ -2,6 +2,7 @@
 //! runs, each row beside its baseline from the same run where one exists. Never used as a test.
 
 mod agent;
+mod context;
 mod pty;
 mod storage;
 mod table;
@@ -48,6 +49,11 @@ async fn main() -> Result<()> {
     if on("agent") {
         if let Err(e) = agent::rows(&mut t).await {
             t.push(Row::new("agent streaming benchmarks", "FAILED".into()).note(format!("{e:#}")));
+        }
+    }
+    if on("context") {
+        if let Err(e) = context::rows(&mut t).await {
+            t.push(Row::new("context benchmarks", "FAILED".into()).note(format!("{e:#}")));
         }
     }
     if on("preview") {

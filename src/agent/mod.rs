@@ -3,6 +3,7 @@
 //! verify-and-fix rounds, then one checkpoint. The decisions themselves live in core's
 //! `agent::turn`.
 
+mod limits;
 mod model;
 mod tools;
 
@@ -11,7 +12,7 @@ use crate::room_state::{Admission, Room};
 use crate::step::Step;
 use crate::vm::Vm;
 use crate::work::Work;
-use model::{stream_step, StepError};
+use model::StepError;
 use open_replit_core::agent::turn::{
     truncate_output, Next, Turn, TurnConfig, DEFAULT_FIX_ROUND_STEPS,
 };
@@ -107,6 +108,8 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String) -> Endi
         Ok(m) => m.template,
         Err(e) => return Ending::error(format!("could not read the project: {e}")),
     };
+    let history = room.turn_log().history();
+    let ctx = limits::Context::new(cfg, &model, &history).await;
     let mut tc = TurnConfig::new(model);
     if let Some(n) = cfg.agent_max_steps {
         // One step to work and the last one to summarise.
@@ -117,8 +120,9 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String) -> Endi
         .unwrap_or(DEFAULT_FIX_ROUND_STEPS)
         .max(2);
     let prompt = crate::templates::system_prompt(&template);
-    let mut turn = Turn::new(tc, &prompt, room.turn_log().history(), text);
+    let mut turn = Turn::new(tc, &prompt, history.messages, text);
     let run = TurnRun {
+        ctx: &ctx,
         room,
         turn_id,
         providers: &providers,
@@ -178,12 +182,7 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String) -> Endi
         message = cap_message;
     }
     room.turn_log().append_history(turn.new_messages());
-    let u = turn.usage();
-    let usage = Usage {
-        prompt_tokens: u.prompt_tokens,
-        completion_tokens: u.completion_tokens,
-        cost: u.cost,
-    };
+    let usage = ctx.usage(turn.usage());
     let summary: String = text.lines().next().unwrap_or("").chars().take(80).collect();
     let checkpoint = match work.commit(&format!("agent: {summary}")).await {
         Ok(Some(cp)) => {
@@ -219,6 +218,8 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String) -> Endi
 
 /// What every step of one turn shares.
 struct TurnRun<'a> {
+    /// The token budget: every request goes through `ctx.send`.
+    ctx: &'a limits::Context,
     room: &'a Room,
     turn_id: u64,
     providers: &'a [Provider],
@@ -238,8 +239,11 @@ impl TurnRun<'_> {
                 Ok(r) => r,
                 Err(e) => return (TurnEnd::Error, Some(e.to_string())),
             };
-            let body = serde_json::to_string(&req).unwrap_or_default();
-            let outcome = match stream_step(room, self.providers, self.turn_id, &body).await {
+            let outcome = match self
+                .ctx
+                .send(room, self.providers, self.turn_id, &req)
+                .await
+            {
                 Ok(o) => o,
                 Err(StepError::Stopped { partial }) => {
                     turn.cancel("stopped by the user", &partial);

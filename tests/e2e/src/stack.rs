@@ -278,6 +278,8 @@ impl Stack {
             ("LLM_BASE_URL".into(), String::new()),
         ];
         if let Some(llm) = &self.llm {
+            // A model the scripted server lists (tests that need another name it per message).
+            vars.push(("DEFAULT_MODEL".into(), "scripted/model-a".into()));
             if opts.llm_as_fallback {
                 // Port 9 (discard) on loopback: nothing listens, connections are refused.
                 vars.push(("LLM_BASE_URL".into(), "http://127.0.0.1:9/v1".into()));

@@ -771,6 +771,7 @@ mod tests {
                 completion_tokens: 5,
                 total_tokens: 15,
                 cost: None,
+                prompt_tokens_details: None,
             }),
         }
     }

@@ -22,16 +22,15 @@ export const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-/** Starts the stack; resolves once it printed its URLs. `push(replies)` queues LLM replies.
- *  `env`: the stack's environment (default: this process's). */
-export async function startStack(scriptFile, vars = [], env = process.env) {
+/** Starts the stack; resolves once it printed its URLs. `push(replies)` queues LLM replies. */
+export async function startStack(scriptFile, vars = []) {
   const prebuilt = join(ROOT, "target/debug/stack");
   const extra = ["--script", scriptFile, ...vars.flatMap((v) => ["--var", v])];
   const [cmd, args] =
     process.env.STACK_PREBUILT && existsSync(prebuilt)
       ? [prebuilt, extra]
       : ["cargo", ["run", "-q", "-p", "e2e", "--bin", "stack", "--", ...extra]];
-  const child = spawn(cmd, args, { cwd: ROOT, env, stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(cmd, args, { cwd: ROOT, stdio: ["pipe", "pipe", "pipe"] });
   let stderr = "";
   child.stderr.on("data", (d) => {
     stderr += d;

@@ -7,9 +7,11 @@
 // request on to the real provider (or, with --ci, to the scripted model) and counts what each
 // answer used. Usage: see USAGE in table.mjs.
 
+import { randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ROOT, launchBrowser, startStack } from "../browser/harness.mjs";
+import { findKey } from "./leaks.mjs";
 import { startMeter } from "./meter.mjs";
 import { REQUESTS } from "./requests/index.mjs";
 import { todoTranscript } from "./scripted.mjs";
@@ -39,13 +41,15 @@ if (opts.help) {
   process.exit(0);
 }
 
+// The key lives in this process's memory only: no child (the stack, chromium) inherits it.
+// In CI mode a random canary plays the key, sent to the scripted model the same way, so the
+// leak scan at the end proves the real key's path.
+const key = opts.ci ? `sk-or-v1-eval-canary-${randomBytes(16).toString("hex")}` : process.env.OPENROUTER_API_KEY;
+for (const k of ["OPENROUTER_API_KEY", "GROQ_API_KEY", "LLM_API_KEY"]) delete process.env[k];
 const meter = await startMeter({
   upstream: opts.ci ? "" : process.env.OPENROUTER_BASE_URL || "https://openrouter.ai/api/v1",
-  key: opts.ci ? "" : process.env.OPENROUTER_API_KEY,
+  key,
 });
-// The stack (and through it wrangler, workerd and the VM API) never sees a key.
-const stackEnv = { ...process.env };
-for (const k of ["OPENROUTER_API_KEY", "GROQ_API_KEY", "LLM_API_KEY", "EVAL_MODELS"]) delete stackEnv[k];
 const vars = [
   "VERIFY_FIX_ROUNDS=", // empty: the Worker's own default (the stack binary turns it off)
   "LLM_BASE_URL=",
@@ -59,7 +63,7 @@ writeFileSync(emptyScript, "[]\n");
 log("starting the stack (Azurite, VM API, wrangler dev)");
 let stack;
 try {
-  stack = await startStack(emptyScript, vars, stackEnv);
+  stack = await startStack(emptyScript, vars);
 } catch (e) {
   log(`the stack did not start: ${e.message}`);
   await meter.close();
@@ -188,6 +192,7 @@ async function runOne(browser, req, model, { transcript, expectFail = false } = 
     r.finished = turn.end === "done" && !turn.timedOut;
     r.turnUsage = turn.usage;
     r.message = turn.message;
+    allEvents.push(...turn.events);
     if (turn.model) r.model = turn.model;
     r.usage = { ...meter.totals.since(before) };
     if (transcript) r.scriptedLeft = (await stack.remaining()).remaining;
@@ -219,7 +224,9 @@ async function runOne(browser, req, model, { transcript, expectFail = false } = 
 }
 
 const results = [];
+const allEvents = [];
 let status = 0;
+let leaks = [];
 const browser = await launchBrowser();
 try {
   if (opts.ci) {
@@ -233,6 +240,8 @@ try {
       for (const model of models) results.push(await runOne(browser, REQUESTS.find((q) => q.id === id), model));
     }
   }
+  // While every process of the stack (dev servers included) still runs.
+  leaks = findKey(key, { stateDir: stack.state_dir, events: allEvents, keyFromWorker: meter.keyFromWorker });
 } finally {
   await browser.close();
   await stack.stop();
@@ -255,13 +264,19 @@ mkdirSync(dirname(jsonFile), { recursive: true });
 writeFileSync(jsonFile, JSON.stringify(results, null, 2) + "\n");
 process.stdout.write(`results: ${jsonFile}\n`);
 
+if (leaks.length) {
+  process.stdout.write(`THE API KEY LEAKED to: ${leaks.join(", ")}\n`);
+  status = 1;
+}
 if (opts.ci) {
   const problems = ciProblems(results);
   if (problems.length) {
     process.stdout.write(`eval --ci FAILED:\n  ${problems.join("\n  ")}\n`);
     status = 1;
   } else {
-    process.stdout.write("eval --ci passed: the scripted todo app passed every column and the broken one was caught\n");
+    if (!leaks.length) {
+      process.stdout.write("eval --ci passed: the scripted todo app passed every column, the broken one was caught, the key leaked nowhere\n");
+    }
   }
 } else {
   process.stdout.write(`${results.filter(passed).length} of ${results.length} runs passed every column\n`);

@@ -78,7 +78,7 @@ const HOP = new Set(["host", "connection", "content-length", "transfer-encoding"
  */
 export async function startMeter({ upstream = "", key = "" } = {}) {
   const totals = new Totals();
-  const state = { upstream };
+  const state = { upstream, keyFromWorker: 0 };
   const server = createServer(async (req, res) => {
     const chunks = [];
     for await (const c of req) chunks.push(c);
@@ -88,6 +88,7 @@ export async function startMeter({ upstream = "", key = "" } = {}) {
     if (isChat) totals.steps += 1;
     const headers = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP.has(k)) headers[k] = v;
+    if (key && String(req.headers.authorization ?? "").includes(key)) state.keyFromWorker += 1;
     if (key) headers.authorization = `Bearer ${key}`;
     else if (req.headers.authorization) headers.authorization = req.headers.authorization;
     const abort = new AbortController();
@@ -159,6 +160,10 @@ export async function startMeter({ upstream = "", key = "" } = {}) {
   return {
     url: `http://127.0.0.1:${server.address().port}/v1`,
     totals,
+    /** Requests whose `Authorization` from the Worker already held the key (should stay 0). */
+    get keyFromWorker() {
+      return state.keyFromWorker;
+    },
     setUpstream(u) {
       state.upstream = u;
     },

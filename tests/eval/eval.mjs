@@ -14,7 +14,7 @@ import { ROOT, launchBrowser, startStack } from "../browser/harness.mjs";
 import { findKey } from "./leaks.mjs";
 import { startMeter } from "./meter.mjs";
 import { REQUESTS } from "./requests/index.mjs";
-import { todoTranscript } from "./scripted.mjs";
+import { referenceTranscript, todoTranscript } from "./scripted.mjs";
 import { steps } from "./smoke.mjs";
 import { USAGE, ciProblems, parseArgs, passed, table } from "./table.mjs";
 
@@ -44,10 +44,10 @@ if (opts.help) {
 // The key lives in this process's memory only: no child (the stack, chromium) inherits it.
 // In CI mode a random canary plays the key, sent to the scripted model the same way, so the
 // leak scan at the end proves the real key's path.
-const key = opts.ci ? `sk-or-v1-eval-canary-${randomBytes(16).toString("hex")}` : process.env.OPENROUTER_API_KEY;
+const key = opts.scripted ? `sk-or-v1-eval-canary-${randomBytes(16).toString("hex")}` : process.env.OPENROUTER_API_KEY;
 for (const k of ["OPENROUTER_API_KEY", "GROQ_API_KEY", "LLM_API_KEY"]) delete process.env[k];
 const meter = await startMeter({
-  upstream: opts.ci ? "" : process.env.OPENROUTER_BASE_URL || "https://openrouter.ai/api/v1",
+  upstream: opts.scripted ? "" : process.env.OPENROUTER_BASE_URL || "https://openrouter.ai/api/v1",
   key,
 });
 const vars = [
@@ -69,7 +69,7 @@ try {
   await meter.close();
   process.exit(2);
 }
-if (opts.ci) meter.setUpstream(stack.llm_url);
+if (opts.scripted) meter.setUpstream(stack.llm_url);
 const base = stack.worker_url;
 
 async function api(method, path, body, timeoutMs = 60_000) {
@@ -233,6 +233,10 @@ try {
     const todo = REQUESTS.find((q) => q.id === "todo");
     results.push(await runOne(browser, todo, SCRIPTED_MODEL, { transcript: todoTranscript() }));
     results.push(await runOne(browser, todo, SCRIPTED_MODEL, { transcript: todoTranscript({ broken: true }), expectFail: true }));
+  } else if (opts.references) {
+    for (const id of opts.requests) {
+      results.push(await runOne(browser, REQUESTS.find((q) => q.id === id), SCRIPTED_MODEL, { transcript: referenceTranscript(id) }));
+    }
   } else {
     let models = opts.models;
     if (!models.length) models = [(await api("GET", "/api/config")).llm.default_model];
@@ -268,14 +272,18 @@ if (leaks.length) {
   process.stdout.write(`THE API KEY LEAKED to: ${leaks.join(", ")}\n`);
   status = 1;
 }
-if (opts.ci) {
+if (opts.scripted) {
   const problems = ciProblems(results);
   if (problems.length) {
-    process.stdout.write(`eval --ci FAILED:\n  ${problems.join("\n  ")}\n`);
+    process.stdout.write(`eval ${opts.ci ? "--ci" : "--references"} FAILED:\n  ${problems.join("\n  ")}\n`);
     status = 1;
   } else {
     if (!leaks.length) {
-      process.stdout.write("eval --ci passed: the scripted todo app passed every column, the broken one was caught, the key leaked nowhere\n");
+      process.stdout.write(
+        opts.ci
+          ? "eval --ci passed: the scripted todo app passed every column, the broken one was caught, the key leaked nowhere\n"
+          : "eval --references passed: every reference app passed every column, the key leaked nowhere\n",
+      );
     }
   }
 } else {

@@ -46,3 +46,19 @@ export function todoTranscript({ broken = false } = {}) {
     { text: "Your todo app is ready: add todos and tick them off; they are saved in SQLite." },
   ];
 }
+
+/**
+ * The hand-written reference app of a request, written the way a model writes it: proof that
+ * the request's smoke script, its checks and the harness can all pass (`--references`).
+ */
+export function referenceTranscript(id) {
+  if (id === "todo") return todoTranscript();
+  const file = (name) => readFileSync(join(ROOT, "tests/eval/fixtures", id, name), "utf8");
+  return [
+    { text: `Plan: the ${id} reference app.\n`, tools: [["write_file", { path: "backend/app/main.py", content: file("main.py") }]] },
+    { tools: [["write_file", { path: "backend/tests/test_api.py", content: file("test_api.py") }]] },
+    { tools: [["write_file", { path: "frontend/src/App.tsx", content: file("App.tsx") }]] },
+    { tools: [["start_preview", {}]] },
+    { text: "Done: the app is running." },
+  ];
+}

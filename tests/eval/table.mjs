@@ -1,9 +1,11 @@
 // Pure parts of the evaluation: the command line, one run's verdict and the results table.
 // No I/O here, so table.test.mjs can hold every rule.
 
-export const USAGE = `usage: scripts/eval.sh [--ci] [--requests id,id] [--models id,id] [--timeout-min N] [--json FILE]
+export const USAGE = `usage: scripts/eval.sh [--ci | --references] [--requests id,id] [--models id,id] [--timeout-min N] [--json FILE]
   --ci           the todo request against the scripted model (no key needed), plus a broken
                  todo app that the harness must report as failed; exits 1 unless both hold
+  --references   each request's hand-written reference app on the scripted model (no key
+                 needed); exits 1 unless every one passes every column
   --requests     which requests (default: all): todo, habits, notes, kanban, shortener
   --models       OpenRouter model ids (default: $EVAL_MODELS, else the Worker's default model)
   --timeout-min  minutes one turn may take before it is stopped (default 20)
@@ -18,7 +20,7 @@ const splitList = (s) =>
 
 /** Parses argv (without node and the script) and the environment; throws on bad input. */
 export function parseArgs(argv, env, knownRequests) {
-  const o = { ci: false, requests: [], models: splitList(env.EVAL_MODELS), timeoutMin: 20, json: "" };
+  const o = { ci: false, references: false, scripted: false, requests: [], models: splitList(env.EVAL_MODELS), timeoutMin: 20, json: "" };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -27,6 +29,7 @@ export function parseArgs(argv, env, knownRequests) {
       return v;
     };
     if (a === "--ci") o.ci = true;
+    else if (a === "--references") o.references = true;
     else if (a === "--requests") o.requests = splitList(value());
     else if (a === "--models") {
       o.models = splitList(value());
@@ -43,10 +46,13 @@ export function parseArgs(argv, env, knownRequests) {
   for (const r of o.requests) {
     if (!knownRequests.includes(r)) throw new Error(`unknown request ${JSON.stringify(r)}; known: ${knownRequests.join(", ")}`);
   }
-  if (o.ci) {
-    if (o.requests.length && o.requests.join() !== "todo") throw new Error("--ci runs the todo request only");
-    if (o.modelsGiven) throw new Error("--ci runs the scripted model; --models is for real models");
-    o.requests = ["todo"];
+  if (o.ci && o.references) throw new Error("--ci and --references are two different runs; pick one");
+  if (o.ci || o.references) {
+    const flag = o.ci ? "--ci" : "--references";
+    if (o.ci && o.requests.length && o.requests.join() !== "todo") throw new Error("--ci runs the todo request only");
+    if (o.modelsGiven) throw new Error(`${flag} runs the scripted model; --models is for real models`);
+    o.scripted = true;
+    o.requests = o.ci ? ["todo"] : o.requests.length ? o.requests : [...knownRequests];
     o.models = [];
   } else {
     if (!env.OPENROUTER_API_KEY) throw new Error("OPENROUTER_API_KEY is not set: set it to measure real models, or pass --ci for the scripted model");

@@ -26,6 +26,12 @@ test("--ci runs the todo request on the scripted model, with or without a key", 
   assert.deepEqual(parseArgs(["--ci", "--requests", "todo"], {}, KNOWN).requests, ["todo"]);
 });
 
+test("--references plays every request's reference app (or the ones named) on the scripted model", () => {
+  const all = parseArgs(["--references"], {}, KNOWN);
+  assert.deepEqual([all.scripted, all.ci, all.requests, all.models], [true, false, KNOWN, []]);
+  assert.deepEqual(parseArgs(["--references", "--requests", "kanban"], {}, KNOWN).requests, ["kanban"]);
+});
+
 test("real runs need a key and take requests and models from the command line or EVAL_MODELS", () => {
   assert.throws(() => parseArgs([], {}, KNOWN), /OPENROUTER_API_KEY is not set.*--ci/);
   const all = parseArgs([], { OPENROUTER_API_KEY: KEY, EVAL_MODELS: " a/x , b/y ," }, KNOWN);
@@ -47,6 +53,8 @@ test("bad command lines get a clear error", () => {
   assert.throws(() => parseArgs(["--timeout-min", "0"], env, KNOWN), /--timeout-min/);
   assert.throws(() => parseArgs(["--ci", "--models", "a/b"], env, KNOWN), /--ci runs the scripted model/);
   assert.throws(() => parseArgs(["--ci", "--requests", "notes"], env, KNOWN), /--ci runs the todo request only/);
+  assert.throws(() => parseArgs(["--ci", "--references"], env, KNOWN), /pick one/);
+  assert.throws(() => parseArgs(["--references", "--models", "a/b"], env, KNOWN), /--references runs the scripted model/);
 });
 
 const good = () => ({

@@ -90,14 +90,24 @@ async function api(method, path, body, timeoutMs = 60_000) {
   return json;
 }
 
-/** Sends `text` on the project's socket and resolves with the turn's end (or a timeout). */
+/**
+ * Sends `text` on the project's socket and resolves with the turn's end (or a timeout). A
+ * socket that drops mid-turn is reopened with `?since=` the last event seen (the log replays
+ * what was missed), up to 5 times.
+ */
 function runTurn(id, text, model, timeoutMs) {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(`${base.replace(/^http/, "ws")}/projects/${id}/ws`);
+    let ws;
     let turnId = null;
     let stopped = false;
+    let sent = false;
+    let done = false;
+    let lastSeq = 0;
+    let reconnects = 0;
     const events = [];
     const finish = (v, err) => {
+      if (done) return;
+      done = true;
       clearTimeout(timer);
       clearTimeout(hard);
       try {
@@ -112,25 +122,40 @@ function runTurn(id, text, model, timeoutMs) {
     // minute to end before the harness gives up on it.
     const timer = setTimeout(() => {
       stopped = true;
-      log(`the turn passed ${Math.round(timeoutMs / 60000)} min: stopping it`);
-      ws.send(JSON.stringify({ type: "stop" }));
+      log(`the turn passed ${opts.timeoutMin} min: stopping it`);
+      try {
+        ws.send(JSON.stringify({ type: "stop" }));
+      } catch {
+        /* reconnecting; the hard deadline still holds */
+      }
     }, timeoutMs);
     const hard = setTimeout(() => finish(null, new Error("the turn did not end within a minute of being stopped")), timeoutMs + 60_000);
-    ws.onmessage = (m) => {
-      const e = JSON.parse(m.data);
-      if (e.type === "hello") ws.send(JSON.stringify({ type: "user_message", text, ...(model ? { model } : {}) }));
-      else if (e.type === "turn_started" && turnId === null) {
-        // A new project: the first turn is this message's.
-        turnId = e.turn_id;
-        model = e.model || model;
-      }
-      else if (e.type === "error" && turnId === null) finish(null, new Error(`the server refused the message: ${e.message}`));
-      else if (e.type === "status" && e.turn_id === turnId) log(`  status: ${e.message}`);
-      else if (e.type === "turn_finished" && e.turn_id === turnId) finish({ ...e, model, timedOut: stopped, events });
-      if (turnId !== null && e.turn_id === turnId) events.push(e);
+    const connect = () => {
+      ws = new WebSocket(`${base.replace(/^http/, "ws")}/projects/${id}/ws${sent ? `?since=${lastSeq}` : ""}`);
+      ws.onmessage = (m) => {
+        const e = JSON.parse(m.data);
+        if (e.seq > lastSeq) lastSeq = e.seq;
+        if (e.type === "hello" && !sent) {
+          sent = true;
+          ws.send(JSON.stringify({ type: "user_message", text, ...(model ? { model } : {}) }));
+        } else if (e.type === "turn_started" && turnId === null) {
+          // A new project: the first turn is this message's.
+          turnId = e.turn_id;
+          model = e.model || model;
+        } else if (e.type === "error" && turnId === null) finish(null, new Error(`the server refused the message: ${e.message}`));
+        else if (e.type === "status" && e.turn_id === turnId) log(`  status: ${e.message}`);
+        else if (e.type === "turn_finished" && e.turn_id === turnId) finish({ ...e, model, timedOut: stopped, events });
+        if (turnId !== null && e.turn_id === turnId) events.push(e);
+      };
+      ws.onclose = () => {
+        if (done) return;
+        if (!sent || reconnects >= 5) return finish(null, new Error("the project socket closed before the turn ended"));
+        reconnects += 1;
+        log(`  the socket closed mid-turn; reopening it (since=${lastSeq})`);
+        setTimeout(connect, 1000);
+      };
     };
-    ws.onerror = () => finish(null, new Error("the project socket failed"));
-    ws.onclose = () => finish(null, new Error("the project socket closed before the turn ended"));
+    connect();
   });
 }
 

@@ -16,7 +16,7 @@ import { startMeter } from "./meter.mjs";
 import { REQUESTS } from "./requests/index.mjs";
 import { referenceTranscript, todoTranscript } from "./scripted.mjs";
 import { steps } from "./smoke.mjs";
-import { USAGE, ciProblems, parseArgs, passed, table } from "./table.mjs";
+import { USAGE, ciProblems, estimateCost, parseArgs, passed, table } from "./table.mjs";
 
 const ARTIFACTS = join(ROOT, "test-artifacts/eval");
 const SCRIPTED_MODEL = "scripted/model-a";
@@ -220,6 +220,7 @@ async function runOne(browser, req, model, { transcript, expectFail = false } = 
     allEvents.push(...turn.events);
     if (turn.model) r.model = turn.model;
     r.usage = { ...meter.totals.since(before) };
+    if (!r.usage.costKnown) r.costEstimate = estimateCost(r.usage, pricing(r.model)) ?? undefined;
     if (transcript) r.scriptedLeft = (await stack.remaining()).remaining;
     log(`${name}: turn ended (${r.end}) after ${Math.round(r.wallMs / 1000)} s`);
 
@@ -250,6 +251,8 @@ async function runOne(browser, req, model, { transcript, expectFail = false } = 
 
 const results = [];
 const allEvents = [];
+/** The provider's `/models` prices of a model (real runs). */
+let pricing = () => undefined;
 let status = 0;
 let leaks = [];
 const browser = await launchBrowser();
@@ -265,6 +268,16 @@ try {
   } else {
     let models = opts.models;
     if (!models.length) models = [(await api("GET", "/api/config")).llm.default_model];
+    // The provider's prices, for answers that report no cost (through the meter, which holds
+    // the key; not counted as steps).
+    const prices = new Map();
+    try {
+      const listed = await (await fetch(`${meter.url}/models`, { signal: AbortSignal.timeout(30_000) })).json();
+      for (const m of listed.data ?? []) if (m.pricing) prices.set(m.id, m.pricing);
+    } catch (e) {
+      log(`no prices from the provider's /models (${e.message}); costs the answers do not report stay blank`);
+    }
+    pricing = (model) => prices.get(model);
     for (const id of opts.requests) {
       for (const model of models) results.push(await runOne(browser, REQUESTS.find((q) => q.id === id), model));
     }

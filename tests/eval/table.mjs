@@ -68,7 +68,22 @@ export function passed(r) {
 
 const yes = (v) => (v === true ? "yes" : v === false ? "NO" : "–");
 const int = (n) => (typeof n === "number" ? n.toLocaleString("en-US") : "–");
-const money = (r) => (r.usage && r.usage.costKnown ? `$${r.usage.cost.toFixed(4)}` : "–");
+const money = (r) =>
+  r.usage && r.usage.costKnown ? `$${r.usage.cost.toFixed(4)}` : typeof r.costEstimate === "number" ? `~$${r.costEstimate.toFixed(4)}` : "–";
+
+/**
+ * The cost of `usage` at a model's `/models` prices (OpenRouter's `pricing`: USD per token, as
+ * strings; cached prompt tokens at `input_cache_read` when listed), for answers that reported
+ * no cost. Null without prices.
+ */
+export function estimateCost(usage, pricing) {
+  const n = (v) => (v === undefined || v === null || v === "" ? NaN : Number(v));
+  const prompt = n(pricing?.prompt);
+  const completion = n(pricing?.completion);
+  if (!usage || !Number.isFinite(prompt) || !Number.isFinite(completion)) return null;
+  const cacheRead = Number.isFinite(n(pricing.input_cache_read)) ? n(pricing.input_cache_read) : prompt;
+  return (usage.prompt - usage.cached) * prompt + usage.cached * cacheRead + usage.completion * completion;
+}
 const secs = (ms) => (typeof ms === "number" ? `${Math.round(ms / 1000)} s` : "–");
 
 export const COLUMNS = ["request", "model", "finished", "checks green", "console clean", "smoke", "steps", "prompt tok", "cached tok", "completion tok", "cost", "wall"];

@@ -11,7 +11,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { findKey } from "./leaks.mjs";
 import { Totals, readUsage, startMeter, usageFromSse } from "./meter.mjs";
-import { ciProblems, parseArgs, passed, table } from "./table.mjs";
+import { ciProblems, estimateCost, parseArgs, passed, table } from "./table.mjs";
 
 const KNOWN = ["todo", "habits", "notes", "kanban", "shortener"];
 const KEY = "sk-or-v1-unit-test-not-a-real-key";
@@ -102,6 +102,18 @@ test("the table has one row per run and says what is unknown", () => {
   assert.match(lines[2], /\| todo +\| scripted\/model-a \| yes +\| yes +\| yes +\| yes +\| 9 +\| 900 +\| 0 +\| 180 +\| \$0\.0038 \| 42 s \|/);
   assert.match(lines[3], /\| notes +\| a\/x +\| NO \(step_cap\) \| – +\| NO \(2\) +\| – +\| 3 +\| 12,345 +\| 0 +\| 6 +\| – +\| 1 s +\|/);
   assert.equal(new Set(lines.map((l) => l.length)).size, 1, "columns line up");
+});
+
+test("without a reported cost, the cost is estimated from the /models prices, cached tokens at the cache price", () => {
+  const usage = { prompt: 1000, cached: 800, completion: 100 };
+  const close = (a, b) => assert.ok(Math.abs(a - b) < 1e-12, `${a} != ${b}`);
+  close(estimateCost(usage, { prompt: "0.000003", completion: "0.000015", input_cache_read: "0.0000003" }), 200 * 3e-6 + 800 * 3e-7 + 100 * 15e-6);
+  close(estimateCost(usage, { prompt: "0.000003", completion: "0.000015" }), 1000 * 3e-6 + 100 * 15e-6);
+  assert.equal(estimateCost(usage, {}), null);
+  assert.equal(estimateCost(usage, undefined), null);
+  assert.equal(estimateCost(usage, { prompt: "", completion: "0.1" }), null);
+  const t = table([{ ...good(), usage: { ...good().usage, costKnown: false }, costEstimate: 0.01234 }]);
+  assert.match(t, /\| ~\$0\.0123 \|/);
 });
 
 test("usage is read from OpenAI and OpenRouter shapes", () => {

@@ -7,7 +7,7 @@
 // request on to the real provider (or, with --ci, to the scripted model) and counts what each
 // answer used. Usage: see USAGE in table.mjs.
 
-import { randomBytes } from "node:crypto";
+import { createHash, createHmac, randomBytes } from "node:crypto";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { ROOT, launchBrowser, startStack } from "../browser/harness.mjs";
@@ -159,6 +159,39 @@ function runTurn(id, text, model, timeoutMs) {
   });
 }
 
+/** The VM API secret of the test stack (fixed in tests/e2e/src/stack.rs; not a real secret). */
+const VM_TEST_SECRET = "e2e-secret-0123456789abcdef";
+
+/** A request to the stack's VM API, signed as core's `vm_auth::sign` does. */
+async function vmApi(method, path) {
+  const pathAndQuery = `${path}${path.includes("?") ? "&" : "?"}or_nonce=${randomBytes(8).toString("hex")}`;
+  const ts = Math.floor(Date.now() / 1000);
+  const bodyHash = createHash("sha256").update("").digest("hex");
+  const sig = createHmac("sha256", VM_TEST_SECRET).update(`${method}\n${pathAndQuery}\n${ts}\n${bodyHash}`).digest("hex");
+  const r = await fetch(stack.vm_url + pathAndQuery, {
+    method,
+    headers: { "x-or-timestamp": String(ts), "x-or-signature": sig },
+    signal: AbortSignal.timeout(30_000),
+  });
+  if (!r.ok) throw new Error(`${method} ${path} on the VM API answered ${r.status}: ${(await r.text()).slice(0, 200)}`);
+  return r.json();
+}
+
+/**
+ * Stops a finished run's dev servers, so a long evaluation does not keep every app of every
+ * model running at once. Best effort: a failure is logged, never a result.
+ */
+async function stopDevServers(id) {
+  try {
+    const { processes } = await vmApi("GET", `/projects/${id}/processes`);
+    const running = processes.filter((p) => p.status === "running");
+    for (const p of running) await vmApi("DELETE", `/projects/${id}/processes/${p.name}`);
+    log(`stopped the dev servers of ${id} (${running.map((p) => p.name).join(", ") || "none running"})`);
+  } catch (e) {
+    log(`could not stop the dev servers of ${id}: ${e.message}`);
+  }
+}
+
 /** Runs the template's checks through the project's terminal; returns the names that failed. */
 async function runChecks(id, template) {
   const manifest = JSON.parse(readFileSync(join(ROOT, "templates", template, "template.json"), "utf8"));
@@ -205,11 +238,13 @@ async function runOne(browser, req, model, { transcript, expectFail = false } = 
   const name = `${req.id} ${model}${expectFail ? " broken" : ""}`;
   const r = { request: req.id, model, expectFail };
   log(`${name}: starting`);
+  // The previous run's dev servers stop now; the last run's stay up for the leak scan.
+  if (lastProject) await stopDevServers(lastProject);
   const before = meter.totals.copy();
   try {
     if (transcript) await stack.push(transcript);
     const { project } = await api("POST", "/projects", { name: `eval ${req.id}`, template: req.template });
-    r.project = project.id;
+    r.project = lastProject = project.id;
     const t0 = Date.now();
     const turn = await runTurn(project.id, req.prompt, model, opts.timeoutMin * 60_000);
     r.wallMs = Date.now() - t0;
@@ -251,6 +286,7 @@ async function runOne(browser, req, model, { transcript, expectFail = false } = 
 
 const results = [];
 const allEvents = [];
+let lastProject = null;
 /** The provider's `/models` prices of a model (real runs). */
 let pricing = () => undefined;
 let status = 0;

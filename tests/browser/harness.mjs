@@ -49,11 +49,14 @@ export async function startStack(scriptFile, vars = []) {
       const q = queued.shift();
       if (q !== undefined) return resolve(q);
       const t = setTimeout(() => reject(new Error(`stack did not answer; stderr:\n${stderr.slice(-4000)}`)), 240_000);
+      const exited = (c) => reject(new Error(`stack exited with ${c}; stderr:\n${stderr.slice(-4000)}`));
       waiting.push((l) => {
         clearTimeout(t);
+        // Answered: this call no longer waits for the exit (one listener per call would pile up).
+        child.off("exit", exited);
         resolve(l);
       });
-      child.once("exit", (c) => reject(new Error(`stack exited with ${c}; stderr:\n${stderr.slice(-4000)}`)));
+      child.once("exit", exited);
     });
   const info = JSON.parse(await next());
   return {

@@ -179,7 +179,7 @@ pub async fn handle(
             &crate::preview::status(room, id).await?,
         )?),
         (Method::Post, ["preview", action @ ("start" | "restart")]) => {
-            let vm = crate::vm::Vm::from_config(cfg)?;
+            let vm = crate::vm::Vm::from_config(cfg)?.acting_for(&crate::vm::Vm::user_of(&req));
             let head = p
                 .head(id)
                 .await?

@@ -327,6 +327,8 @@ impl DepsCache {
         tx: &mpsc::Sender<Bytes>,
     ) -> std::io::Result<Outcome> {
         let builder = builder_id(&job.command, &job.cwd);
+        // The builder's namespace is reaped like a project's once its builds stop.
+        let _in_use = st.activity.hold(&builder);
         let build = self.root.join("build").join(&builder);
         let home = self.root.join("build-home").join(&builder);
         st.sandbox.kill_project(&builder);

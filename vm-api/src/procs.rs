@@ -237,8 +237,9 @@ impl Managed {
             };
             me.push_line(LogStream::System, note);
             let _ = me.events.send(LogEvent::Exit);
-            me.finished.send_replace(generation);
+            // The place under the host's caps is free before anyone waiting on the end hears of it.
             drop(slot);
+            me.finished.send_replace(generation);
         });
         Ok(())
     }

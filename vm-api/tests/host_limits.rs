@@ -250,10 +250,11 @@ async fn the_host_runs_no_more_dev_servers_than_its_cap() {
     )
     .await;
     assert_eq!(s, StatusCode::OK);
+    assert!(eventually(60, || st.admission.running().1 == 0).await);
     let (s3, v) = start("two").await;
     assert_eq!(s3, StatusCode::CREATED, "{v}");
     st.processes.stop_all().await;
-    assert_eq!(st.admission.running(), (0, 0));
+    assert!(eventually(60, || st.admission.running() == (0, 0)).await);
 }
 
 #[tokio::test]
@@ -293,9 +294,8 @@ async fn the_reaper_stops_the_dev_servers_of_idle_projects_only() {
     .await;
     assert_eq!(v["running_processes"], serde_json::json!(["web"]), "{v}");
     assert_eq!(v["idle_ms"], 0, "{v}");
-    assert_eq!(
-        st.admission.running(),
-        (1, 1),
+    assert!(
+        eventually(60, || st.admission.running() == (1, 1)).await,
         "the reaped server gave its place back"
     );
     drop(hold);

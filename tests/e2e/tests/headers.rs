@@ -81,8 +81,7 @@ async fn ide_pages_and_raw_project_files_carry_the_security_headers() {
         ),
         ("notes.txt", "plain"),
     ];
-    let mut n = 1;
-    for (path, body) in files {
+    for (n, (path, body)) in (1..).zip(files) {
         let r = stack
             .http
             .put(format!("{base}/{path}?base={n}"))
@@ -91,7 +90,6 @@ async fn ide_pages_and_raw_project_files_carry_the_security_headers() {
             .await
             .unwrap();
         assert_eq!(r.status(), 200, "PUT {path}");
-        n += 1;
     }
     for (path, body) in files {
         let r = stack

@@ -19,9 +19,11 @@ pub const HSTS: (&str, &str) = (
 pub const RAW_FILE_CSP: &str = "sandbox; default-src 'none'; img-src 'self' data:; \
      style-src 'unsafe-inline'; frame-ancestors 'none'";
 
-/// The origin pattern the IDE may frame: `http://{id}.preview.localhost:8001/` becomes
-/// `http://*.preview.localhost:8001`; a URL without `{id}` in its host gives its origin. `None`
-/// for a URL that is not `http(s)://host[:port]...`.
+/// The origin pattern the IDE may frame: `https://{id}.previews.example.com/` becomes
+/// `https://*.previews.example.com`; a URL without `{id}` in its host gives its origin. A host
+/// under `.localhost` (local development, loopback only, where ports are picked freely) allows
+/// any port: `http://{id}.preview.localhost:8001/` becomes `http://*.preview.localhost:*`.
+/// `None` for a URL that is not `http(s)://host[:port]...`.
 pub fn preview_frame_source(preview_url: &str) -> Option<String> {
     let (scheme, rest) = preview_url.split_once("://")?;
     if scheme != "http" && scheme != "https" {
@@ -46,7 +48,9 @@ pub fn preview_frame_source(preview_url: &str) -> Option<String> {
     if !ok || host.is_empty() {
         return None;
     }
+    let local = host == "localhost" || host.ends_with(".localhost");
     Some(match port {
+        Some(_) if local => format!("{scheme}://{host}:*"),
         Some(p) => format!("{scheme}://{host}:{p}"),
         None => format!("{scheme}://{host}"),
     })
@@ -153,7 +157,11 @@ mod tests {
     fn preview_sources() {
         assert_eq!(
             preview_frame_source("http://{id}.preview.localhost:8001/").as_deref(),
-            Some("http://*.preview.localhost:8001")
+            Some("http://*.preview.localhost:*")
+        );
+        assert_eq!(
+            preview_frame_source("https://{id}.previews.example.com:8443/").as_deref(),
+            Some("https://*.previews.example.com:8443")
         );
         assert_eq!(
             preview_frame_source("https://{id}.previews.example-usercontent.com/").as_deref(),
@@ -183,10 +191,7 @@ mod tests {
         assert!(!c
             .split(';')
             .any(|d| d.trim().starts_with("script-src") && d.contains("unsafe-inline")));
-        assert!(
-            c.contains("frame-src http://*.preview.localhost:8001;"),
-            "{c}"
-        );
+        assert!(c.contains("frame-src http://*.preview.localhost:*;"), "{c}");
         assert!(c.ends_with("frame-ancestors 'none'"), "{c}");
         assert!(ide_csp("garbage").contains("frame-src 'none'"));
     }

@@ -126,9 +126,15 @@ pub async fn sweep(st: &Arc<AppState>, idle: Duration) -> Vec<String> {
         for m in servers {
             m.stop().await;
         }
-        let sb = st.sandbox.clone();
-        let p = project.clone();
-        let _ = tokio::task::spawn_blocking(move || sb.release_project(&p)).await;
+        // Used again while the servers stopped (a preview start, a command): keep its network.
+        let reused = st.activity.idle_for(&project).is_some()
+            || st.exec_running(&project)
+            || st.pty.count(Some(&project)) > 0;
+        if !reused {
+            let sb = st.sandbox.clone();
+            let p = project.clone();
+            let _ = tokio::task::spawn_blocking(move || sb.release_project(&p)).await;
+        }
         tracing::info!(
             project = %project,
             dev_servers = running,

@@ -114,7 +114,12 @@ async fn the_reaper_stops_an_idle_project_and_the_next_preview_start_brings_it_b
         tokio::time::sleep(Duration::from_millis(500)).await;
         last = host_status(&stack, &id).await;
     }
-    // Its files stay.
+    // Its files stay: the working copy on the VM host, and the project in storage.
+    let working_copy = stack.state.path().join("vm-data/projects").join(&id);
+    assert!(
+        working_copy.join("package.json").is_file() && working_copy.join("node_modules").exists(),
+        "the working copy (and its install) stays after reaping"
+    );
     let (status, tree) = stack
         .get_json(&format!("/projects/{id}/files"))
         .await

@@ -41,6 +41,12 @@ fn get(env: &Env, name: &str) -> Option<String> {
         .filter(|s| !s.trim().is_empty())
 }
 
+/// `PREVIEW_URL`: where a project's preview lives, `{id}` standing for the project id (read on
+/// its own for the CSP of every page).
+pub fn preview_url(env: &Env) -> String {
+    get(env, "PREVIEW_URL").unwrap_or_else(|| "http://{id}.preview.localhost:8001/".to_string())
+}
+
 impl Config {
     pub fn from_env(env: &Env) -> Self {
         Config {
@@ -67,8 +73,7 @@ impl Config {
             verify_fix_rounds: get(env, "VERIFY_FIX_ROUNDS")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(2),
-            preview_url: get(env, "PREVIEW_URL")
-                .unwrap_or_else(|| "http://{id}.preview.localhost:8001/".to_string()),
+            preview_url: preview_url(env),
             shared_deps_cache: get(env, "SHARED_DEPS_CACHE").as_deref() != Some("off"),
         }
     }

@@ -8,6 +8,7 @@ mod chat_stream;
 mod config;
 mod cors;
 mod error;
+mod headers;
 mod health;
 mod models;
 mod preview;
@@ -32,7 +33,14 @@ use worker::*;
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let url = req.url()?;
-    let verdict = match cors::check(&req, &url, &env) {
+    let https = url.scheme() == "https";
+    let preview_url = config::preview_url(&env);
+    let resp = dispatch(req, env, &url).await?;
+    Ok(headers::secure(resp, https, &preview_url))
+}
+
+async fn dispatch(req: Request, env: Env, url: &Url) -> Result<Response> {
+    let verdict = match cors::check(&req, url, &env) {
         Ok(v) => v,
         Err(e) => return Ok(e.into_response()),
     };

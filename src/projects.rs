@@ -98,9 +98,5 @@ fn new_project_id(name: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    if slug.is_empty() {
-        format!("app-{rand}")
-    } else {
-        format!("{slug}-{rand}")
-    }
+    open_replit_core::ids::project_id_from(slug, &rand)
 }

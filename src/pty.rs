@@ -35,7 +35,7 @@ pub async fn attach(
             forward.query_pairs_mut().append_pair(&k, &v);
         }
     }
-    let vm = Vm::from_config(room.config())?;
+    let vm = Vm::from_config(room.config())?.acting_for(&Vm::user_of(req));
     // The shell starts on exactly what storage holds: first save anything the VM's copy has
     // that storage lacks (so the sync cannot undo it), then sync the head. Not during an agent
     // turn: the VM's copy then holds the turn's unsaved files, which the head would undo.

@@ -36,6 +36,7 @@ pub async fn handle<T: Transport>(
     id: &str,
     p: &Projects<'_, T>,
 ) -> Result<Response, ApiError> {
+    let user = Vm::user_of(&req);
     let body: TerminalRequest = serde_json::from_str(&req.text().await?)?;
     if body.command.trim().is_empty() {
         return Err(ApiError::BadRequest("command is empty".into()));
@@ -47,7 +48,7 @@ pub async fn handle<T: Transport>(
         })?;
     }
     let timeout_s = body.timeout_s.unwrap_or(120).clamp(1, 600);
-    let vm = Vm::from_config(room.config())?;
+    let vm = Vm::from_config(room.config())?.acting_for(&user);
     // The command runs against exactly what storage holds.
     let head = p
         .head(id)

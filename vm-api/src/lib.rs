@@ -1,6 +1,7 @@
 //! The VM API as a library: configuration, shared state and the routers, so tests can drive
 //! `app()` with `oneshot` and no socket, or serve both listeners on loopback.
 
+pub mod admission;
 pub mod auth;
 pub mod azure_blob;
 pub mod browser;
@@ -15,6 +16,7 @@ pub mod preview;
 pub mod process;
 pub mod procs;
 pub mod pty;
+pub mod reaper;
 pub mod routes;
 pub mod sandbox;
 pub mod search;

@@ -44,6 +44,7 @@ async fn main() -> anyhow::Result<()> {
         search: Default::default(),
     };
     state.pty.limits = cfg.pty_limits();
+    state.admission = vm_api::admission::Admission::new(cfg.caps());
     state.preview_domain = cfg.preview_domain.trim_matches('.').to_ascii_lowercase();
     state.deps.max_entries = cfg.deps_cache_entries.max(1);
     state.deps.max_bytes = cfg.deps_cache_mb.saturating_mul(1 << 20);
@@ -87,6 +88,12 @@ async fn main() -> anyhow::Result<()> {
         *p = paddr.map(|a| a.port());
     }
     let state = Arc::new(state);
+    if cfg.project_idle_secs > 0 {
+        vm_api::reaper::spawn(
+            state.clone(),
+            std::time::Duration::from_secs(cfg.project_idle_secs),
+        );
+    }
     let preview_addr = paddr
         .map(|a| a.to_string())
         .unwrap_or_else(|| "none".into());

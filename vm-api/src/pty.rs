@@ -267,6 +267,7 @@ impl PtyManager {
         name: &str,
         cols: u16,
         rows: u16,
+        user: &str,
     ) -> Result<(Arc<Session>, bool), ApiError> {
         let key = (project.to_string(), name.to_string());
         let mut map = lock(&self.sessions);
@@ -290,7 +291,8 @@ impl PtyManager {
                 map.len()
             )));
         }
-        let s = spawn(st, project, name, cols, rows)?;
+        let slot = st.admission.command(user)?;
+        let s = spawn(st, project, name, cols, rows, slot)?;
         map.insert(key, s.clone());
         drop(map);
         self.start_reaper(st);
@@ -332,6 +334,7 @@ fn spawn(
     name: &str,
     cols: u16,
     rows: u16,
+    slot: crate::admission::Slot,
 ) -> Result<Arc<Session>, ApiError> {
     let (project_dir, home_dir) = st.ensure_project_dirs(project)?;
     let env: BTreeMap<String, String> = [
@@ -429,6 +432,7 @@ fn spawn(
         }
         sess.publish(Out::Exit { exit_code, signal });
         let _ = done_tx.send(true);
+        drop(slot);
         if let Some(st) = weak_st.upgrade() {
             let mut map = lock(&st.pty.sessions);
             if map.get(&key).is_some_and(|x| Arc::ptr_eq(x, &sess)) {
@@ -494,6 +498,7 @@ pub async fn pty_route(
     State(st): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
     Query(q): Query<PtyQuery>,
+    axum::Extension(user): axum::Extension<crate::auth::ActingUser>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     check_project_id(&id)?;
@@ -505,7 +510,7 @@ pub async fn pty_route(
     }
     let cols = clamp(q.cols, DEFAULT_COLS, PTY_MAX_COLS);
     let rows = clamp(q.rows, DEFAULT_ROWS, PTY_MAX_ROWS);
-    let (s, created) = st.pty.session(&st, &id, &q.session, cols, rows)?;
+    let (s, created) = st.pty.session(&st, &id, &q.session, cols, rows, &user.0)?;
     if !created && (q.cols.is_some() || q.rows.is_some()) {
         s.resize(cols, rows);
     }

@@ -42,6 +42,10 @@ pub fn app(state: Arc<AppState>) -> Router {
         )
         .route("/projects/{id}/pty", get(crate::pty::pty_route))
         .route(
+            "/projects/{id}/host-status",
+            get(crate::reaper::status_route),
+        )
+        .route(
             "/projects/{id}/browser-reports",
             get(crate::browser::reports_route),
         )

@@ -1,5 +1,6 @@
 //! The state every handler shares (`AppState`: secret, data directory, sandbox, the process,
-//! browser-report and dependency-cache managers, per-project locks) and its `Limits`.
+//! browser-report and dependency-cache managers, admission caps, activity for the reaper,
+//! per-project locks) and its `Limits`.
 
 use crate::error::ApiError;
 use crate::sandbox::Sandbox;
@@ -56,6 +57,10 @@ pub struct AppState {
     pub preview_port: RwLock<Option<u16>>,
     /// Headless browsers running at once (see `page_check`).
     pub browser_slots: Semaphore,
+    /// Host-wide and per-user caps on what runs (see `admission`).
+    pub admission: crate::admission::Admission,
+    /// When each project was last used, for the idle reaper (see `reaper`).
+    pub activity: crate::reaper::Activity,
     exec_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     sync_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -68,6 +73,8 @@ impl AppState {
             deps: crate::deps::DepsCache::new(data_dir.join("deps")),
             browser_reports: Default::default(),
             pty: Default::default(),
+            admission: Default::default(),
+            activity: Default::default(),
             data_dir,
             sandbox,
             limits: Limits::default(),
@@ -122,6 +129,13 @@ impl AppState {
         m.entry(id.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.limits.exec_concurrency)))
             .clone()
+    }
+
+    /// Whether the project runs a one-shot command now.
+    pub fn exec_running(&self, id: &str) -> bool {
+        let m = self.exec_slots.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(id)
+            .is_some_and(|s| s.available_permits() < self.limits.exec_concurrency)
     }
 
     pub fn sync_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {

@@ -14,6 +14,7 @@ pub mod manifest;
 pub mod paths;
 pub mod protocol;
 pub mod relay;
+pub mod security_headers;
 pub mod store;
 pub mod template;
 pub mod vm_api;

@@ -59,6 +59,23 @@ pub struct VmHealth {
     pub version: String,
 }
 
+/// `GET /projects/{id}/host-status`: what of a project runs on the VM host now (reading it
+/// does not count as using the project, so it can watch the idle reaper).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostStatus {
+    /// Names of the dev servers running.
+    pub running_processes: Vec<String>,
+    /// Whether the project has a network namespace (and its NAT helper) now.
+    pub network: bool,
+    /// Processes in the project's sandbox cgroup, when the sandbox keeps one.
+    pub sandbox_pids: Option<usize>,
+    /// Terminal sessions open.
+    pub terminals: usize,
+    /// Milliseconds since the project was last used (0 while a preview socket is open);
+    /// absent when it has not been used since the service started or was last reaped.
+    pub idle_ms: Option<u64>,
+}
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 

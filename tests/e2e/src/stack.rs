@@ -157,6 +157,12 @@ pub fn group_watcher(pgid: i32) -> Result<(Child, std::os::fd::OwnedFd)> {
 
 impl Stack {
     pub async fn start(opts: Options) -> Result<Stack> {
+        Stack::start_with_vm_args(opts, &[]).await
+    }
+
+    /// Like [`Stack::start`], with extra command-line flags for the VM API (e.g.
+    /// `--project-idle-secs 4`).
+    pub async fn start_with_vm_args(opts: Options, vm_args: &[&str]) -> Result<Stack> {
         let root = crate::repo_root();
         for needed in [
             "build/index.js",
@@ -194,6 +200,7 @@ impl Stack {
                 .args(["--preview-port", &stack.preview_port.to_string()])
                 .arg("--data-dir")
                 .arg(&vm_data)
+                .args(vm_args)
                 .env_clear()
                 .env("PATH", tool_path(&root))
                 .env("VM_API_SECRET", &stack.vm_secret)

@@ -72,14 +72,15 @@ impl AuthConfig {
                     client_secret,
                 })
             }
-            _ => {
-                return Err(misconfigured(
-                    "OpenID Connect needs all of OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET"
-                        .into(),
-                ))
-            }
+            _ => return Err(misconfigured(
+                "OpenID Connect needs all of OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET"
+                    .into(),
+            )),
         };
-        let github = match (get(env, "GITHUB_CLIENT_ID"), get(env, "GITHUB_CLIENT_SECRET")) {
+        let github = match (
+            get(env, "GITHUB_CLIENT_ID"),
+            get(env, "GITHUB_CLIENT_SECRET"),
+        ) {
             (None, None) => None,
             (Some(client_id), Some(client_secret)) => Some(GithubConf {
                 client_id,
@@ -289,10 +290,7 @@ fn safe_next(next: Option<&str>) -> String {
     }
 }
 
-async fn fetch_json<T: for<'de> Deserialize<'de>>(
-    what: &str,
-    req: Request,
-) -> Result<T, ApiError> {
+async fn fetch_json<T: for<'de> Deserialize<'de>>(what: &str, req: Request) -> Result<T, ApiError> {
     let mut r = Fetch::Request(req)
         .send()
         .await
@@ -469,117 +467,116 @@ pub async fn callback(
         ));
     };
     let redirect_uri = callback_url(url);
-    let user = match login.provider.as_str() {
-        "oidc" => {
-            let o = cfg
-                .oidc
-                .as_ref()
-                .ok_or_else(|| ApiError::BadRequest("OpenID Connect is not configured".into()))?;
-            let d = discovery(o).await?;
-            let (body, basic) = oidc::token_request(
-                &d,
-                &o.client_id,
-                &o.client_secret,
-                &code,
-                &redirect_uri,
-                &login.verifier,
-            );
-            let h = Headers::new();
-            h.set("content-type", "application/x-www-form-urlencoded")?;
-            h.set("accept", "application/json")?;
-            if let Some(b) = basic {
-                h.set("authorization", &b)?;
+    let user =
+        match login.provider.as_str() {
+            "oidc" => {
+                let o = cfg.oidc.as_ref().ok_or_else(|| {
+                    ApiError::BadRequest("OpenID Connect is not configured".into())
+                })?;
+                let d = discovery(o).await?;
+                let (body, basic) = oidc::token_request(
+                    &d,
+                    &o.client_id,
+                    &o.client_secret,
+                    &code,
+                    &redirect_uri,
+                    &login.verifier,
+                );
+                let h = Headers::new();
+                h.set("content-type", "application/x-www-form-urlencoded")?;
+                h.set("accept", "application/json")?;
+                if let Some(b) = basic {
+                    h.set("authorization", &b)?;
+                }
+                let mut init = RequestInit::new();
+                init.with_method(Method::Post)
+                    .with_headers(h)
+                    .with_body(Some(body.into()));
+                let reply: oidc::TokenReply = fetch_json(
+                    "the identity provider's token endpoint",
+                    Request::new_with_init(&d.token_endpoint, &init)?,
+                )
+                .await?;
+                let Some(id_token) = reply.id_token else {
+                    return Err(ApiError::Unauthorized(format!(
+                        "the identity provider gave no ID token: {} {}",
+                        reply.error.unwrap_or_default(),
+                        reply.error_description.unwrap_or_default()
+                    )));
+                };
+                let id = oidc::validate_id_token(
+                    &id_token,
+                    &o.issuer,
+                    &o.client_id,
+                    &login.nonce,
+                    (now_ms() / 1000) as i64,
+                )
+                .map_err(ApiError::Unauthorized)?;
+                User {
+                    id: id.user_id,
+                    name: id.name,
+                    email: id.email,
+                    login: None,
+                    provider: "oidc".into(),
+                }
             }
-            let mut init = RequestInit::new();
-            init.with_method(Method::Post)
-                .with_headers(h)
-                .with_body(Some(body.into()));
-            let reply: oidc::TokenReply = fetch_json(
-                "the identity provider's token endpoint",
-                Request::new_with_init(&d.token_endpoint, &init)?,
-            )
-            .await?;
-            let Some(id_token) = reply.id_token else {
-                return Err(ApiError::Unauthorized(format!(
-                    "the identity provider gave no ID token: {} {}",
-                    reply.error.unwrap_or_default(),
-                    reply.error_description.unwrap_or_default()
-                )));
-            };
-            let id = oidc::validate_id_token(
-                &id_token,
-                &o.issuer,
-                &o.client_id,
-                &login.nonce,
-                (now_ms() / 1000) as i64,
-            )
-            .map_err(ApiError::Unauthorized)?;
-            User {
-                id: id.user_id,
-                name: id.name,
-                email: id.email,
-                login: None,
-                provider: "oidc".into(),
+            "github" => {
+                let g = cfg.github.as_ref().ok_or_else(|| {
+                    ApiError::BadRequest("GitHub sign-in is not configured".into())
+                })?;
+                let (token_url, body) = github::token_request(
+                    &g.oauth_url,
+                    &g.client_id,
+                    &g.client_secret,
+                    &code,
+                    &redirect_uri,
+                    &login.verifier,
+                );
+                let h = Headers::new();
+                h.set("content-type", "application/x-www-form-urlencoded")?;
+                h.set("accept", "application/json")?;
+                h.set("user-agent", github::USER_AGENT)?;
+                let mut init = RequestInit::new();
+                init.with_method(Method::Post)
+                    .with_headers(h)
+                    .with_body(Some(body.into()));
+                let reply: github::TokenReply = fetch_json(
+                    "GitHub's token endpoint",
+                    Request::new_with_init(&token_url, &init)?,
+                )
+                .await?;
+                let Some(access) = reply.access_token else {
+                    return Err(ApiError::Unauthorized(format!(
+                        "GitHub refused the sign-in: {} {}",
+                        reply.error.unwrap_or_default(),
+                        reply.error_description.unwrap_or_default()
+                    )));
+                };
+                let h = Headers::new();
+                h.set("authorization", &format!("Bearer {access}"))?;
+                h.set("accept", "application/vnd.github+json")?;
+                h.set("x-github-api-version", github::API_VERSION)?;
+                h.set("user-agent", github::USER_AGENT)?;
+                let mut init = RequestInit::new();
+                init.with_headers(h);
+                let u: github::User = fetch_json(
+                    "GitHub's /user",
+                    Request::new_with_init(
+                        &format!("{}/user", g.api_url.trim_end_matches('/')),
+                        &init,
+                    )?,
+                )
+                .await?;
+                User {
+                    id: u.user_id(),
+                    name: u.display_name(),
+                    email: None,
+                    login: Some(u.login),
+                    provider: "github".into(),
+                }
             }
-        }
-        "github" => {
-            let g = cfg
-                .github
-                .as_ref()
-                .ok_or_else(|| ApiError::BadRequest("GitHub sign-in is not configured".into()))?;
-            let (token_url, body) = github::token_request(
-                &g.oauth_url,
-                &g.client_id,
-                &g.client_secret,
-                &code,
-                &redirect_uri,
-                &login.verifier,
-            );
-            let h = Headers::new();
-            h.set("content-type", "application/x-www-form-urlencoded")?;
-            h.set("accept", "application/json")?;
-            h.set("user-agent", github::USER_AGENT)?;
-            let mut init = RequestInit::new();
-            init.with_method(Method::Post)
-                .with_headers(h)
-                .with_body(Some(body.into()));
-            let reply: github::TokenReply = fetch_json(
-                "GitHub's token endpoint",
-                Request::new_with_init(&token_url, &init)?,
-            )
-            .await?;
-            let Some(access) = reply.access_token else {
-                return Err(ApiError::Unauthorized(format!(
-                    "GitHub refused the sign-in: {} {}",
-                    reply.error.unwrap_or_default(),
-                    reply.error_description.unwrap_or_default()
-                )));
-            };
-            let h = Headers::new();
-            h.set("authorization", &format!("Bearer {access}"))?;
-            h.set("accept", "application/vnd.github+json")?;
-            h.set("x-github-api-version", github::API_VERSION)?;
-            h.set("user-agent", github::USER_AGENT)?;
-            let mut init = RequestInit::new();
-            init.with_headers(h);
-            let u: github::User = fetch_json(
-                "GitHub's /user",
-                Request::new_with_init(
-                    &format!("{}/user", g.api_url.trim_end_matches('/')),
-                    &init,
-                )?,
-            )
-            .await?;
-            User {
-                id: u.user_id(),
-                name: u.display_name(),
-                email: None,
-                login: Some(u.login),
-                provider: "github".into(),
-            }
-        }
-        other => return Err(ApiError::BadRequest(format!("unknown provider {other:?}"))),
-    };
+            other => return Err(ApiError::BadRequest(format!("unknown provider {other:?}"))),
+        };
     let session = random_token(Kind::Session);
     let _: serde_json::Value = call(
         env,
@@ -595,8 +592,10 @@ pub async fn callback(
         "set-cookie",
         &cookie::set(cookie::session_name(sec), &session, SESSION_S, sec),
     )?;
-    r.headers()
-        .append("set-cookie", &cookie::set(cookie::login_name(sec), "", 0, sec))?;
+    r.headers().append(
+        "set-cookie",
+        &cookie::set(cookie::login_name(sec), "", 0, sec),
+    )?;
     Ok(r)
 }
 

@@ -58,8 +58,9 @@ impl DurableObject for Directory {
         };
         match self.handle(op) {
             Ok(v) => Response::from_json(&v),
-            Err(DirError::Bad(m)) => Response::from_json(&json!({ "error": m }))
-                .map(|r| r.with_status(400)),
+            Err(DirError::Bad(m)) => {
+                Response::from_json(&json!({ "error": m })).map(|r| r.with_status(400))
+            }
             Err(DirError::Worker(e)) => Err(e),
         }
     }
@@ -415,7 +416,10 @@ impl Directory {
                     vec![h.as_str().into()],
                 )?;
                 // One use only, whatever the outcome.
-                self.run("DELETE FROM tickets WHERE hash = ?", vec![h.as_str().into()])?;
+                self.run(
+                    "DELETE FROM tickets WHERE hash = ?",
+                    vec![h.as_str().into()],
+                )?;
                 rows.into_iter()
                     .next()
                     .filter(|t| {

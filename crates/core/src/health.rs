@@ -48,8 +48,14 @@ mod anonymous_tests {
     #[test]
     fn anonymous_report_has_no_details() {
         let r = HealthReport::new(
-            Check { ok: true, detail: "reachable at http://10.0.0.5:10000".into() },
-            Check { ok: false, detail: "VM API at http://10.0.0.6:8000 is unreachable".into() },
+            Check {
+                ok: true,
+                detail: "reachable at http://10.0.0.5:10000".into(),
+            },
+            Check {
+                ok: false,
+                detail: "VM API at http://10.0.0.6:8000 is unreachable".into(),
+            },
             crate::llm_config::LlmSettings::default().status(),
         );
         let v = r.anonymous();

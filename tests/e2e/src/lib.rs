@@ -3,6 +3,7 @@
 
 pub mod faults;
 pub mod llm;
+pub mod oidc;
 pub mod stack;
 pub mod ws;
 

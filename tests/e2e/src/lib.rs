@@ -2,6 +2,7 @@
 //! loopback ports, and a scripted OpenAI-compatible LLM server. Test code only; never shipped.
 
 pub mod faults;
+pub mod github;
 pub mod llm;
 pub mod oidc;
 pub mod stack;

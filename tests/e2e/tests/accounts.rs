@@ -693,3 +693,88 @@ async fn local_mode_is_one_user_on_loopback_only() {
     let (s, _) = stack.get_json("/api/tokens").await.unwrap();
     assert_eq!(s, 400);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn github_sign_in_in_its_documented_shapes_and_invitations_by_login() {
+    let gh = e2e::github::FakeGithub::start().await.unwrap();
+    let port = free_port();
+    let oidc = OidcProvider::start(port).await.unwrap();
+    let mut vars = oidc.vars();
+    vars.extend(gh.vars());
+    let stack = Stack::start_on(
+        Options {
+            vars,
+            ..Default::default()
+        },
+        Some(port),
+    )
+    .await
+    .unwrap();
+    let u = stack.worker_url.clone();
+    let (_, cfg) = stack.get_json("/api/config").await.unwrap();
+    assert_eq!(cfg["auth"]["providers"], json!(["oidc", "github"]));
+    // Alice (OpenID) invites the GitHub login before its person ever signed in.
+    let alice = signed_in(&stack, "alice").await;
+    let (_, created) = call(
+        &alice,
+        alice
+            .http
+            .post(format!("{u}/projects"))
+            .json(&json!({"name": "For octo", "template": "frontend"})),
+    )
+    .await;
+    let id = created["project"]["id"].as_str().unwrap().to_string();
+    let (s, v) = call(
+        &alice,
+        alice
+            .http
+            .post(format!("{u}/projects/{id}/members"))
+            .json(&json!({"handle": "@Octo-Cat", "role": "editor"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{v}");
+    // GitHub sign-in: authorize → callback → token exchange → /user, all checked by the fake.
+    let octo = Browser::new();
+    let (last, at) = octo
+        .follow(format!("{u}/auth/login?provider=github&next=/p/{id}"))
+        .await
+        .unwrap();
+    assert_eq!(last.status(), 200, "{at}");
+    assert_eq!(at, format!("{u}/p/{id}"));
+    assert_eq!(gh.problems(), Vec::<String>::new());
+    assert_eq!(gh.exchanges(), 1);
+    let (s, me) = call(&octo, octo.http.get(format!("{u}/api/me"))).await;
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["user"]["id"], "github-4242");
+    assert_eq!(me["user"]["login"], "Octo-Cat");
+    assert_eq!(me["user"]["name"], "Octo Cat");
+    let (_, list) = call(&octo, octo.http.get(format!("{u}/projects"))).await;
+    assert_eq!(list["projects"][0]["id"], id.as_str(), "{list}");
+    assert_eq!(list["projects"][0]["role"], "editor");
+    // A code GitHub refuses is a clear 401 naming GitHub's error, and no session.
+    let before = gh.exchanges();
+    let third = Browser::new();
+    let r = third
+        .send(third.http.get(format!("{u}/auth/login?provider=github")))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 302);
+    let state = third.cookie("or_login").unwrap().0;
+    let r = third
+        .send(third.http.get(format!(
+            "{u}/auth/callback?code=code-never-issued&state={state}"
+        )))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let v: Value = r.json().await.unwrap();
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("bad_verification_code"),
+        "{v}"
+    );
+    assert_eq!(gh.exchanges(), before + 1);
+    assert!(third.cookie("or_session").is_none());
+}

@@ -2,6 +2,7 @@
 //! runs, each row beside its baseline from the same run where one exists. Never used as a test.
 
 mod agent;
+mod auth;
 mod pty;
 mod storage;
 mod table;
@@ -43,6 +44,11 @@ async fn main() -> Result<()> {
     if on("pty") {
         if let Err(e) = pty::rows(&mut t).await {
             t.push(Row::new("terminal echo benchmark", "FAILED".into()).note(format!("{e:#}")));
+        }
+    }
+    if on("auth") {
+        if let Err(e) = auth::rows(&mut t).await {
+            t.push(Row::new("auth check benchmark", "FAILED".into()).note(format!("{e:#}")));
         }
     }
     if on("agent") {

@@ -494,10 +494,11 @@ impl Directory {
             login: Option<String>,
         }
         let rows: Vec<R> = self.rows(
-            "SELECT p.owner AS user_id, 'owner' AS role, u.name, u.email, u.login FROM projects p \
+            // The owner first, then members in the order they joined (rowid).
+            "SELECT p.owner AS user_id, 'owner' AS role, u.name, u.email, u.login, 0 AS k FROM projects p \
              LEFT JOIN users u ON u.id = p.owner WHERE p.id = ? \
-             UNION ALL SELECT m.user_id, m.role, u.name, u.email, u.login FROM members m \
-             LEFT JOIN users u ON u.id = m.user_id WHERE m.project = ?",
+             UNION ALL SELECT m.user_id, m.role, u.name, u.email, u.login, m.rowid AS k FROM members m \
+             LEFT JOIN users u ON u.id = m.user_id WHERE m.project = ? ORDER BY k",
             vec![project.into(), project.into()],
         )?;
         let mut out: Vec<Member> = rows

@@ -181,7 +181,13 @@ fn credential(req: &Request, url: &Url) -> Option<(Credential, Via)> {
         return token::looks_like(Kind::Personal, t)
             .then(|| (Credential::Token(token::hash(t)), Via::Token));
     }
-    if let Some((_, t)) = url.query_pairs().find(|(k, _)| k == "ticket") {
+    // Tickets open sockets only (a URL is logged in more places than a header).
+    let socket = url.path().ends_with("/ws") || url.path().ends_with("/pty");
+    if let Some((_, t)) = url
+        .query_pairs()
+        .find(|(k, _)| k == "ticket")
+        .filter(|_| socket)
+    {
         return token::looks_like(Kind::Ticket, &t)
             .then(|| (Credential::Ticket(token::hash(&t)), Via::Ticket));
     }

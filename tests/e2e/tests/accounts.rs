@@ -388,6 +388,22 @@ async fn sign_in_ownership_sharing_tokens_and_logout() {
         Err((401, _)) => {}
         other => panic!("a ticket used twice: {:?}", other.err()),
     }
+    // A ticket opens sockets only, not the HTTP API.
+    let (_, t) = call(
+        &alice,
+        alice
+            .http
+            .post(format!("{u}/api/ws-ticket"))
+            .json(&json!({"project": id})),
+    )
+    .await;
+    let r = reqwest::get(format!(
+        "{u}/projects/{id}/files?ticket={}",
+        t["ticket"].as_str().unwrap()
+    ))
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
 
     // An invitation for someone who has not signed in yet waits for them.
     let (s, v) = call(

@@ -74,13 +74,28 @@ async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError
     }
     // Fail closed: a half-configured provider, or local mode reached off loopback (a deployed
     // Worker nobody configured), refuses every API call with a message saying what to set.
-    let cfg = auth::AuthConfig::from_env(&env)?;
+    let cfg = match auth::AuthConfig::from_env(&env) {
+        Ok(c) => c,
+        // The page still learns why (and the harness that the Worker is up).
+        Err(e) if path == "/api/config" && req.method() == Method::Get => {
+            let c = config::Config::from_env(&env);
+            return Ok(Response::from_json(&serde_json::json!({
+                "llm": c.public().llm,
+                "auth": { "mode": null, "providers": [], "error": e.message() },
+            }))?);
+        }
+        Err(e) => return Err(e),
+    };
     auth::admit(&cfg, &req, &url)?;
     // Routes anyone may call.
     match (req.method(), path.as_str()) {
         (Method::Get, "/health") => {
+            // Details (internal hosts and URLs) for the local user and people who signed in;
+            // in open mode everyone is anonymous.
             let caller = auth::identify(&cfg, &env, &req, &url, None).await?;
-            return health::handle(&env, caller.is_some()).await;
+            let known = caller.is_some_and(|c| c.via != auth::Via::Mode)
+                || cfg.mode == open_replit_core::auth::mode::Mode::Local;
+            return health::handle(&env, known).await;
         }
         (Method::Get, "/api/config") => {
             let c = config::Config::from_env(&env);

@@ -794,3 +794,67 @@ async fn github_sign_in_in_its_documented_shapes_and_invitations_by_login() {
     assert_eq!(gh.exchanges(), before + 1);
     assert!(third.cookie("or_session").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn open_mode_only_when_asked_and_bad_settings_refuse_everything() {
+    let open = Options {
+        vars: vec![("AUTH_MODE".into(), "open".into())],
+        ..Default::default()
+    };
+    let mut stack = Stack::start(open).await.unwrap();
+    let (s, me) = stack.get_json("/api/me").await.unwrap();
+    assert_eq!(s, 200, "{me}");
+    assert_eq!(me["user"]["id"], "open");
+    // Open mode serves off-loopback callers too (that is what it is for) ...
+    let r = stack
+        .http
+        .get(format!("{}/api/me", stack.worker_url))
+        .header("cf-connecting-ip", "203.0.113.9")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // ... but shows them only the anonymous /health.
+    let text = stack
+        .http
+        .get(format!("{}/health", stack.worker_url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(!text.contains("127.0.0.1"), "{text}");
+    // A half-configured provider or an unknown mode refuses every API call and says why.
+    for (vars, want) in [
+        (
+            vec![("OIDC_ISSUER", "https://id.example.com")],
+            "OIDC_CLIENT_ID",
+        ),
+        (vec![("AUTH_MODE", "yes-please")], "not a mode"),
+        (
+            vec![
+                ("OIDC_ISSUER", "http://id.example.com"),
+                ("OIDC_CLIENT_ID", "x"),
+                ("OIDC_CLIENT_SECRET", "y"),
+            ],
+            "must be https",
+        ),
+    ] {
+        let opts = Options {
+            vars: vars
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        stack.restart_worker(&opts).await.unwrap();
+        let (s, v) = stack.get_json("/projects").await.unwrap();
+        assert_eq!(s, 503, "{vars:?}: {v}");
+        assert_eq!(v["error"]["code"], "auth_misconfigured", "{v}");
+        assert!(
+            v["error"]["message"].as_str().unwrap().contains(want),
+            "{vars:?}: {v}"
+        );
+    }
+}

@@ -1,9 +1,14 @@
 //! `ProjectRoom`, the Durable Object of one project: only the dispatch of its requests and
 //! socket frames. The state lives in `room_state`, turns in `agent`, the HTTP API in
-//! `project_api`.
+//! `project_api`. It trusts the caller's role only from `x-or-role`, which the Worker's gate
+//! sets after removing any client-sent value; each request and socket frame is checked
+//! against it (core's `auth::roles`), so a viewer cannot write, run, chat or start previews
+//! even if the Worker's own check were skipped.
 
 use crate::error::ApiError;
 use crate::room_state::{send_transient, Room};
+use open_replit_core::auth::roles::{action_for, Action, Role};
+use open_replit_core::auth::ROLE_HEADER;
 use open_replit_core::ids::split_project_path;
 use open_replit_core::protocol::{parse_client_msg, ClientMsg, ServerEvent};
 use std::rc::Rc;
@@ -27,6 +32,23 @@ impl DurableObject for ProjectRoom {
         let Some((project_id, rest)) = split_project_path(&path) else {
             return Ok(ApiError::NotFound(path).into_response());
         };
+        let role = req
+            .headers()
+            .get(ROLE_HEADER)?
+            .as_deref()
+            .and_then(Role::parse);
+        let Some(role) = role else {
+            return Ok(ApiError::Forbidden("the request carries no role".into()).into_response());
+        };
+        let action = action_for(req.method().as_ref(), rest);
+        if !role.may(action) {
+            return Ok(ApiError::Forbidden(format!(
+                "a {} of this project may not {} it",
+                role.as_str(),
+                action.as_str()
+            ))
+            .into_response());
+        }
         // Remembered for socket events that arrive after hibernation, when no URL is at hand.
         self.room.set_kv("project_id", project_id)?;
         if rest == "/ws" {
@@ -34,7 +56,7 @@ impl DurableObject for ProjectRoom {
             if let Ok(Some(o)) = req.headers().get("origin") {
                 self.room.set_kv("origin", &o)?;
             }
-            return self.room.accept_socket(&req, project_id, &url);
+            return self.room.accept_socket(&req, project_id, &url, role);
         }
         if rest == "/pty" {
             return Ok(
@@ -67,7 +89,24 @@ impl DurableObject for ProjectRoom {
                 )
             }
         };
-        match parse_client_msg(&text) {
+        let msg = parse_client_msg(&text);
+        if matches!(msg, Ok(ClientMsg::UserMessage { .. } | ClientMsg::Stop)) {
+            // The role the socket was accepted with (kept across hibernation).
+            let role = ws
+                .deserialize_attachment::<String>()
+                .ok()
+                .flatten()
+                .and_then(|r| Role::parse(&r));
+            if !role.is_some_and(|r| r.may(Action::Chat)) {
+                return send_transient(
+                    &ws,
+                    ServerEvent::Error {
+                        message: "a viewer of this project may not chat or stop turns".into(),
+                    },
+                );
+            }
+        }
+        match msg {
             Ok(ClientMsg::Ping { nonce }) => send_transient(&ws, ServerEvent::Pong { nonce }),
             Ok(ClientMsg::UserMessage { text, model }) => {
                 if text.trim().is_empty() {

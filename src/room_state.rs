@@ -218,7 +218,14 @@ impl Room {
     // ---- the event log and the sockets ----
 
     /// Accepts a WebSocket and replays the log after `?since=` to it.
-    pub fn accept_socket(&self, req: &Request, project_id: &str, url: &Url) -> Result<Response> {
+    /// `role` is kept as the socket's attachment, so it survives hibernation.
+    pub fn accept_socket(
+        &self,
+        req: &Request,
+        project_id: &str,
+        url: &Url,
+        role: open_replit_core::auth::roles::Role,
+    ) -> Result<Response> {
         let is_upgrade = req
             .headers()
             .get("upgrade")?
@@ -232,6 +239,7 @@ impl Room {
             .and_then(|(_, v)| v.parse().ok());
         let pair = WebSocketPair::new()?;
         self.state.accept_web_socket(&pair.server);
+        pair.server.serialize_attachment(role.as_str())?;
         // Everything below runs without an await, so no event can be emitted between the replay
         // and the socket joining the live broadcast: nothing is lost or sent twice.
         self.flush_log()?;

@@ -3,6 +3,7 @@
 
 mod agent;
 mod context;
+mod auth;
 mod pty;
 mod storage;
 mod table;
@@ -44,6 +45,11 @@ async fn main() -> Result<()> {
     if on("pty") {
         if let Err(e) = pty::rows(&mut t).await {
             t.push(Row::new("terminal echo benchmark", "FAILED".into()).note(format!("{e:#}")));
+        }
+    }
+    if on("auth") {
+        if let Err(e) = auth::rows(&mut t).await {
+            t.push(Row::new("auth check benchmark", "FAILED".into()).note(format!("{e:#}")));
         }
     }
     if on("agent") {

@@ -22,10 +22,11 @@ export const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-/** Starts the stack; resolves once it printed its URLs. `push(replies)` queues LLM replies. */
-export async function startStack(scriptFile, vars = []) {
+/** Starts the stack; resolves once it printed its URLs. `push(replies)` queues LLM replies.
+ * `flags`: more flags for the `stack` binary (`--oidc` runs the Worker with sign-in). */
+export async function startStack(scriptFile, vars = [], flags = []) {
   const prebuilt = join(ROOT, "target/debug/stack");
-  const extra = ["--script", scriptFile, ...vars.flatMap((v) => ["--var", v])];
+  const extra = ["--script", scriptFile, ...vars.flatMap((v) => ["--var", v]), ...flags];
   const [cmd, args] =
     process.env.STACK_PREBUILT && existsSync(prebuilt)
       ? [prebuilt, extra]

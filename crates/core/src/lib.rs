@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod auth;
 pub mod azure;
 pub mod health;
 pub mod ids;

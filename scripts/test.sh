@@ -34,4 +34,7 @@ cargo test --locked -p open-replit-core -p azure-native -p vm-api -p e2e
 log "browser tests (playwright-core + Debian chromium)"
 bash tests/browser/run.sh
 
+log "evaluation harness, CI mode (scripted todo app + a broken one it must catch)"
+bash scripts/eval.sh --ci
+
 log "all green in $(( $(date +%s) - start )) s"

@@ -5,13 +5,14 @@
 
 use crate::error::ApiError;
 use crate::room_state::Room;
+use crate::vm::Vm;
 use crate::work::Work;
 use open_replit_core::manifest::Manifest;
 use open_replit_core::protocol::ServerEvent;
 use open_replit_core::store::merge::merge;
 use open_replit_core::store::project::{Author, Checkpoint, Projects, StoreError};
 use open_replit_core::store::Transport;
-use open_replit_core::vm_api::{manifest_digest, Changes};
+use open_replit_core::vm_api::{manifest_digest, Changes, SyncReport};
 
 /// Storage moving again between reading the head and writing the checkpoint is retried this
 /// many times before giving up (the changes stay on the VM and are reported again).
@@ -67,9 +68,40 @@ pub async fn commit_outside_turn<T: Transport>(
             conflicts,
             skipped: changes.skipped.clone(),
             error: changes.error.clone(),
+            displaced: Vec::new(),
+            displaced_more: 0,
         });
     }
     result
+}
+
+/// Makes the VM's working copy match `manifest` and tells everyone about files the sync
+/// removed that were never saved (`SyncReport::displaced`): without the notice they would
+/// vanish silently.
+pub async fn sync(
+    room: &Room,
+    vm: &Vm,
+    id: &str,
+    manifest: &Manifest,
+) -> Result<SyncReport, ApiError> {
+    let report = vm.sync(id, manifest).await?;
+    announce_displaced(room, &report);
+    Ok(report)
+}
+
+/// Emits a `workspace_notice` listing what a sync displaced, if anything.
+pub fn announce_displaced(room: &Room, report: &SyncReport) {
+    if report.displaced.is_empty() && report.displaced_more == 0 {
+        return;
+    }
+    room.emit(ServerEvent::WorkspaceNotice {
+        checkpoint: None,
+        conflicts: Vec::new(),
+        skipped: Vec::new(),
+        error: None,
+        displaced: report.displaced.clone(),
+        displaced_more: report.displaced_more,
+    });
 }
 
 /// Asks the VM for what changed in the working copy since its last sync or report (the

@@ -2,6 +2,7 @@
 //! and scripts. It joins the project's WebSocket like any browser tab, sends the message, and
 //! relays every event until that turn finishes.
 
+use crate::auth::{identify, unauthorized, AuthConfig};
 use crate::error::ApiError;
 use futures_util::StreamExt;
 use open_replit_core::protocol::ClientMsg;
@@ -18,9 +19,39 @@ struct ChatRequest {
     model: Option<String>,
 }
 
-pub async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
-    let body: ChatRequest = serde_json::from_str(&req.text().await?)?;
-    open_replit_core::ids::validate_project_id(&body.project_id).map_err(ApiError::BadRequest)?;
+pub async fn handle(mut req: Request, env: &Env, auth: &AuthConfig) -> Result<Response, ApiError> {
+    let url = req.url()?;
+    let text = req.text().await?;
+    let body: ChatRequest = match serde_json::from_str(&text) {
+        Ok(b) => b,
+        // Without a valid credential the answer is 401 whatever the body says.
+        Err(e) => {
+            identify(auth, env, &req, &url, None)
+                .await?
+                .ok_or_else(unauthorized)?;
+            return Err(e.into());
+        }
+    };
+    let checked = match open_replit_core::ids::validate_project_id(&body.project_id) {
+        Ok(()) => identify(auth, env, &req, &url, Some(&body.project_id)).await?,
+        Err(e) => {
+            identify(auth, env, &req, &url, None)
+                .await?
+                .ok_or_else(unauthorized)?;
+            return Err(ApiError::BadRequest(e));
+        }
+    };
+    let caller = checked.ok_or_else(unauthorized)?;
+    let caller = caller
+        .role
+        .map(|role| (caller.user.id, role))
+        .ok_or_else(|| ApiError::NotFound(format!("project {} not found", body.project_id)))?;
+    if !caller.1.may(open_replit_core::auth::roles::Action::Chat) {
+        return Err(ApiError::Forbidden(format!(
+            "a {} of this project may not chat",
+            caller.1.as_str()
+        )));
+    }
     if body.message.trim().is_empty() {
         return Err(ApiError::BadRequest("message is empty".into()));
     }
@@ -31,7 +62,6 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
             body.message.len()
         )));
     }
-    let url = req.url()?;
     let ws_url = format!(
         "{}://{}/projects/{}/ws",
         url.scheme(),
@@ -40,7 +70,8 @@ pub async fn handle(mut req: Request, env: &Env) -> Result<Response, ApiError> {
     );
     let headers = Headers::new();
     headers.set("upgrade", "websocket")?;
-    headers.set(crate::quota::USER_HEADER, &crate::quota::request_user(&req))?;
+    headers.set(open_replit_core::auth::USER_HEADER, &caller.0)?;
+    headers.set(open_replit_core::auth::ROLE_HEADER, caller.1.as_str())?;
     let mut init = RequestInit::new();
     init.with_headers(headers);
     let stub = env

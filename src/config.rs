@@ -14,8 +14,10 @@ pub struct Config {
     pub azure_container: String,
     pub vm_api_url: String,
     pub vm_api_secret: Option<String>,
-    /// Model steps per agent turn (`AGENT_MAX_STEPS`).
+    /// Model steps in an agent turn's first part (`AGENT_MAX_STEPS`).
     pub agent_max_steps: Option<u32>,
+    /// Model steps in each verify-fix round (`AGENT_FIX_STEPS`).
+    pub agent_fix_steps: Option<u32>,
     /// Most files one project may hold (`MAX_PROJECT_FILES`; default 5,000).
     pub max_project_files: Option<usize>,
     /// Fix rounds after verification finds errors (`VERIFY_FIX_ROUNDS`; 0 turns it off).
@@ -56,6 +58,12 @@ fn get(env: &Env, name: &str) -> Option<String> {
         .filter(|s| !s.trim().is_empty())
 }
 
+/// `PREVIEW_URL`: where a project's preview lives, `{id}` standing for the project id (read on
+/// its own for the CSP of every page).
+pub fn preview_url(env: &Env) -> String {
+    get(env, "PREVIEW_URL").unwrap_or_else(|| "http://{id}.preview.localhost:8001/".to_string())
+}
+
 impl Config {
     pub fn from_env(env: &Env) -> Self {
         Config {
@@ -66,6 +74,7 @@ impl Config {
                 llm_base_url: get(env, "LLM_BASE_URL"),
                 llm_api_key: get(env, "LLM_API_KEY"),
                 default_model: get(env, "DEFAULT_MODEL"),
+                groq_model: get(env, "GROQ_MODEL"),
             },
             azure_connection_string: get(env, "AZURE_STORAGE_CONNECTION_STRING"),
             azure_container: get(env, "AZURE_STORAGE_CONTAINER")
@@ -76,12 +85,12 @@ impl Config {
                 .to_string(),
             vm_api_secret: get(env, "VM_API_SECRET"),
             agent_max_steps: get(env, "AGENT_MAX_STEPS").and_then(|v| v.parse().ok()),
+            agent_fix_steps: get(env, "AGENT_FIX_STEPS").and_then(|v| v.parse().ok()),
             max_project_files: get(env, "MAX_PROJECT_FILES").and_then(|v| v.parse().ok()),
             verify_fix_rounds: get(env, "VERIFY_FIX_ROUNDS")
                 .and_then(|v| v.parse().ok())
                 .unwrap_or(2),
-            preview_url: get(env, "PREVIEW_URL")
-                .unwrap_or_else(|| "http://{id}.preview.localhost:8001/".to_string()),
+            preview_url: preview_url(env),
             shared_deps_cache: get(env, "SHARED_DEPS_CACHE").as_deref() != Some("off"),
             daily_spend_cap_usd: get(env, "DAILY_SPEND_CAP_USD")
                 .and_then(|v| v.trim().parse::<f64>().ok())

@@ -43,7 +43,10 @@ fn cors_headers(h: &Headers, origin: &str) -> worker::Result<()> {
         "access-control-allow-methods",
         "GET, POST, PUT, DELETE, OPTIONS",
     )?;
-    h.set("access-control-allow-headers", "content-type")?;
+    h.set(
+        "access-control-allow-headers",
+        "content-type, authorization",
+    )?;
     h.set("access-control-expose-headers", "etag, x-checkpoint")?;
     h.set("access-control-max-age", "600")
 }

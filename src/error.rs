@@ -14,7 +14,14 @@ pub enum ApiError {
         message: String,
     },
     NotFound(String),
+    /// No session or token, or one that is unknown, expired or revoked.
+    Unauthorized(String),
     Forbidden(String),
+    /// The server is not set up to answer (auth not configured); `code` names why.
+    Unavailable {
+        code: &'static str,
+        message: String,
+    },
     MethodNotAllowed(String),
     /// The write was based on a version that is no longer current; `details` has both sides.
     Conflict {
@@ -35,6 +42,8 @@ impl ApiError {
         match self {
             ApiError::BadRequest(m)
             | ApiError::NotFound(m)
+            | ApiError::Unauthorized(m)
+            | ApiError::Unavailable { message: m, .. }
             | ApiError::Forbidden(m)
             | ApiError::MethodNotAllowed(m)
             | ApiError::TooLarge(m)
@@ -51,7 +60,9 @@ impl ApiError {
             ApiError::BadRequest(m) => (400, "bad_request", m, None),
             ApiError::Rule { rule, message } => (400, rule, message, None),
             ApiError::NotFound(m) => (404, "not_found", m, None),
+            ApiError::Unauthorized(m) => (401, "unauthorized", m, None),
             ApiError::Forbidden(m) => (403, "forbidden", m, None),
+            ApiError::Unavailable { code, message } => (503, code, message, None),
             ApiError::MethodNotAllowed(m) => (405, "method_not_allowed", m, None),
             ApiError::Conflict { message, details } => (409, "conflict", message, Some(details)),
             ApiError::TooLarge(m) => (413, "too_large", m, None),

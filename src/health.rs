@@ -11,12 +11,18 @@ use worker::{Delay, Env, Fetch, Response, Url};
 
 const TIMEOUT: Duration = Duration::from_secs(3);
 
-pub async fn handle(env: &Env) -> Result<Response, ApiError> {
+/// `signed_in`: the full report; otherwise (anonymous callers) only green/red per check.
+pub async fn handle(env: &Env, signed_in: bool) -> Result<Response, ApiError> {
     let cfg = Config::from_env(env);
     let (azure, vm) = join(check_azure(&cfg), check_vm(&cfg)).await;
     let report = HealthReport::new(azure, vm, cfg.llm.status());
     let status = if report.ok { 200 } else { 503 };
-    Ok(Response::from_json(&report)?.with_status(status))
+    let body = if signed_in {
+        serde_json::to_value(&report)?
+    } else {
+        report.anonymous()
+    };
+    Ok(Response::from_json(&body)?.with_status(status))
 }
 
 async fn check_azure(cfg: &Config) -> Check {

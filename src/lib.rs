@@ -2,12 +2,15 @@
 //! `ProjectRoom` Durable Object. Only platform I/O lives here; logic is in `open-replit-core`.
 
 mod agent;
+mod auth;
 mod azure;
 mod changes;
 mod chat_stream;
 mod config;
 mod cors;
+mod directory;
 mod error;
+mod headers;
 mod health;
 mod models;
 mod preview;
@@ -25,6 +28,7 @@ mod verify;
 mod vm;
 mod work;
 
+pub use directory::Directory;
 pub use quota::UserQuota;
 pub use room::ProjectRoom;
 
@@ -34,7 +38,14 @@ use worker::*;
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let url = req.url()?;
-    let verdict = match cors::check(&req, &url, &env) {
+    let https = url.scheme() == "https";
+    let preview_url = config::preview_url(&env);
+    let resp = dispatch(req, env, &url).await?;
+    Ok(headers::secure(resp, https, &preview_url))
+}
+
+async fn dispatch(req: Request, env: Env, url: &Url) -> Result<Response> {
+    let verdict = match cors::check(&req, url, &env) {
         Ok(v) => v,
         Err(e) => return Ok(e.into_response()),
     };
@@ -54,54 +65,135 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
 }
 
+/// Whether the Worker answers `path` itself (rather than the static frontend).
+fn is_api(path: &str) -> bool {
+    path.starts_with("/api/")
+        || path.starts_with("/auth/")
+        || path == "/health"
+        || path == "/projects"
+        || path.starts_with("/projects/")
+        || path.starts_with("/chat/")
+}
+
 async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError> {
     let url = req.url()?;
     let path = url.path().to_string();
-    match (req.method(), path.as_str()) {
-        (Method::Get, "/health") => health::handle(&env).await,
-        (Method::Get, "/api/config") => {
-            let cfg = config::Config::from_env(&env);
-            Ok(Response::from_json(&cfg.public())?)
+    if !is_api(&path) {
+        // The static frontend (the sign-in page included) needs no session.
+        return Ok(env.assets("ASSETS")?.fetch_request(req).await?);
+    }
+    // Fail closed: a half-configured provider, or local mode reached off loopback (a deployed
+    // Worker nobody configured), refuses every API call with a message saying what to set.
+    let cfg = match auth::AuthConfig::from_env(&env) {
+        Ok(c) => c,
+        // The page still learns why (and the harness that the Worker is up).
+        Err(e) if path == "/api/config" && req.method() == Method::Get => {
+            let c = config::Config::from_env(&env);
+            return Ok(Response::from_json(&serde_json::json!({
+                "llm": c.public().llm,
+                "auth": { "mode": null, "providers": [], "error": e.message() },
+            }))?);
         }
+        Err(e) => return Err(e),
+    };
+    auth::admit(&cfg, &req, &url)?;
+    // Routes anyone may call.
+    match (req.method(), path.as_str()) {
+        (Method::Get, "/health") => {
+            // Details (internal hosts and URLs) for the local user and people who signed in;
+            // in open mode everyone is anonymous.
+            let caller = auth::identify(&cfg, &env, &req, &url, None).await?;
+            let known = caller.is_some_and(|c| c.via != auth::Via::Mode)
+                || cfg.mode == open_replit_core::auth::mode::Mode::Local;
+            return health::handle(&env, known).await;
+        }
+        (Method::Get, "/api/config") => {
+            let c = config::Config::from_env(&env);
+            return Ok(Response::from_json(&serde_json::json!({
+                "llm": c.public().llm,
+                "auth": { "mode": cfg.mode.as_str(), "providers": cfg.providers() },
+            }))?);
+        }
+        (Method::Get, "/auth/login") => return auth::login(&cfg, &env, &url).await,
+        (Method::Get, "/auth/callback") => return auth::callback(&cfg, &env, &req, &url).await,
+        (Method::Post, "/auth/logout") => return auth::logout(&env, &req, &url).await,
+        (Method::Post, "/chat/stream") => return chat_stream::handle(req, &env, &cfg).await,
+        _ => {}
+    }
+    let project = open_replit_core::ids::split_project_path(&path);
+    if path.starts_with("/projects/") && project.is_none() {
+        return Err(ApiError::BadRequest(
+            "project id must be 1-64 characters of a-z, 0-9 and '-'".into(),
+        ));
+    }
+    let caller = auth::identify(&cfg, &env, &req, &url, project.map(|(id, _)| id))
+        .await?
+        .ok_or_else(auth::unauthorized)?;
+    if let Some((id, rest)) = project {
+        return project_route(&cfg, req, &env, &caller, id, rest).await;
+    }
+    match (req.method(), path.as_str()) {
+        (Method::Get, "/api/me") => auth::me(&cfg, &caller),
+        (_, p) if p == "/api/tokens" || p.starts_with("/api/tokens/") => {
+            let rest = p["/api/tokens".len()..].to_string();
+            auth::tokens(&cfg, &env, req, &caller, &rest).await
+        }
+        (Method::Post, "/api/ws-ticket") => auth::ws_ticket(&cfg, &env, req, &url).await,
         (Method::Get, "/api/templates") => Ok(Response::from_json(
             &serde_json::json!({ "templates": templates::summaries() }),
         )?),
         (Method::Get, "/api/models") => models::handle(&env).await,
-        (_, "/api/quota") | (_, "/api/quota/key") => quota::handle(req, &env).await,
-        (Method::Post, "/chat/stream") => chat_stream::handle(req, &env).await,
-        (Method::Get, "/projects") => projects::list(&env).await,
-        (Method::Post, "/projects") => projects::create(req, &env).await,
-        (_, p) if p.starts_with("/projects/") => {
-            // Everything about one project goes to its Durable Object, which re-validates the
-            // id from the path and serialises changes with its event log.
-            let Some((id, _)) = open_replit_core::ids::split_project_path(p) else {
-                return Err(ApiError::BadRequest(
-                    "project id must be 1-64 characters of a-z, 0-9 and '-'".into(),
-                ));
-            };
-            let cfg = config::Config::from_env(&env);
-            let user = quota::request_user(&req);
-            quota::hit(
-                &env,
-                &cfg,
-                &user,
-                open_replit_core::quota::RateKind::Request,
-            )
-            .await?;
-            // The room pays and rates by this header: it names whom the Worker says is calling,
-            // never what the client sent.
-            let mut req = req.clone_mut()?;
-            req.headers_mut()?.set(quota::USER_HEADER, &user)?;
-            let stub = env.durable_object("PROJECT_ROOM")?.get_by_name(id)?;
-            Ok(stub.fetch_with_request(req).await?)
-        }
-        _ => {
-            // Everything that is not API falls through to the static frontend; an unknown path
-            // under /api/ or a wrong method is a JSON 404/405 rather than the HTML shell.
-            if path.starts_with("/api/") || path == "/health" {
-                return Err(ApiError::NotFound(format!("{} {}", req.method(), path)));
-            }
-            Ok(env.assets("ASSETS")?.fetch_request(req).await?)
+        (_, "/api/quota") | (_, "/api/quota/key") => quota::handle(req, &env, &caller.user.id).await,
+        (Method::Get, "/projects") => projects::list(&env, &cfg, &caller.user.id).await,
+        (Method::Post, "/projects") => projects::create(req, &env, &cfg, &caller.user.id).await,
+        // An unknown path under /api/ or a wrong method is a JSON 404/405, not the HTML shell.
+        _ => Err(ApiError::NotFound(format!("{} {}", req.method(), path))),
+    }
+}
+
+/// Everything about one project: a project the caller may not see is a 404 (never a 403, so
+/// ids cannot be probed); a role too weak for the action is a 403; sharing is answered here;
+/// the rest goes to the project's Durable Object with `x-or-user` and `x-or-role`.
+async fn project_route(
+    cfg: &auth::AuthConfig,
+    req: Request,
+    env: &Env,
+    caller: &auth::Caller,
+    id: &str,
+    rest: &str,
+) -> std::result::Result<Response, ApiError> {
+    use open_replit_core::auth::roles::{action_for, Action};
+    let Some(role) = caller.role else {
+        return Err(ApiError::NotFound(format!("project {id} not found")));
+    };
+    let method = req.method();
+    let action = action_for(method.as_ref(), rest);
+    if !role.may(action) {
+        return Err(ApiError::Forbidden(format!(
+            "a {} of this project may not {} it",
+            role.as_str(),
+            action.as_str()
+        )));
+    }
+    if rest == "/ws" || rest == "/pty" {
+        // A cookie is sent by the browser on its own; only a page of an allowed origin may
+        // use it for a socket (tokens and tickets are not ambient, so they need no Origin).
+        let has_origin = req.headers().get("origin")?.is_some();
+        if caller.via == auth::Via::Session && !has_origin {
+            return Err(ApiError::Forbidden(
+                "a socket opened with a session cookie needs an Origin header".into(),
+            ));
         }
     }
+    if rest == "/members" || rest.starts_with("/members/") {
+        debug_assert!(action == Action::Read || action == Action::Share);
+        return auth::members(cfg, req, env, id, rest).await;
+    }
+    // Every project request counts toward the caller's request rate; the room then pays and
+    // rates turns by the x-or-user the gate sets, never by anything the client sent.
+    let qcfg = config::Config::from_env(env);
+    quota::hit(env, &qcfg, &caller.user.id, open_replit_core::quota::RateKind::Request).await?;
+    let stub = env.durable_object("PROJECT_ROOM")?.get_by_name(id)?;
+    let fwd = auth::forward_request(&req, &caller.user.id, role)?;
+    Ok(stub.fetch_with_request(fwd).await?)
 }

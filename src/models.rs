@@ -1,103 +1,120 @@
-//! `GET /api/models`: the first answering provider's `/models` list, cached per isolate for ten
-//! minutes.
+//! `GET /api/models`: the first answering provider's `/models` list (parsed by core's
+//! `llm::models` into ids, names, windows and prices), cached per isolate for ten minutes; the
+//! agent reads each model's limits from the same cache.
 
 use crate::config::Config;
 use crate::error::ApiError;
-use serde_json::{json, Value};
+use open_replit_core::llm::models::{parse_models, ModelInfo};
+use serde_json::json;
 use std::cell::RefCell;
 use worker::{Env, Fetch, Headers, Request, RequestInit, Response};
 
+/// One fetched list: when, from which provider, what.
+#[derive(Clone)]
+struct Cached {
+    at: f64,
+    provider: &'static str,
+    models: Vec<ModelInfo>,
+}
+
 thread_local! {
-    static CACHE: RefCell<Option<(f64, Value)>> = const { RefCell::new(None) };
+    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
+    /// The last failure and when: every turn asks for its model's limits, and a provider
+    /// without a working `/models` should not cost each of them a round of failed fetches.
+    static FAILED: RefCell<Option<(f64, String)>> = const { RefCell::new(None) };
 }
 const TTL_MS: f64 = 600_000.0;
+const FAILED_TTL_MS: f64 = 60_000.0;
 
-pub async fn handle(env: &Env) -> Result<Response, ApiError> {
-    let cfg = Config::from_env(env);
-    let default = cfg.llm.status().default_model;
-    let providers = cfg.llm.providers();
-    if providers.is_empty() {
-        return Ok(Response::from_json(
-            &json!({"models": [], "default": default}),
-        )?);
-    }
+/// The model list of the first provider that answers, from the cache when it is fresh.
+pub async fn list(cfg: &Config) -> Result<(&'static str, Vec<ModelInfo>), String> {
     let now = js_sys::Date::now();
-    if let Some(v) = CACHE.with(|c| {
-        c.borrow()
-            .as_ref()
-            .filter(|(t, _)| now - t < TTL_MS)
-            .map(|(_, v)| v.clone())
+    if let Some(c) = CACHE.with(|c| c.borrow().clone().filter(|c| now - c.at < TTL_MS)) {
+        return Ok((c.provider, c.models));
+    }
+    if let Some(e) = FAILED.with(|f| {
+        f.borrow()
+            .clone()
+            .filter(|(at, _)| now - at < FAILED_TTL_MS)
+            .map(|(_, e)| e)
     }) {
-        return Ok(Response::from_json(
-            &json!({"models": allowed(&cfg, v), "default": default}),
-        )?);
+        return Err(e);
     }
     // The first provider that answers wins, in the same order turns use them.
     let mut errors = Vec::new();
-    for p in &providers {
+    for p in &cfg.llm.providers() {
         match fetch_models(&p.base_url, p.api_key.as_deref()).await {
             Ok(models) => {
-                CACHE.with(|c| *c.borrow_mut() = Some((now, models.clone())));
-                return Ok(Response::from_json(
-                    &json!({"models": allowed(&cfg, models), "default": default, "provider": p.name}),
-                )?);
+                CACHE.with(|c| {
+                    *c.borrow_mut() = Some(Cached {
+                        at: now,
+                        provider: p.name,
+                        models: models.clone(),
+                    })
+                });
+                return Ok((p.name, models));
             }
             Err(e) => errors.push(format!("{}: {e}", p.name)),
         }
     }
-    // The picker still works with the configured default when no list is available.
-    Ok(Response::from_json(&json!({
-        "models": [{"id": default, "name": default}],
-        "default": default,
-        "error": format!("could not list models ({})", errors.join("; ")),
-    }))?)
+    let e = errors.join("; ");
+    FAILED.with(|f| *f.borrow_mut() = Some((now, e.clone())));
+    Err(e)
 }
 
-async fn fetch_models(base_url: &str, key: Option<&str>) -> worker::Result<Value> {
+pub async fn handle(env: &Env) -> Result<Response, ApiError> {
+    let cfg = Config::from_env(env);
+    let default = cfg.llm.status().default_model;
+    if cfg.llm.providers().is_empty() {
+        return Ok(Response::from_json(
+            &json!({"models": [], "default": default}),
+        )?);
+    }
+    match list(&cfg).await {
+        Ok((provider, models)) => {
+            // Only the models the operator's `ALLOWED_MODELS` lets turns use.
+            let mut out: Vec<serde_json::Value> = models
+                .iter()
+                .filter(|m| cfg.allowed_models.allows(&m.id))
+                .map(|m| json!({"id": m.id, "name": m.name}))
+                .collect();
+            // The picker always offers the configured default, even when this provider's list
+            // lacks it (a custom server, or a renamed model).
+            if !models.iter().any(|m| m.id == default) {
+                out.insert(0, json!({"id": default, "name": default}));
+            }
+            Ok(Response::from_json(
+                &json!({"models": out, "default": default, "provider": provider}),
+            )?)
+        }
+        // The picker still works with the configured default when no list is available.
+        Err(errors) => Ok(Response::from_json(&json!({
+            "models": [{"id": default, "name": default}],
+            "default": default,
+            "error": format!("could not list models ({errors})"),
+        }))?),
+    }
+}
+
+async fn fetch_models(base_url: &str, key: Option<&str>) -> Result<Vec<ModelInfo>, String> {
     let headers = Headers::new();
     if let Some(k) = key {
-        headers.set("authorization", &format!("Bearer {k}"))?;
+        headers
+            .set("authorization", &format!("Bearer {k}"))
+            .map_err(|e| e.to_string())?;
     }
     let mut init = RequestInit::new();
     init.with_headers(headers);
-    let mut r = Fetch::Request(Request::new_with_init(
-        &format!("{base_url}/models"),
-        &init,
-    )?)
-    .send()
-    .await?;
+    let req =
+        Request::new_with_init(&format!("{base_url}/models"), &init).map_err(|e| e.to_string())?;
+    let mut r = Fetch::Request(req)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
     if r.status_code() != 200 {
-        return Err(worker::Error::RustError(format!(
-            "HTTP {}",
-            r.status_code()
-        )));
+        return Err(format!("HTTP {}", r.status_code()));
     }
-    let v: Value = r.json().await?;
-    let models: Vec<Value> = v["data"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|m| {
-                    let id = m["id"].as_str()?;
-                    Some(json!({"id": id, "name": m["name"].as_str().unwrap_or(id)}))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
-    Ok(Value::Array(models))
+    let body = r.text().await.map_err(|e| e.to_string())?;
+    parse_models(&body)
 }
 
-/// Only the models the operator's `ALLOWED_MODELS` lets turns use.
-fn allowed(cfg: &Config, models: Value) -> Value {
-    match models {
-        Value::Array(a) => Value::Array(
-            a.into_iter()
-                .filter(|m| {
-                    cfg.allowed_models
-                        .allows(m["id"].as_str().unwrap_or_default())
-                })
-                .collect(),
-        ),
-        v => v,
-    }
-}

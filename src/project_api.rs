@@ -76,6 +76,17 @@ pub async fn handle(
                     h.set("etag", &format!("\"{}\"", entry.sha256))?;
                     h.set("x-checkpoint", &n.to_string())?;
                     h.set("x-content-type-options", "nosniff")?;
+                    // Never a page on the IDE's origin: no script, and active types download.
+                    h.set(
+                        "content-security-policy",
+                        open_replit_core::security_headers::RAW_FILE_CSP,
+                    )?;
+                    if open_replit_core::security_headers::is_active_type(&path) {
+                        h.set(
+                            "content-disposition",
+                            &open_replit_core::security_headers::attachment(&path),
+                        )?;
+                    }
                     Ok(r)
                 }
                 Method::Put | Method::Delete => {
@@ -179,12 +190,12 @@ pub async fn handle(
             &crate::preview::status(room, id).await?,
         )?),
         (Method::Post, ["preview", action @ ("start" | "restart")]) => {
-            let vm = crate::vm::Vm::from_config(cfg)?;
+            let vm = crate::vm::Vm::from_config(cfg)?.acting_for(&crate::vm::Vm::user_of(&req));
             let head = p
                 .head(id)
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?;
-            vm.sync(id, &head.manifest).await?;
+            crate::changes::sync(room, &vm, id, &head.manifest).await?;
             let started =
                 crate::preview::start(room, &vm, id, &head.manifest, *action == "restart", None)
                     .await?;

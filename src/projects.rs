@@ -1,10 +1,15 @@
-//! `GET /projects` and `POST /projects`: listing and creating projects from templates.
+//! `GET /projects` and `POST /projects`: listing and creating projects from templates. With
+//! sign-in, the list is what the caller owns or was invited to (from the `Directory`), and a
+//! new project's owner is recorded there before its files exist.
 
+use crate::auth::AuthConfig;
 use crate::azure::{blob_client, random_bytes};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::templates;
 use open_replit_core::quota::RateKind;
+use open_replit_core::auth::directory::{DirRequest, ProjectAccess};
+use open_replit_core::auth::mode::Mode;
 use open_replit_core::store::project::{ProjectMeta, Projects};
 use open_replit_core::store::Transport;
 use serde::Deserialize;
@@ -20,7 +25,21 @@ struct CreateProject {
     template: Option<String>,
 }
 
-pub async fn list(env: &Env) -> Result<Response, ApiError> {
+pub async fn list(env: &Env, auth: &AuthConfig, user_id: &str) -> Result<Response, ApiError> {
+    // With sign-in: only what this person owns or was invited to, with their role.
+    let access: Option<Vec<ProjectAccess>> = if auth.mode == Mode::SignIn {
+        Some(
+            crate::directory::call(
+                env,
+                &DirRequest::ListProjects {
+                    user_id: user_id.to_string(),
+                },
+            )
+            .await?,
+        )
+    } else {
+        None
+    };
     let cfg = Config::from_env(env);
     let blob = blob_client(&cfg)?;
     let projects = match Projects::new(&blob).list_projects().await {
@@ -31,16 +50,32 @@ pub async fn list(env: &Env) -> Result<Response, ApiError> {
         )) => vec![],
         Err(e) => return Err(e.into()),
     };
+    let projects: Vec<serde_json::Value> = projects
+        .into_iter()
+        .filter_map(|p| {
+            let role = match &access {
+                None => "owner",
+                Some(a) => a.iter().find(|x| x.project == p.id)?.role.as_str(),
+            };
+            let mut v = serde_json::to_value(&p).ok()?;
+            v["role"] = json!(role);
+            Some(v)
+        })
+        .collect();
     Ok(Response::from_json(&json!({
         "projects": projects,
         "templates": templates::names(),
     }))?)
 }
 
-pub async fn create(mut req: Request, env: &Env) -> Result<Response, ApiError> {
-    let user = crate::quota::request_user(&req);
+pub async fn create(
+    mut req: Request,
+    env: &Env,
+    auth: &AuthConfig,
+    user_id: &str,
+) -> Result<Response, ApiError> {
     let cfg = Config::from_env(env);
-    crate::quota::hit(env, &cfg, &user, RateKind::Project).await?;
+    crate::quota::hit(env, &cfg, user_id, RateKind::Project).await?;
     let text = req.text().await?;
     let body: CreateProject = if text.trim().is_empty() {
         CreateProject::default()
@@ -71,8 +106,27 @@ pub async fn create(mut req: Request, env: &Env) -> Result<Response, ApiError> {
         name,
         template: template.name.to_string(),
         created_ms: blob.transport.now_ms(),
-        owner: None,
+        owner: Some(user_id.to_string()),
     };
+    if auth.mode == Mode::SignIn {
+        // The owner is recorded before any file exists, so there is never a moment when the
+        // project is visible without one.
+        let v: serde_json::Value = crate::directory::call(
+            env,
+            &DirRequest::ClaimProject {
+                project: meta.id.clone(),
+                user_id: user_id.to_string(),
+                now_ms: meta.created_ms,
+            },
+        )
+        .await?;
+        if v["claimed"] != json!(true) {
+            return Err(ApiError::Conflict {
+                message: format!("project {} already exists", meta.id),
+                details: json!({}),
+            });
+        }
+    }
     let files = template
         .files
         .iter()
@@ -101,9 +155,5 @@ fn new_project_id(name: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect();
-    if slug.is_empty() {
-        format!("app-{rand}")
-    } else {
-        format!("{slug}-{rand}")
-    }
+    open_replit_core::ids::project_id_from(slug, &rand)
 }

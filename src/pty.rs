@@ -4,10 +4,9 @@
 //! changed as a checkpoint (see `changes::save_vm_changes`), at most one save at a time.
 
 use crate::error::ApiError;
-use crate::room_state::Room;
+use crate::room_state::{Room, SaveState};
 use crate::vm::Vm;
 use futures_util::StreamExt;
-use std::cell::Cell;
 use std::rc::Rc;
 use wasm_bindgen::{JsCast, JsValue};
 use worker::{Request, Response, Url, WebSocket, WebSocketPair, WebsocketEvent};
@@ -36,7 +35,7 @@ pub async fn attach(
             forward.query_pairs_mut().append_pair(&k, &v);
         }
     }
-    let vm = Vm::from_config(room.config())?;
+    let vm = Vm::from_config(room.config())?.acting_for(&Vm::user_of(req));
     // The shell starts on exactly what storage holds: first save anything the VM's copy has
     // that storage lacks (so the sync cannot undo it), then sync the head. Not during an agent
     // turn: the VM's copy then holds the turn's unsaved files, which the head would undo.
@@ -47,7 +46,7 @@ pub async fn attach(
             .head(id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?;
-        vm.sync(id, &head.manifest).await?;
+        crate::changes::sync(&room, &vm, id, &head.manifest).await?;
     }
     let upstream = vm
         .open_socket(&format!(
@@ -60,7 +59,6 @@ pub async fn attach(
     browser.accept()?;
     upstream.accept()?;
     let id = id.to_string();
-    let saving = Rc::new(Cell::new(SaveState::Idle));
     // Browser → VM: keystrokes (binary) and control frames (text) as they are.
     {
         let (browser, upstream) = (browser.clone(), upstream.clone());
@@ -73,7 +71,7 @@ pub async fn attach(
     wasm_bindgen_futures::spawn_local(async move {
         let on_text = |text: &str| {
             if text.contains("\"changed\"") {
-                request_save(room.clone(), id.clone(), saving.clone());
+                request_save(room.clone(), id.clone());
             }
         };
         pump(&upstream, &browser, on_text).await;
@@ -120,16 +118,9 @@ async fn binary(data: JsValue) -> Option<Vec<u8>> {
     Some(js_sys::Uint8Array::new(&buf).to_vec())
 }
 
-#[derive(Clone, Copy, PartialEq)]
-enum SaveState {
-    Idle,
-    /// A save is waiting or running.
-    Busy,
-    /// Another `changed` came while busy: save once more after.
-    Again,
-}
-
-fn request_save(room: Rc<Room>, id: String, state: Rc<Cell<SaveState>>) {
+/// Starts (or extends) the project's one debounced save of what its shells changed.
+fn request_save(room: Rc<Room>, id: String) {
+    let state = room.terminal_save();
     match state.get() {
         SaveState::Busy | SaveState::Again => state.set(SaveState::Again),
         SaveState::Idle => {
@@ -142,6 +133,7 @@ fn request_save(room: Rc<Room>, id: String, state: Rc<Cell<SaveState>>) {
                     {
                         worker::console_error!("saving the terminal's changes: {}", e.message());
                     }
+                    let state = room.terminal_save();
                     if state.get() == SaveState::Again {
                         state.set(SaveState::Busy);
                         continue;

@@ -27,11 +27,9 @@ use worker::{
     Response, Result, State,
 };
 
-/// The user when nobody signed in: `make dev`'s one local user.
-pub const LOCAL_USER: &str = "local";
-/// The header the Worker's gate sets on every request it forwards to a project room (and that
-/// the gate must overwrite or remove on requests from outside).
-pub const USER_HEADER: &str = "x-or-user";
+/// The gate sets `USER_HEADER` on every request it forwards to a project room (and strips any
+/// `x-or-*` header a client sent); `LOCAL_USER` is `make dev`'s one local user.
+pub use open_replit_core::auth::{LOCAL_USER, USER_HEADER};
 /// The longest one reservation request waits inside `UserQuota` before answering `wait`.
 const RESERVE_WAIT_MS: f64 = 10_000.0;
 /// How long a provider's `/models` prices are reused.
@@ -46,13 +44,6 @@ pub fn room_user(req: &Request) -> String {
         .map(|u| u.trim().to_string())
         .filter(|u| !u.is_empty())
         .unwrap_or_else(|| LOCAL_USER.to_string())
-}
-
-/// The user of a request outside any room (`/api/quota`, `POST /projects`, `/chat/stream`).
-/// Always `local` until sign-in lands: the sign-in code replaces this body with the session's
-/// stable user id. It must never trust a header the client could have set.
-pub fn request_user(_req: &Request) -> String {
-    LOCAL_USER.to_string()
 }
 
 // ---- the Durable Object ----
@@ -546,8 +537,12 @@ pub async fn after_step(room: &Room, payer: &Payer, grant: Grant, usage: Option<
 
 /// `GET /api/quota`, `PUT /api/quota/key`, `DELETE /api/quota/key`. The key goes in and never
 /// comes back: replies say only whether one is set and its last four characters.
-pub async fn handle(mut req: Request, env: &Env) -> std::result::Result<Response, ApiError> {
-    let user = request_user(&req);
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    user: &str,
+) -> std::result::Result<Response, ApiError> {
+    let user = user.to_string();
     let cfg = Config::from_env(env);
     hit(env, &cfg, &user, RateKind::Request).await?;
     let path = req.path();

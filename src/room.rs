@@ -1,9 +1,14 @@
 //! `ProjectRoom`, the Durable Object of one project: only the dispatch of its requests and
 //! socket frames. The state lives in `room_state`, turns in `agent`, the HTTP API in
-//! `project_api`.
+//! `project_api`. It trusts the caller's role only from `x-or-role`, which the Worker's gate
+//! sets after removing any client-sent value; each request and socket frame is checked
+//! against it (core's `auth::roles`), so a viewer cannot write, run, chat or start previews
+//! even if the Worker's own check were skipped.
 
 use crate::error::ApiError;
 use crate::room_state::{send_transient, Room};
+use open_replit_core::auth::roles::{action_for, Action, Role};
+use open_replit_core::auth::ROLE_HEADER;
 use open_replit_core::ids::split_project_path;
 use open_replit_core::protocol::{parse_client_msg, ClientMsg, ServerEvent};
 use std::rc::Rc;
@@ -27,6 +32,23 @@ impl DurableObject for ProjectRoom {
         let Some((project_id, rest)) = split_project_path(&path) else {
             return Ok(ApiError::NotFound(path).into_response());
         };
+        let role = req
+            .headers()
+            .get(ROLE_HEADER)?
+            .as_deref()
+            .and_then(Role::parse);
+        let Some(role) = role else {
+            return Ok(ApiError::Forbidden("the request carries no role".into()).into_response());
+        };
+        let action = action_for(req.method().as_ref(), rest);
+        if !role.may(action) {
+            return Ok(ApiError::Forbidden(format!(
+                "a {} of this project may not {} it",
+                role.as_str(),
+                action.as_str()
+            ))
+            .into_response());
+        }
         // Remembered for socket events that arrive after hibernation, when no URL is at hand.
         self.room.set_kv("project_id", project_id)?;
         if rest == "/ws" {
@@ -35,7 +57,7 @@ impl DurableObject for ProjectRoom {
                 self.room.set_kv("origin", &o)?;
             }
             let user = crate::quota::room_user(&req);
-            return self.room.accept_socket(&req, project_id, &url, &user);
+            return self.room.accept_socket(&req, project_id, &url, &user, role);
         }
         if rest == "/pty" {
             return Ok(
@@ -83,7 +105,24 @@ impl DurableObject for ProjectRoom {
                 )
             }
         };
-        match parse_client_msg(&text) {
+        let msg = parse_client_msg(&text);
+        if matches!(msg, Ok(ClientMsg::UserMessage { .. } | ClientMsg::Stop)) {
+            // The role the socket was accepted with (kept across hibernation).
+            let role = ws
+                .deserialize_attachment::<String>()
+                .ok()
+                .flatten()
+                .and_then(|r| Role::parse(&r));
+            if !role.is_some_and(|r| r.may(Action::Chat)) {
+                return send_transient(
+                    &ws,
+                    ServerEvent::Error {
+                        message: "a viewer of this project may not chat or stop turns".into(),
+                    },
+                );
+            }
+        }
+        match msg {
             Ok(ClientMsg::Ping { nonce }) => send_transient(&ws, ServerEvent::Pong { nonce }),
             Ok(ClientMsg::UserMessage { text, model }) => {
                 if text.trim().is_empty() {
@@ -105,6 +144,23 @@ impl DurableObject for ProjectRoom {
             }
             Ok(ClientMsg::Stop) => {
                 self.room.request_stop();
+                Ok(())
+            }
+            Ok(ClientMsg::NewConversation) => {
+                // A running turn would append its messages after the mark.
+                if self.room.turn_running() {
+                    return send_transient(
+                        &ws,
+                        ServerEvent::Error {
+                            message: "a turn is running: wait for it to finish or stop it, \
+                                      then start a new chat"
+                                .into(),
+                        },
+                    );
+                }
+                let after_turn = self.room.turn_log().new_conversation();
+                self.room
+                    .emit(ServerEvent::ConversationReset { after_turn });
                 Ok(())
             }
             Err(message) => send_transient(&ws, ServerEvent::Error { message }),

@@ -41,6 +41,20 @@ pub struct Room {
     /// token. Any other event, a replay, and the end of a turn write them first.
     /// Each is (seq, body, when it was sent in ms).
     pending: RefCell<Vec<(u64, String, f64)>>,
+    /// The one debounced save of what shells changed on the VM, shared by every terminal of
+    /// the project (two open terminals must not run two saves of the same changes).
+    terminal_save: Cell<SaveState>,
+}
+
+/// Where the project's terminal save stands.
+#[derive(Clone, Copy, PartialEq, Default)]
+pub enum SaveState {
+    #[default]
+    Idle,
+    /// A save is waiting or running.
+    Busy,
+    /// Another `changed` came while busy: save once more after.
+    Again,
 }
 
 /// One queued chat message: its text, the model it asked for, and the user who sent it (who
@@ -77,6 +91,11 @@ struct EventRow {
 }
 
 impl Room {
+    /// The project's terminal-save state (see [`SaveState`]).
+    pub fn terminal_save(&self) -> &Cell<SaveState> {
+        &self.terminal_save
+    }
+
     /// Opens the room's storage; `IF NOT EXISTS` makes this idempotent across wake-ups.
     pub fn new(state: State, env: &Env) -> Room {
         let sql = state.storage().sql();
@@ -98,6 +117,7 @@ impl Room {
             seq: Cell::new(0),
             turns: TurnQueue::default(),
             pending: RefCell::new(Vec::new()),
+            terminal_save: Cell::new(SaveState::Idle),
         };
         room.seq.set(room.max_seq().unwrap_or(0));
         room
@@ -222,12 +242,14 @@ impl Room {
     // ---- the event log and the sockets ----
 
     /// Accepts a WebSocket of `user` and replays the log after `?since=` to it.
+    /// `role` is kept as the socket's attachment, so it survives hibernation.
     pub fn accept_socket(
         &self,
         req: &Request,
         project_id: &str,
         url: &Url,
         user: &str,
+        role: open_replit_core::auth::roles::Role,
     ) -> Result<Response> {
         let is_upgrade = req
             .headers()
@@ -244,6 +266,7 @@ impl Room {
         // The user rides on the socket as a tag, which survives hibernation.
         self.state
             .accept_websocket_with_tags(&pair.server, &[&format!("{USER_TAG}{user}")]);
+        pair.server.serialize_attachment(role.as_str())?;
         // Everything below runs without an await, so no event can be emitted between the replay
         // and the socket joining the live broadcast: nothing is lost or sent twice.
         self.flush_log()?;

@@ -1,5 +1,6 @@
 //! The app templates, embedded at build time from `templates/` (see `build.rs`).
 
+use open_replit_core::agent::prompt;
 use open_replit_core::template::TemplateManifest;
 
 pub struct Template {
@@ -23,6 +24,25 @@ pub fn manifest(name: &str) -> TemplateManifest {
     get(name)
         .and_then(|t| TemplateManifest::parse(t.manifest).ok())
         .unwrap_or_default()
+}
+
+/// The agent's system prompt for a project made from template `name`, generated from the
+/// template's own description (core's `agent::prompt`). An unknown name gets the generic
+/// prompt, which says the layout is not described.
+pub fn system_prompt(name: &str) -> String {
+    let manifest = manifest(name);
+    let parts: Vec<(&str, TemplateManifest)> = manifest
+        .parts()
+        .into_iter()
+        .map(|(dir, part)| (dir, self::manifest(part)))
+        .collect();
+    let files: &[(&str, &[u8])] = get(name).map(|t| t.files).unwrap_or(&[]);
+    prompt::system_prompt(&prompt::TemplateSource {
+        name,
+        manifest: &manifest,
+        parts: parts.iter().map(|(d, m)| (*d, m)).collect(),
+        files,
+    })
 }
 
 pub fn names() -> Vec<&'static str> {

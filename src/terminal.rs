@@ -36,6 +36,7 @@ pub async fn handle<T: Transport>(
     id: &str,
     p: &Projects<'_, T>,
 ) -> Result<Response, ApiError> {
+    let user = Vm::user_of(&req);
     let body: TerminalRequest = serde_json::from_str(&req.text().await?)?;
     if body.command.trim().is_empty() {
         return Err(ApiError::BadRequest("command is empty".into()));
@@ -47,13 +48,13 @@ pub async fn handle<T: Transport>(
         })?;
     }
     let timeout_s = body.timeout_s.unwrap_or(120).clamp(1, 600);
-    let vm = Vm::from_config(room.config())?;
+    let vm = Vm::from_config(room.config())?.acting_for(&user);
     // The command runs against exactly what storage holds.
     let head = p
         .head(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("project {id}")))?;
-    vm.sync(id, &head.manifest).await?;
+    crate::changes::sync(&room, &vm, id, &head.manifest).await?;
     let call_id = format!("terminal-{}", js_sys::Date::now() as u64);
     let (tx, rx) = mpsc::unbounded::<Vec<u8>>();
     let abort = RefCell::new(Some(AbortController::default()));

@@ -10,8 +10,9 @@ use open_replit_core::manifest::Manifest;
 use open_replit_core::store::Transport;
 use open_replit_core::vm_api::{
     BrowserReportsQuery, BrowserReportsReply, Changes, ErrorBody, ExecEvent, ExecExit, ExecRequest,
-    LogsQuery, LogsReply, ProcessInfo, ProcessList, ReadyQuery, ReadyReply, StartProcessRequest,
-    SyncReport, SyncRequest,
+    LogsQuery, LogsReply, PreviewCheckReply, PreviewCheckRequest, ProcessInfo, ProcessList,
+    ReadyQuery, ReadyReply, SearchReply, SearchRequest, StartProcessRequest, SyncReport,
+    SyncRequest,
 };
 use open_replit_core::vm_auth;
 use serde::de::DeserializeOwned;
@@ -24,6 +25,8 @@ use worker::{
 pub struct Vm {
     base: String,
     secret: Vec<u8>,
+    /// Who the calls act for (`x-or-user`, signed): the VM API's per-user command cap.
+    user: Option<String>,
 }
 
 /// How a command ended, and what it changed in the working copy (when it was scanned and
@@ -68,7 +71,40 @@ impl Vm {
         Ok(Vm {
             base: cfg.vm_api_url.clone(),
             secret: secret.into_bytes(),
+            user: None,
         })
+    }
+
+    /// The same client acting for `user` (the Worker's `x-or-user`; `local` when absent).
+    pub fn acting_for(mut self, user: &str) -> Vm {
+        self.user = Some(user.to_string());
+        self
+    }
+
+    /// The user a request to this Worker acts for: its `x-or-user` header, `local` without one
+    /// (local mode, or before sign-in sets it).
+    pub fn user_of(req: &Request) -> String {
+        req.headers()
+            .get(vm_auth::HEADER_USER)
+            .ok()
+            .flatten()
+            .filter(|u| !u.is_empty())
+            .unwrap_or_else(|| "local".to_string())
+    }
+
+    fn auth_headers(&self, method: &str, path: &str, body: &[u8]) -> Result<Headers, ApiError> {
+        let headers = Headers::new();
+        for (k, v) in vm_auth::request_headers(
+            &self.secret,
+            method,
+            path,
+            now_secs(),
+            body,
+            self.user.as_deref(),
+        ) {
+            headers.set(k, &v)?;
+        }
+        Ok(headers)
     }
 
     /// Sends a signed request; `Err` only when the VM API could not be reached in time.
@@ -82,17 +118,8 @@ impl Vm {
     ) -> Result<Response, ApiError> {
         let nonce = crate::azure::FetchTransport { timeout }.random_u64();
         let path = vm_auth::with_nonce(path, nonce);
-        let ts = now_secs();
-        let sig = vm_auth::sign(
-            &self.secret,
-            method.as_ref(),
-            &path,
-            ts,
-            body.as_deref().unwrap_or_default(),
-        );
-        let headers = Headers::new();
-        headers.set(vm_auth::HEADER_TIMESTAMP, &ts.to_string())?;
-        headers.set(vm_auth::HEADER_SIGNATURE, &sig)?;
+        let headers =
+            self.auth_headers(method.as_ref(), &path, body.as_deref().unwrap_or_default())?;
         let mut init = RequestInit::new();
         if let Some(bytes) = &body {
             headers.set("content-type", "application/json")?;
@@ -123,11 +150,7 @@ impl Vm {
     pub async fn open_socket(&self, path: &str) -> Result<WebSocket, ApiError> {
         let nonce = crate::azure::FetchTransport { timeout: SHORT }.random_u64();
         let path = vm_auth::with_nonce(path, nonce);
-        let ts = now_secs();
-        let sig = vm_auth::sign(&self.secret, "GET", &path, ts, b"");
-        let headers = Headers::new();
-        headers.set(vm_auth::HEADER_TIMESTAMP, &ts.to_string())?;
-        headers.set(vm_auth::HEADER_SIGNATURE, &sig)?;
+        let headers = self.auth_headers("GET", &path, b"")?;
         headers.set("upgrade", "websocket")?;
         let mut init = RequestInit::new();
         init.with_method(Method::Get).with_headers(headers);
@@ -309,6 +332,36 @@ impl Vm {
             &format!("/projects/{project}/browser-reports?{}", q.to_query()),
             None::<&()>,
             wait + SHORT,
+        )
+        .await
+    }
+
+    /// A bounded regex search over the project's working copy.
+    pub async fn search(
+        &self,
+        project: &str,
+        req: &SearchRequest,
+    ) -> Result<SearchReply, ApiError> {
+        self.call(
+            Method::Post,
+            &format!("/projects/{project}/search"),
+            Some(req),
+            Duration::from_secs(30),
+        )
+        .await
+    }
+
+    /// Loads a page of the preview in the VM host's headless browser and reports its errors.
+    pub async fn preview_check(
+        &self,
+        project: &str,
+        req: &PreviewCheckRequest,
+    ) -> Result<PreviewCheckReply, ApiError> {
+        self.call(
+            Method::Post,
+            &format!("/projects/{project}/preview-check"),
+            Some(req),
+            Duration::from_secs(60),
         )
         .await
     }

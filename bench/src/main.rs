@@ -2,6 +2,8 @@
 //! runs, each row beside its baseline from the same run where one exists. Never used as a test.
 
 mod agent;
+mod context;
+mod auth;
 mod pty;
 mod storage;
 mod table;
@@ -45,9 +47,19 @@ async fn main() -> Result<()> {
             t.push(Row::new("terminal echo benchmark", "FAILED".into()).note(format!("{e:#}")));
         }
     }
+    if on("auth") {
+        if let Err(e) = auth::rows(&mut t).await {
+            t.push(Row::new("auth check benchmark", "FAILED".into()).note(format!("{e:#}")));
+        }
+    }
     if on("agent") {
         if let Err(e) = agent::rows(&mut t).await {
             t.push(Row::new("agent streaming benchmarks", "FAILED".into()).note(format!("{e:#}")));
+        }
+    }
+    if on("context") {
+        if let Err(e) = context::rows(&mut t).await {
+            t.push(Row::new("context benchmarks", "FAILED".into()).note(format!("{e:#}")));
         }
     }
     if on("preview") {

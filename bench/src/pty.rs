@@ -57,11 +57,50 @@ pub async fn rows(t: &mut Table) -> Result<()> {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    // A file the shell writes → part of the project (the inotify `changed` notice, the
+    // Worker's debounced save, a `user` checkpoint), against the same write through the
+    // one-shot POST /terminal (scanned when the command ends), same stack.
+    ws.send(Message::Binary(b"\x15".to_vec().into())).await?;
+    let mut shell_saves = Vec::new();
+    let mut oneshot = Vec::new();
+    for i in 0..SAVES {
+        let t0 = Instant::now();
+        let cmd = format!("echo v{i} > shell-{i}.txt\r");
+        ws.send(Message::Binary(cmd.into_bytes().into())).await?;
+        saved(&stack, &id, &format!("shell-{i}.txt")).await?;
+        shell_saves.push(t0.elapsed());
+        let t0 = Instant::now();
+        let r = stack
+            .http
+            .post(format!("{}/projects/{id}/terminal", stack.worker_url))
+            .json(&serde_json::json!({"command": format!("echo v{i} > oneshot-{i}.txt")}))
+            .send()
+            .await?;
+        anyhow::ensure!(r.status() == 200, "terminal: {}", r.status());
+        r.text().await?;
+        saved(&stack, &id, &format!("oneshot-{i}.txt")).await?;
+        oneshot.push(t0.elapsed());
+    }
     drop(ws);
+    let (s50, o50) = (
+        percentile(&mut shell_saves, 50),
+        percentile(&mut oneshot, 50),
+    );
+    t.push(
+        Row::new(
+            "Interactive shell: file written → saved in the project (median)",
+            format!("{:.0} ms", ms(s50)),
+        )
+        .baseline(format!("one-shot POST /terminal {:.0} ms", ms(o50)))
+        .goal("≤ 2 s")
+        .note(format!(
+            "{SAVES} files each; inotify notice + {SAVE_DEBOUNCE_NOTE} debounce + checkpoint"
+        )),
+    );
     let mut local = tokio::task::spawn_blocking(local_echo).await??;
     let (w50, w99) = (percentile(&mut through, 50), percentile(&mut through, 99));
     let (l50, l99) = (percentile(&mut local, 50), percentile(&mut local, 99));
-    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     t.push(
         Row::new(
             "Keystroke echo, browser socket → Worker → VM API → sandboxed PTY (p50 / p99)",
@@ -75,6 +114,27 @@ pub async fn rows(t: &mut Table) -> Result<()> {
         )),
     );
     Ok(())
+}
+
+/// Files written per path for the save row.
+const SAVES: usize = 10;
+const SAVE_DEBOUNCE_NOTE: &str = "300 ms";
+
+/// Waits (up to 20 s) until the project has `path`.
+async fn saved(stack: &Stack, id: &str, path: &str) -> Result<()> {
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        let r = stack
+            .http
+            .get(format!("{}/projects/{id}/files/{path}", stack.worker_url))
+            .send()
+            .await?;
+        if r.status() == 200 {
+            return Ok(());
+        }
+        anyhow::ensure!(Instant::now() < end, "{path} was never saved");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// The same keystrokes to bash on a PTY opened in this process.

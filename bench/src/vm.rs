@@ -85,12 +85,13 @@ impl VmApi {
         let ts = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)?
             .as_secs() as i64;
-        let sig = vm_auth::sign(&self.secret, method, &path, ts, &bytes);
-        let r = self
+        let mut rb = self
             .http
-            .request(method.parse()?, format!("{}{path}", self.url))
-            .header(vm_auth::HEADER_TIMESTAMP, ts.to_string())
-            .header(vm_auth::HEADER_SIGNATURE, sig)
+            .request(method.parse()?, format!("{}{path}", self.url));
+        for (k, v) in vm_auth::request_headers(&self.secret, method, &path, ts, &bytes, None) {
+            rb = rb.header(k, v);
+        }
+        let r = rb
             .header("content-type", "application/json")
             .body(bytes)
             .send()

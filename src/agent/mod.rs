@@ -3,6 +3,7 @@
 //! verify-and-fix rounds, then one checkpoint. The decisions themselves live in core's
 //! `agent::turn`.
 
+mod limits;
 mod model;
 mod tools;
 
@@ -12,9 +13,10 @@ use crate::room_state::{Admission, Room};
 use crate::step::Step;
 use crate::vm::Vm;
 use crate::work::Work;
-use model::{stream_step, StepError};
-use open_replit_core::agent::prompt::system_prompt;
-use open_replit_core::agent::turn::{truncate_output, Next, Turn, TurnConfig};
+use model::StepError;
+use open_replit_core::agent::turn::{
+    truncate_output, Next, Turn, TurnConfig, DEFAULT_FIX_ROUND_STEPS,
+};
 use open_replit_core::agent::verify;
 use open_replit_core::llm_config::Provider;
 use open_replit_core::manifest::Manifest;
@@ -107,12 +109,25 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String, user: &
         Err(e) => return Ending::error(format!("could not read the project: {e}")),
     };
     let vm = Vm::from_config(cfg).ok();
+    let template = match work.projects.meta(&project_id).await {
+        Ok(m) => m.template,
+        Err(e) => return Ending::error(format!("could not read the project: {e}")),
+    };
+    let history = room.turn_log().history();
+    let ctx = limits::Context::new(cfg, &model, &history).await;
     let mut tc = TurnConfig::new(model);
     if let Some(n) = cfg.agent_max_steps {
-        tc.max_steps = n.max(1);
+        // One step to work and the last one to summarise.
+        tc.max_steps = n.max(2);
     }
-    let mut turn = Turn::new(tc, &system_prompt(), room.turn_log().history(), text);
+    let fix_steps = cfg
+        .agent_fix_steps
+        .unwrap_or(DEFAULT_FIX_ROUND_STEPS)
+        .max(2);
+    let prompt = crate::templates::system_prompt(&template);
+    let mut turn = Turn::new(tc, &prompt, history.messages, text);
     let run = TurnRun {
+        ctx: &ctx,
         room,
         turn_id,
         providers: &providers,
@@ -120,11 +135,17 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String, user: &
         payer: &payer,
     };
     let (mut end, mut message) = run.drive(&mut turn, &mut work).await;
+    // A turn that ran out of steps is still verified: its fix rounds have budgets of their own,
+    // and it still ends as `step_cap` with its message when they succeed.
+    let capped = (end == TurnEnd::StepCap).then(|| message.clone());
     // Verify and fix: when the turn changed files, check that the app really runs; failures go
     // back to the model as a new step, up to VERIFY_FIX_ROUNDS times.
     let mut round = 0;
     let mut verified: Option<Manifest> = None;
-    while end == TurnEnd::Done && cfg.verify_fix_rounds > 0 && work.is_changed() {
+    while matches!(end, TurnEnd::Done | TurnEnd::StepCap)
+        && cfg.verify_fix_rounds > 0
+        && work.is_changed()
+    {
         let Some(vm) = vm.as_ref() else { break };
         let current = work.manifest();
         if verified.as_ref() == Some(&current) {
@@ -157,18 +178,17 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String, user: &
         }
         round += 1;
         let fix = verify::fix_request(&failures, round, cfg.verify_fix_rounds);
-        if turn.resume_with(&fix).is_err() {
+        if turn.resume_with(&fix, fix_steps).is_err() {
             break;
         }
         (end, message) = run.drive(&mut turn, &mut work).await;
     }
+    if let (Some(cap_message), TurnEnd::Done) = (capped, end) {
+        end = TurnEnd::StepCap;
+        message = cap_message;
+    }
     room.turn_log().append_history(turn.new_messages());
-    let u = turn.usage();
-    let usage = Usage {
-        prompt_tokens: u.prompt_tokens,
-        completion_tokens: u.completion_tokens,
-        cost: u.cost,
-    };
+    let usage = ctx.usage(turn.usage());
     let summary: String = text.lines().next().unwrap_or("").chars().take(80).collect();
     let checkpoint = match work.commit(&format!("agent: {summary}")).await {
         Ok(Some(cp)) => {
@@ -176,11 +196,12 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String, user: &
                 .await;
             if let Some(vm) = &vm {
                 // The VM runs exactly what storage holds.
-                if let Err(e) = vm.sync(&project_id, &cp.manifest).await {
-                    room.emit(ServerEvent::Status {
+                match vm.sync(&project_id, &cp.manifest).await {
+                    Ok(report) => crate::changes::announce_displaced(&room, &report),
+                    Err(e) => room.emit(ServerEvent::Status {
                         turn_id,
                         message: format!("could not sync the VM: {}", e.message()),
-                    });
+                    }),
                 }
             }
             Some(cp.info.n)
@@ -203,6 +224,8 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String, user: &
 
 /// What every step of one turn shares.
 struct TurnRun<'a> {
+    /// The token budget: every request goes through `ctx.send`.
+    ctx: &'a limits::Context,
     room: &'a Room,
     turn_id: u64,
     providers: &'a [Provider],
@@ -223,7 +246,9 @@ impl TurnRun<'_> {
                 Ok(r) => r,
                 Err(e) => return (TurnEnd::Error, Some(e.to_string())),
             };
-            let body = serde_json::to_string(&req).unwrap_or_default();
+            // The spend cap reserves a bound on this step's cost before it goes out (from the
+            // request's size and max_tokens at the model's prices) and settles the real cost.
+            let estimate = serde_json::to_string(&req).map(|b| b.len()).unwrap_or(0);
             let (p, id) = (self.payer, self.turn_id);
             let grant = match quota::before_step(
                 room,
@@ -231,7 +256,7 @@ impl TurnRun<'_> {
                 self.providers,
                 id,
                 &req.model,
-                body.len(),
+                estimate,
                 req.max_tokens,
             )
             .await
@@ -246,7 +271,10 @@ impl TurnRun<'_> {
                     return (TurnEnd::Error, Some(m));
                 }
             };
-            let result = stream_step(room, self.providers, self.turn_id, &body).await;
+            let result = self
+                .ctx
+                .send(room, self.providers, self.turn_id, &req)
+                .await;
             let usage = result.as_ref().ok().and_then(|o| o.usage);
             quota::after_step(room, p, grant, usage.as_ref()).await;
             let outcome = match result {

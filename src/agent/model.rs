@@ -1,15 +1,19 @@
-//! One model step over fetch: sends the chat request, relays text deltas as they arrive, and
-//! retries or falls back between providers by core's `RetryPolicy`. Failures stay typed from
-//! the socket to the policy.
+//! One model step over fetch: writes the request for each provider (its model id, cache
+//! breakpoints for the models that use them), relays text deltas as they arrive (or not, for
+//! the summary step), and retries or falls back between providers by core's `RetryPolicy`.
+//! Failures stay typed from the socket to the policy; a context-length rejection comes back as
+//! its own kind for `limits` to compact and resend.
 
 use crate::room_state::Room;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
 use open_replit_core::llm::accumulate::{Accumulator, Outcome};
+use open_replit_core::llm::cache::{cache_style, wire_body};
 use open_replit_core::llm::retry::{
     chat_completions_url, request_headers, Failure, RetryDecision, RetryPolicy,
 };
 use open_replit_core::llm::stream::{StreamDecoder, StreamEvent};
+use open_replit_core::llm::types::ChatRequest;
 use open_replit_core::llm_config::Provider;
 use open_replit_core::protocol::ServerEvent;
 use std::time::Duration;
@@ -59,13 +63,37 @@ impl AttemptFailure {
     }
 }
 
+/// What to send: the request, where its earlier turns end (a cache breakpoint), and whether
+/// its text reaches people.
+pub struct Wire<'a> {
+    pub req: &'a ChatRequest,
+    pub history_end: Option<usize>,
+    pub relay: bool,
+}
+
+/// How streaming a step failed.
+pub enum Streamed {
+    Step(StepError),
+    /// The provider said the request is longer than the model's window.
+    ContextTooLong {
+        limit: Option<u32>,
+        message: String,
+    },
+}
+
+impl From<StepError> for Streamed {
+    fn from(e: StepError) -> Self {
+        Streamed::Step(e)
+    }
+}
+
 /// Streams one model step, retrying and falling back between providers until an outcome.
 pub async fn stream_step(
     room: &Room,
     providers: &[Provider],
     turn_id: u64,
-    body: &str,
-) -> Result<Outcome, StepError> {
+    wire: &Wire<'_>,
+) -> Result<Outcome, Streamed> {
     let policy = RetryPolicy::default();
     // OpenRouter asks callers to name themselves with a referer: the app's own origin.
     let referer = room
@@ -79,13 +107,22 @@ pub async fn stream_step(
     loop {
         let p = &providers[pi];
         let has_fallback = pi + 1 < providers.len();
-        let failure = match attempt_once(room, p, &referer, turn_id, body).await {
+        // Model ids are not portable: a fallback provider runs its own model when it has one.
+        let model = p.model_for(&wire.req.model, pi == 0);
+        let body = if model == wire.req.model {
+            wire_body(wire.req, cache_style(&model), wire.history_end)
+        } else {
+            let mut r = wire.req.clone();
+            r.model = model.clone();
+            wire_body(&r, cache_style(&model), wire.history_end)
+        };
+        let failure = match attempt_once(room, p, &referer, turn_id, &body, wire.relay).await {
             Ok(outcome) => return Ok(outcome),
-            Err(Attempt::Final(e)) => return Err(e),
+            Err(Attempt::Final(e)) => return Err(e.into()),
             Err(Attempt::Failed(f)) => f,
         };
         if room.stop_requested() {
-            return Err(stopped());
+            return Err(stopped().into());
         }
         let now = (js_sys::Date::now() / 1000.0) as u64;
         match policy.decide(p.name, attempt, &failure.as_failure(), now, has_fallback) {
@@ -100,7 +137,7 @@ pub async fn stream_step(
                 });
                 Delay::from(Duration::from_millis(after_ms)).await;
                 if room.stop_requested() {
-                    return Err(stopped());
+                    return Err(stopped().into());
                 }
                 attempt += 1;
             }
@@ -116,7 +153,11 @@ pub async fn stream_step(
                 return Err(StepError::Failed {
                     message: user_message,
                     partial: String::new(),
-                })
+                }
+                .into())
+            }
+            RetryDecision::ContextTooLong { limit, message } => {
+                return Err(Streamed::ContextTooLong { limit, message })
             }
         }
     }
@@ -135,6 +176,7 @@ async fn attempt_once(
     referer: &str,
     turn_id: u64,
     body: &str,
+    relay: bool,
 ) -> Result<Outcome, Attempt> {
     let headers = Headers::new();
     for (k, v) in request_headers(p, referer) {
@@ -219,7 +261,7 @@ async fn attempt_once(
                 }
             }
         }
-        if !text.is_empty() {
+        if !text.is_empty() && relay {
             shown = true;
             room.emit(ServerEvent::AssistantDelta { turn_id, text });
         }

@@ -1,8 +1,8 @@
-//! Executes the agent's tool calls: file tools on the turn's working set, commands and the
-//! preview on the VM, documents from Blob storage. Each failure is typed as the model's to fix
-//! or as the platform's, as codex's `FunctionCallError` does.
+//! Executes the agent's tool calls: file tools and the template's docs on the turn's working
+//! set; commands, search, dev-server logs and the preview (and its headless check) on the VM.
+//! Each failure is typed as the model's to fix or as the platform's, as codex's
+//! `FunctionCallError` does.
 
-use crate::azure::blob_client;
 use crate::changes::take_changes;
 use crate::error::ApiError;
 use crate::room_state::Room;
@@ -14,10 +14,17 @@ use open_replit_core::agent::tools::ToolArgs;
 use open_replit_core::agent::turn::keep_tail;
 use open_replit_core::manifest::Manifest;
 use open_replit_core::protocol::ServerEvent;
-use open_replit_core::vm_api::ExecRequest;
+use open_replit_core::vm_api::{ExecRequest, LogsQuery, PreviewCheckRequest, SearchRequest};
 
 /// Command output kept for the model: the end of a log is where errors are.
 const COMMAND_TAIL_BYTES: usize = 16_000;
+/// Log text kept per process for `read_logs` (the end).
+const LOG_TAIL_BYTES: usize = 12_000;
+
+/// The template's reference documents in the project: Markdown files in a `docs/` folder.
+fn is_doc(path: &str) -> bool {
+    path.ends_with(".md") && (path.starts_with("docs/") || path.contains("/docs/"))
+}
 
 /// Why a tool call failed.
 #[derive(Debug)]
@@ -108,8 +115,9 @@ pub async fn run_tool(
         }
         ToolArgs::ReadFile(a) => {
             let b = work.read(&a.path).await?;
-            String::from_utf8(b)
-                .map_err(|_| model(format!("{} is binary; it cannot be shown as text", a.path)))
+            let text = String::from_utf8(b)
+                .map_err(|_| model(format!("{} is binary; it cannot be shown as text", a.path)))?;
+            a.render(&text).map_err(model)
         }
         ToolArgs::WriteFile(a) => {
             let existed = work.exists(&a.path).is_ok();
@@ -135,13 +143,16 @@ pub async fn run_tool(
         ToolArgs::EditFile(a) => {
             let old = String::from_utf8(work.read(&a.path).await?)
                 .map_err(|_| model(format!("{} is binary", a.path)))?;
-            let new = apply_edits(&old, &a.edits).map_err(|e| model(e.to_string()))?;
-            set_file(room, work, turn_id, &a.path, Some(new.into_bytes()));
-            Ok(format!(
-                "edited {} ({} edit(s) applied)",
-                a.path,
-                a.edits.len()
-            ))
+            let applied = apply_edits(&old, &a.edits).map_err(|e| model(e.to_string()))?;
+            let summary = applied.summary();
+            set_file(
+                room,
+                work,
+                turn_id,
+                &a.path,
+                Some(applied.text.into_bytes()),
+            );
+            Ok(format!("edited {}: {summary}", a.path))
         }
         ToolArgs::RunCommand(a) => {
             let vm = need_vm(vm)?;
@@ -192,30 +203,112 @@ pub async fn run_tool(
             Ok(serde_json::to_string_pretty(&started.state).unwrap_or_default())
         }
         ToolArgs::ReadDocs(a) => {
-            let mut client = blob_client(room.config()).map_err(ToolFailure::from)?;
-            client.container = "codebase-docs".into();
+            let docs: Vec<String> = work
+                .manifest()
+                .files
+                .keys()
+                .filter(|p| is_doc(p))
+                .cloned()
+                .collect();
             match &a.name {
                 None => {
-                    let items = client
-                        .list_all("", None)
-                        .await
-                        .map_err(|e| ToolFailure::Platform(e.to_string()))?;
-                    if items.is_empty() {
-                        return Ok("no reference documents are available".into());
+                    if docs.is_empty() {
+                        return Ok("this project has no reference documents (docs/*.md)".into());
                     }
-                    Ok(items
-                        .iter()
-                        .map(|i| format!("{} ({} bytes)", i.name, i.size))
-                        .collect::<Vec<_>>()
-                        .join("\n"))
+                    let mut out = Vec::new();
+                    for d in &docs {
+                        let title = work
+                            .read(d)
+                            .await
+                            .ok()
+                            .and_then(|b| String::from_utf8(b).ok())
+                            .and_then(|t| {
+                                t.lines()
+                                    .find(|l| l.starts_with('#'))
+                                    .map(|l| l.trim_start_matches('#').trim().to_string())
+                            })
+                            .unwrap_or_default();
+                        out.push(format!("{d}: {title}"));
+                    }
+                    Ok(out.join("\n"))
                 }
                 Some(n) => {
-                    let r = client
-                        .get(n)
-                        .await
-                        .map_err(|e| model(format!("document {n:?}: {e}")))?;
-                    String::from_utf8(r.body).map_err(|_| model(format!("{n} is not text")))
+                    let n = n.trim_start_matches("./");
+                    if !docs.iter().any(|d| d == n) {
+                        return Err(model(format!(
+                            "{n:?} is not one of the project's documents; they are: {}",
+                            if docs.is_empty() {
+                                "none".to_string()
+                            } else {
+                                docs.join(", ")
+                            }
+                        )));
+                    }
+                    let b = work.read(n).await?;
+                    String::from_utf8(b).map_err(|_| model(format!("{n} is not text")))
                 }
+            }
+        }
+        ToolArgs::Search(a) => {
+            let vm = need_vm(vm)?;
+            work.sync_vm(vm).await?;
+            let req = SearchRequest {
+                pattern: a.pattern.clone(),
+                path: a.path.clone(),
+                glob: a.glob.clone(),
+                ignore_case: a.ignore_case,
+                max_matches: None,
+            };
+            let reply = vm.search(&work.id, &req).await?;
+            Ok(reply.render(&a.pattern))
+        }
+        ToolArgs::ReadLogs(a) => {
+            let vm = need_vm(vm)?;
+            let list = vm.processes(&work.id).await?.processes;
+            if list.is_empty() {
+                return Ok("no dev servers have been started; call start_preview".into());
+            }
+            let chosen: Vec<_> = list
+                .iter()
+                .filter(|p| a.process.as_ref().is_none_or(|n| &p.name == n))
+                .collect();
+            if chosen.is_empty() {
+                let names: Vec<&str> = list.iter().map(|p| p.name.as_str()).collect();
+                return Err(model(format!(
+                    "there is no dev process named {:?}; the processes are: {}",
+                    a.process.as_deref().unwrap_or_default(),
+                    names.join(", ")
+                )));
+            }
+            let q = LogsQuery {
+                tail: Some(a.lines() as u64),
+                follow: None,
+            };
+            let mut out = Vec::new();
+            for p in chosen {
+                let logs = vm.logs(&work.id, &p.name, &q).await?;
+                out.push(keep_tail(&logs.render(Some(p.port)), LOG_TAIL_BYTES));
+            }
+            Ok(out.join("\n\n"))
+        }
+        ToolArgs::CheckPreview(a) => {
+            let vm = need_vm(vm)?;
+            let req = PreviewCheckRequest {
+                path: Some(a.path().to_string()),
+            };
+            match vm.preview_check(&work.id, &req).await {
+                Ok(reply) => Ok(reply.render()),
+                // Nothing is running, or the host has no browser: the model can act on both.
+                Err(ApiError::Conflict { message, .. }) => Err(model(format!(
+                    "{message}; call start_preview, then check_preview again"
+                ))),
+                Err(ApiError::Upstream(m)) if m.contains("no headless browser") => {
+                    Err(model(format!(
+                        "the preview cannot be checked: {m}. Use read_logs and the dev servers' \
+                         status instead."
+                    )))
+                }
+                Err(e) => Err(e.into()),
             }
         }
     }

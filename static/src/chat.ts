@@ -50,6 +50,8 @@ function safeParse(s: string): unknown {
 export interface ChatOptions {
   send(text: string, model: string): void;
   stop(): void;
+  /** Starts a new conversation: the agent forgets the chat, the files stay. */
+  newChat(): void;
 }
 
 export class ChatPanel {
@@ -58,6 +60,7 @@ export class ChatPanel {
   private input: HTMLTextAreaElement;
   private sendBtn: HTMLButtonElement;
   private stopBtn: HTMLButtonElement;
+  private newChatBtn: HTMLButtonElement;
   private queuedEl: HTMLElement;
   private model: HTMLSelectElement;
   private turns = new Map<number, TurnView>();
@@ -81,6 +84,11 @@ export class ChatPanel {
     });
     this.sendBtn = button("Send", () => this.submit(), { class: "primary", id: "send" });
     this.stopBtn = button("Stop", () => this.opts.stop(), { id: "stop", class: "danger", disabled: true, "aria-label": "Stop the running turn" });
+    this.newChatBtn = button("New chat", () => this.opts.newChat(), {
+      id: "new-chat",
+      title: "Start a new conversation: the agent forgets this chat, the files stay",
+      "aria-label": "New chat (the files stay)",
+    });
     this.queuedEl = el("div", { class: "queued", id: "queued", role: "status", hidden: true });
     this.input.addEventListener("keydown", (e) => {
       if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
@@ -91,7 +99,7 @@ export class ChatPanel {
     this.root = el(
       "div",
       { class: "chat" },
-      el("div", { class: "panel-head" }, el("h2", {}, "Chat"), el("label", { class: "inline" }, "Model ", this.model)),
+      el("div", { class: "panel-head" }, el("h2", {}, "Chat"), this.newChatBtn, el("label", { class: "inline" }, "Model ", this.model)),
       this.log,
       this.queuedEl,
       el("div", { class: "composer" }, this.input, el("div", { class: "composer-actions" }, this.stopBtn, this.sendBtn)),
@@ -103,8 +111,10 @@ export class ChatPanel {
     try {
       const m = await listModels();
       const saved = localStorage.getItem("model");
-      const ids = m.models.map((x) => x.id);
-      this.model.replaceChildren(...m.models.map((x) => el("option", { value: x.id }, x.name || x.id)));
+      // The configured default is always offered, even when the provider's list lacks it.
+      const models = m.models.some((x) => x.id === m.default) ? m.models : [{ id: m.default, name: m.default }, ...m.models];
+      const ids = models.map((x) => x.id);
+      this.model.replaceChildren(...models.map((x) => el("option", { value: x.id }, x.name || x.id)));
       this.model.value = saved && ids.includes(saved) ? saved : m.default;
       this.model.addEventListener("change", () => localStorage.setItem("model", this.model.value));
     } catch {
@@ -136,6 +146,7 @@ export class ChatPanel {
   private setRunning(turn: number | null): void {
     this.runningTurn = turn;
     this.stopBtn.disabled = turn === null;
+    this.newChatBtn.disabled = turn !== null;
     this.root.classList.toggle("running", turn !== null);
   }
 
@@ -272,7 +283,7 @@ export class ChatPanel {
         const u = e.usage;
         const cost = typeof u.cost === "number" ? ` · $${u.cost.toFixed(u.cost < 0.01 ? 5 : 3)}` : "";
         const parts = [
-          `${u.prompt_tokens.toLocaleString()} in / ${u.completion_tokens.toLocaleString()} out tokens${cost}`,
+          `${u.prompt_tokens.toLocaleString()} in${u.cached_tokens ? ` (${u.cached_tokens.toLocaleString()} cached)` : ""} / ${u.completion_tokens.toLocaleString()} out tokens${cost}`,
         ];
         if (e.checkpoint) parts.push(`checkpoint #${e.checkpoint}`);
         t.footer.textContent = `${t.footer.textContent ? `${t.footer.textContent} · ` : ""}${parts.join(" · ")}`;
@@ -299,6 +310,8 @@ export class ChatPanel {
           ...e.conflicts.map((c) => `${c.path}: ${c.reason}${c.saved_as ? ` (saved as ${c.saved_as})` : ""}`),
           ...e.skipped.map((f) => `${f.path}: not saved (${f.message || f.reason})`),
           ...(e.error ? [`The command's changes could not be saved yet: ${e.error}`] : []),
+          ...(e.displaced ?? []).map((p) => `${p}: removed from the VM's copy (never saved; storage has something else there)`),
+          ...(e.displaced_more ? [`…and ${e.displaced_more} more removed`] : []),
         ];
         if (lines.length) this.note(null, lines.join("\n"), "error-line workspace-notice");
         break;
@@ -307,6 +320,15 @@ export class ChatPanel {
         this.pending = Math.max(0, this.pending - 1);
         this.renderQueued();
         this.note(null, `Server: ${e.message}`, "error-line");
+        break;
+      case "conversation_reset":
+        this.note(null, "New chat: the agent starts fresh from here. The files stay.", "status-line new-chat-line");
+        break;
+      case "compacted":
+        this.note(
+          this.turn(e.turn_id),
+          `Summarized the earlier conversation for the model (${e.tokens_before.toLocaleString()} → ${e.tokens_after.toLocaleString()} tokens); the transcript here stays whole.`,
+        );
         break;
       case "reset":
         this.note(null, "Some older history is no longer kept; showing what remains.", "status-line");

@@ -1,6 +1,7 @@
 // Entry point: routes `/` to the home page and `/p/{id}` to the project page, and shows service
 // health in the top bar. Editor and terminal code load lazily from the project page.
 
+import { initAccount, initProjectAccess } from "./account";
 import { getHealth } from "./api";
 import { renderHome } from "./home";
 import { renderProject } from "./project";
@@ -24,15 +25,18 @@ async function health(): Promise<void> {
   }
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const app = document.getElementById("app")!;
+  // With sign-in and nobody signed in, the sign-in page replaces everything else.
+  if (!(await initAccount(app))) return;
   const m = /^\/p\/([a-z0-9-]{1,64})\/?$/.exec(location.pathname);
   if (m) {
-    void renderProject(app, m[1]!);
+    await renderProject(app, m[1]!);
+    await initProjectAccess(m[1]!);
   } else {
     void renderHome(app);
     void health();
   }
 }
 
-main();
+void main();

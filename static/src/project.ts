@@ -90,6 +90,7 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
   const chat = new ChatPanel({
     send: (text, model) => socket.send({ type: "user_message", text, ...(model ? { model } : {}) }),
     stop: () => socket.send({ type: "stop" }),
+    newChat: () => socket.send({ type: "new_conversation" }),
   });
   const editor = new EditorPanel(id, {
     dirtyChanged: (paths) => tree.setDirty(paths),

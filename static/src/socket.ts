@@ -24,16 +24,20 @@ export type ServerEvent = { seq: number } & (
       turn_id: number;
       end: TurnEnd;
       message: string | null;
-      usage: { prompt_tokens: number; completion_tokens: number; cost?: number | null };
+      usage: { prompt_tokens: number; completion_tokens: number; cached_tokens?: number; cost?: number | null };
       checkpoint: number | null;
     }
   | { type: "checkpoint_created"; checkpoint: CheckpointInfo; diff: Diff }
+  | { type: "conversation_reset"; after_turn: number }
+  | { type: "compacted"; turn_id: number; tokens_before: number; tokens_after: number }
   | {
       type: "workspace_notice";
       checkpoint: number | null;
       conflicts: { path: string; saved_as: string | null; reason: string }[];
       skipped: { path: string; reason: string; message?: string }[];
       error: string | null;
+      displaced?: string[];
+      displaced_more?: number;
     }
 );
 

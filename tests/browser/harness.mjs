@@ -22,10 +22,11 @@ export const CHROMIUM_ARGS = [
   "--disable-sync",
 ];
 
-/** Starts the stack; resolves once it printed its URLs. `push(replies)` queues LLM replies. */
-export async function startStack(scriptFile, vars = []) {
+/** Starts the stack; resolves once it printed its URLs. `push(replies)` queues LLM replies.
+ * `flags`: more flags for the `stack` binary (`--oidc` runs the Worker with sign-in). */
+export async function startStack(scriptFile, vars = [], flags = []) {
   const prebuilt = join(ROOT, "target/debug/stack");
-  const extra = ["--script", scriptFile, ...vars.flatMap((v) => ["--var", v])];
+  const extra = ["--script", scriptFile, ...vars.flatMap((v) => ["--var", v]), ...flags];
   const [cmd, args] =
     process.env.STACK_PREBUILT && existsSync(prebuilt)
       ? [prebuilt, extra]
@@ -49,11 +50,14 @@ export async function startStack(scriptFile, vars = []) {
       const q = queued.shift();
       if (q !== undefined) return resolve(q);
       const t = setTimeout(() => reject(new Error(`stack did not answer; stderr:\n${stderr.slice(-4000)}`)), 240_000);
+      const exited = (c) => reject(new Error(`stack exited with ${c}; stderr:\n${stderr.slice(-4000)}`));
       waiting.push((l) => {
         clearTimeout(t);
+        // Answered: this call no longer waits for the exit (one listener per call would pile up).
+        child.off("exit", exited);
         resolve(l);
       });
-      child.once("exit", (c) => reject(new Error(`stack exited with ${c}; stderr:\n${stderr.slice(-4000)}`)));
+      child.once("exit", exited);
     });
   const info = JSON.parse(await next());
   return {

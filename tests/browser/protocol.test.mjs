@@ -59,6 +59,7 @@ class MockRoom {
     this.received.push(msg);
     if (msg.type === "ping") ws.send(JSON.stringify({ seq: 0, type: "pong", nonce: msg.nonce }));
     if (msg.type === "stop" && this.running) this.running.stopped = true;
+    if (msg.type === "new_conversation") this.emit({ type: "conversation_reset", after_turn: this.turn });
     if (msg.type === "user_message") {
       if (this.running) {
         this.queue.push(msg);
@@ -364,5 +365,18 @@ test("P10 model output is sanitised: no script, no handlers, no javascript: link
     assert.equal(await md.locator('a[href="https://example.com/"]').getAttribute("rel"), "noopener noreferrer");
     await md.locator("b").hover();
     assert.equal(await page.evaluate(() => window.pwned), undefined);
+  });
+});
+
+test("P11 New chat asks for a new conversation and draws the divider; the transcript stays", async () => {
+  await withArtifacts("p11-new-chat", page, async () => {
+    await page.goto(`${base}/p/${projectId}`);
+    await page.locator("#conn.open").waitFor({ timeout: 20_000 });
+    const before = await page.locator(".turn").count();
+    await page.locator("#new-chat").click();
+    await page.locator(".new-chat-line").last().waitFor({ timeout: 20_000 });
+    assert.ok(room.received.some((m) => m.type === "new_conversation"));
+    assert.match(await page.locator(".new-chat-line").last().innerText(), /files stay/);
+    assert.equal(await page.locator(".turn").count(), before, "earlier turns stay visible");
   });
 });

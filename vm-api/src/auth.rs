@@ -1,5 +1,6 @@
-//! Request authentication: HMAC signature check on every route but `/health`, plus the replay
-//! cache of signatures already accepted, and a client helper that signs requests.
+//! Request authentication: HMAC signature check on every route but `/health` (headers first,
+//! the body only once they pass), plus the replay cache of signatures already accepted, and a
+//! client helper that signs requests.
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -8,7 +9,10 @@ use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use open_replit_core::vm_auth::{self, AuthError, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use open_replit_core::vm_auth::{
+    self, AuthError, SignedHeaders, HEADER_BODY_SHA256, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    HEADER_USER,
+};
 use std::collections::{HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -82,48 +86,80 @@ impl ReplayCache {
     }
 }
 
-/// Middleware: verifies `x-or-timestamp` / `x-or-signature` over method, path+query and body.
+/// The user a signed request acts for (`x-or-user`), set by [`require_signature`]; requests
+/// without one act for nobody in particular and share the `""` user's allowance.
+#[derive(Debug, Clone, Default)]
+pub struct ActingUser(pub String);
+
+/// Middleware: verifies `x-or-timestamp` / `x-or-signature` over method, path+query, the
+/// `x-or-body-sha256` header and `x-or-user` before reading any of the body; then reads the
+/// body (at most [`MAX_BODY_BYTES`]) and refuses it unless it matches the signed hash.
 pub async fn require_signature(
     State(st): State<Arc<AppState>>,
     req: Request,
     next: Next,
 ) -> Response {
-    let (parts, body) = req.into_parts();
-    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-        Ok(b) => b,
-        Err(_) => {
-            return ApiError::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "body_too_large",
-                format!("request body is over {MAX_BODY_BYTES} bytes or could not be read"),
-            )
-            .into_response()
-        }
-    };
+    let (mut parts, body) = req.into_parts();
     let path_and_query = parts
         .uri
         .path_and_query()
         .map(|p| p.as_str())
         .unwrap_or_else(|| parts.uri.path());
     let header = |name: &str| parts.headers.get(name).and_then(|v| v.to_str().ok());
-    let sig = header(HEADER_SIGNATURE);
+    let signed = SignedHeaders {
+        timestamp: header(HEADER_TIMESTAMP),
+        signature: header(HEADER_SIGNATURE),
+        body_sha256: header(HEADER_BODY_SHA256),
+        user: header(HEADER_USER),
+    };
     let result = vm_auth::verify(
         &st.secret,
         parts.method.as_str(),
         path_and_query,
-        header(HEADER_TIMESTAMP),
-        sig,
-        &bytes,
+        signed,
         now_unix(),
     )
-    .and_then(|()| match sig {
+    .and_then(|()| match signed.signature {
         Some(s) if st.replay.insert_fresh(s, Instant::now()) => Ok(()),
         _ => Err(AuthError::Replayed),
     });
     if let Err(e) = result {
         tracing::warn!(method = %parts.method, path = %parts.uri.path(), "rejected request: {e}");
+        // The body is never read: dropping it closes the connection's upload.
         return ApiError::unauthorized(e.to_string()).into_response();
     }
+    let want_hash = signed.body_sha256.unwrap_or_default().to_string();
+    let user = signed.user.unwrap_or_default().to_string();
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("request body is over {MAX_BODY_BYTES} bytes or could not be read"),
+        )
+        .into_response()
+    };
+    let declared = parts
+        .headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+        return too_large();
+    }
+    let bytes = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+        Ok(b) => b,
+        Err(_) => return too_large(),
+    };
+    if vm_auth::sha256_hex(&bytes) != want_hash {
+        tracing::warn!(method = %parts.method, path = %parts.uri.path(), "rejected request: body does not match its hash");
+        return ApiError::unauthorized(AuthError::BodyMismatch.to_string()).into_response();
+    }
+    if let Some((project, rest)) = open_replit_core::ids::split_project_path(parts.uri.path()) {
+        // Reading the host status is how one watches the reaper: it must not count as use.
+        if rest != crate::reaper::STATUS_SUFFIX {
+            st.activity.touch(project);
+        }
+    }
+    parts.extensions.insert(ActingUser(user));
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
 }
@@ -149,21 +185,26 @@ pub fn with_nonce(path_and_query: &str) -> String {
     format!("{path_and_query}{sep}or_nonce={nonce}")
 }
 
-/// The two auth headers for a request signed now: what the Worker sends, and what tests use.
+/// The auth headers for a request signed now: what tests and tools use (the Worker signs with
+/// core's `vm_auth::request_headers` directly).
 pub fn signed_headers(
     secret: &[u8],
     method: &str,
     path_and_query: &str,
     body: &[u8],
-) -> [(&'static str, String); 2] {
-    let ts = now_unix();
-    [
-        (HEADER_TIMESTAMP, ts.to_string()),
-        (
-            HEADER_SIGNATURE,
-            vm_auth::sign(secret, method, path_and_query, ts, body),
-        ),
-    ]
+) -> Vec<(&'static str, String)> {
+    vm_auth::request_headers(secret, method, path_and_query, now_unix(), body, None)
+}
+
+/// Like [`signed_headers`], acting for `user`.
+pub fn signed_headers_as(
+    secret: &[u8],
+    method: &str,
+    path_and_query: &str,
+    body: &[u8],
+    user: &str,
+) -> Vec<(&'static str, String)> {
+    vm_auth::request_headers(secret, method, path_and_query, now_unix(), body, Some(user))
 }
 
 #[cfg(test)]

@@ -90,6 +90,20 @@ pub struct Config {
     /// Terminal sessions the service runs at once, all projects together.
     #[arg(long, env = "VM_API_PTY_MAX_TOTAL", default_value_t = 64)]
     pub pty_max_total: usize,
+    /// Sandboxed process trees (commands, terminal sessions, dev servers) the host runs at
+    /// once, all projects together; beyond it requests get 429.
+    #[arg(long, env = "VM_API_MAX_SANDBOXES", default_value_t = 256)]
+    pub max_sandboxes: usize,
+    /// Dev servers the host runs at once, all projects together; beyond it starts get 429.
+    #[arg(long, env = "VM_API_MAX_DEV_SERVERS", default_value_t = 64)]
+    pub max_dev_servers: usize,
+    /// Commands and terminal sessions one user (the signed `x-or-user`) runs at once.
+    #[arg(long, env = "VM_API_MAX_COMMANDS_PER_USER", default_value_t = 8)]
+    pub max_commands_per_user: usize,
+    /// Seconds a project may go unused before the reaper stops its dev servers and removes its
+    /// network namespace (its files stay); 0 turns the reaper off.
+    #[arg(long, env = "VM_API_PROJECT_IDLE_SECS", default_value_t = 1800)]
+    pub project_idle_secs: u64,
     /// Azure Blob Storage connection string; sync is unavailable without it.
     #[arg(long, env = "AZURE_STORAGE_CONNECTION_STRING", hide_env_values = true)]
     pub azure_connection_string: Option<String>,
@@ -120,6 +134,8 @@ impl std::fmt::Debug for Config {
             .field("deps_cache_entries", &self.deps_cache_entries)
             .field("deps_cache_mb", &self.deps_cache_mb)
             .field("pty", &self.pty_limits())
+            .field("caps", &self.caps())
+            .field("project_idle_secs", &self.project_idle_secs)
             .field(
                 "azure_connection_string",
                 &self.azure_connection_string.as_ref().map(|_| "<redacted>"),
@@ -151,6 +167,15 @@ impl Config {
             idle: std::time::Duration::from_secs(self.pty_idle_secs.max(1)),
             max_per_project: self.pty_max_per_project,
             max_total: self.pty_max_total,
+        }
+    }
+
+    /// The admission caps from the flags (`state.admission`).
+    pub fn caps(&self) -> crate::admission::Caps {
+        crate::admission::Caps {
+            sandboxes: self.max_sandboxes.max(1),
+            dev_servers: self.max_dev_servers.max(1),
+            commands_per_user: self.max_commands_per_user.max(1),
         }
     }
 

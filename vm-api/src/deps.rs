@@ -36,17 +36,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// The sandbox identity the clean builds of one install command run as: one per command and
-/// cwd, so the frontend's and the backend's builds run side by side. A real project id always
-/// ends in exactly 8 hex digits, so it can never be one of these (10).
-pub fn builder_id(command: &str, cwd: &str) -> String {
-    let mut h = Sha256::new();
-    h.update(b"builder\0");
-    h.update(command.as_bytes());
-    h.update(b"\0");
-    h.update(cwd.as_bytes());
-    format!("deps-build-{}", &hex(h.finalize())[..10])
-}
+/// The sandbox identity of one install command's clean builds (see core's `ids`: a namespace
+/// no project id can enter).
+pub use open_replit_core::ids::builder_id;
 const MAX_INPUTS: usize = 16;
 const MAX_OUTPUTS: usize = 8;
 const MAX_INPUT_BYTES: usize = 4 << 20;
@@ -335,6 +327,8 @@ impl DepsCache {
         tx: &mpsc::Sender<Bytes>,
     ) -> std::io::Result<Outcome> {
         let builder = builder_id(&job.command, &job.cwd);
+        // The builder's namespace is reaped like a project's once its builds stop.
+        let _in_use = st.activity.hold(&builder);
         let build = self.root.join("build").join(&builder);
         let home = self.root.join("build-home").join(&builder);
         st.sandbox.kill_project(&builder);

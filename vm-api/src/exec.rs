@@ -1,7 +1,9 @@
 //! One-shot commands: `POST /projects/{id}/exec`, streamed as NDJSON, with a timeout that kills
-//! the whole process tree, an output cap, client-disconnect kill and a per-project limit; after
+//! the whole process tree, an output cap, client-disconnect kill, a per-project limit and the
+//! per-user and host-wide caps (`admission`); after
 //! the command, the change scan saves and reports what it changed (`changes`).
 
+use crate::auth::ActingUser;
 use crate::error::{check_cwd, check_env, check_project_id, parse_json, ApiError};
 use crate::process::{drive, exit_event, ndjson_response, spawn_in_group};
 use crate::sandbox::CommandSpec;
@@ -10,6 +12,7 @@ use axum::body::Bytes;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::StatusCode;
 use axum::response::Response;
+use axum::Extension;
 use open_replit_core::vm_api::ExecRequest;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -24,6 +27,7 @@ pub const MAX_TIMEOUT_S: u64 = 600;
 pub async fn exec(
     State(st): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
+    Extension(user): Extension<ActingUser>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     check_project_id(&id)?;
@@ -54,6 +58,7 @@ pub async fn exec(
             ),
         )
     })?;
+    let slot = st.admission.command(&user.0)?;
     let (project_dir, home_dir) = st.ensure_project_dirs(&id)?;
     st.check_cwd_exists(&project_dir, &req.cwd)?;
     if let Some(spec) = &req.cache {
@@ -85,7 +90,7 @@ pub async fn exec(
         let st2 = st.clone();
         tokio::spawn(async move {
             crate::deps::run(st2, job, tx).await;
-            drop(permit);
+            drop((permit, slot));
         });
         return ndjson_response(rx);
     }
@@ -103,7 +108,7 @@ pub async fn exec(
     let shutdown = st.shutdown_signal();
     tokio::spawn(async move {
         run(child, Duration::from_secs(timeout_s), cap, tx, shutdown).await;
-        drop(permit);
+        drop((permit, slot));
     });
     ndjson_response(rx)
 }

@@ -1,6 +1,7 @@
 //! The VM API as a library: configuration, shared state and the routers, so tests can drive
 //! `app()` with `oneshot` and no socket, or serve both listeners on loopback.
 
+pub mod admission;
 pub mod auth;
 pub mod azure_blob;
 pub mod browser;
@@ -10,12 +11,15 @@ pub mod deps;
 pub mod error;
 pub mod exec;
 pub mod fsafe;
+pub mod page_check;
 pub mod preview;
 pub mod process;
 pub mod procs;
 pub mod pty;
+pub mod reaper;
 pub mod routes;
 pub mod sandbox;
+pub mod search;
 pub mod state;
 pub mod sync;
 

@@ -196,6 +196,8 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
             "Open this preview from the editor to get access.",
         );
     }
+    // Preview traffic is use: the idle reaper leaves the project alone.
+    st.activity.touch(&project);
     // The capture script and its reports are ours, never the dev server's.
     if req.uri().path() == crate::browser::CAPTURE_PATH {
         return (
@@ -300,7 +302,10 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
     if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
         if let Some(client_upgrade) = client_upgrade {
             let upstream_upgrade = hyper::upgrade::on(&mut resp);
+            // An open socket (a dev server's hot reload) keeps the project in use.
+            let hold = st.activity.hold(&project);
             tokio::spawn(async move {
+                let _hold = hold;
                 let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade)
                 else {
                     return;

@@ -143,8 +143,13 @@ impl Managed {
         info
     }
 
-    /// Starts a new run (generation) of the process.
-    fn launch(self: &Arc<Self>, sandbox: &dyn crate::sandbox::Sandbox) -> Result<(), ApiError> {
+    /// Starts a new run (generation) of the process; `slot` (its place under the host's caps)
+    /// is held until the run ends.
+    fn launch(
+        self: &Arc<Self>,
+        sandbox: &dyn crate::sandbox::Sandbox,
+        slot: crate::admission::Slot,
+    ) -> Result<(), ApiError> {
         let mut env = self.spec.env.clone();
         env.insert("PORT".into(), self.spec.port.to_string());
         env.entry("HOST".into())
@@ -232,6 +237,8 @@ impl Managed {
             };
             me.push_line(LogStream::System, note);
             let _ = me.events.send(LogEvent::Exit);
+            // The place under the host's caps is free before anyone waiting on the end hears of it.
+            drop(slot);
             me.finished.send_replace(generation);
         });
         Ok(())
@@ -418,7 +425,11 @@ pub async fn start_route(
         }
         procs.insert(req.name.clone(), m.clone());
     }
-    if let Err(e) = m.launch(st.sandbox.as_ref()) {
+    let launched = st
+        .admission
+        .dev_server()
+        .and_then(|slot| m.launch(st.sandbox.as_ref(), slot));
+    if let Err(e) = launched {
         st.processes.remove(&id, &req.name);
         return Err(e);
     }
@@ -460,7 +471,7 @@ pub async fn restart_route(
     let m = find(&st, &id, &name)?;
     m.stop().await;
     lock(&m.st).restarts += 1;
-    m.launch(st.sandbox.as_ref())?;
+    m.launch(st.sandbox.as_ref(), st.admission.dev_server()?)?;
     Ok(Json(m.info()))
 }
 

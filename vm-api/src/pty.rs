@@ -267,6 +267,7 @@ impl PtyManager {
         name: &str,
         cols: u16,
         rows: u16,
+        user: &str,
     ) -> Result<(Arc<Session>, bool), ApiError> {
         let key = (project.to_string(), name.to_string());
         let mut map = lock(&self.sessions);
@@ -290,7 +291,8 @@ impl PtyManager {
                 map.len()
             )));
         }
-        let s = spawn(st, project, name, cols, rows)?;
+        let slot = st.admission.command(user)?;
+        let s = spawn(st, project, name, cols, rows, slot)?;
         map.insert(key, s.clone());
         drop(map);
         self.start_reaper(st);
@@ -332,6 +334,7 @@ fn spawn(
     name: &str,
     cols: u16,
     rows: u16,
+    slot: crate::admission::Slot,
 ) -> Result<Arc<Session>, ApiError> {
     let (project_dir, home_dir) = st.ensure_project_dirs(project)?;
     let env: BTreeMap<String, String> = [
@@ -429,6 +432,7 @@ fn spawn(
         }
         sess.publish(Out::Exit { exit_code, signal });
         let _ = done_tx.send(true);
+        drop(slot);
         if let Some(st) = weak_st.upgrade() {
             let mut map = lock(&st.pty.sessions);
             if map.get(&key).is_some_and(|x| Arc::ptr_eq(x, &sess)) {
@@ -494,6 +498,7 @@ pub async fn pty_route(
     State(st): State<Arc<AppState>>,
     UrlPath(id): UrlPath<String>,
     Query(q): Query<PtyQuery>,
+    axum::Extension(user): axum::Extension<crate::auth::ActingUser>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     check_project_id(&id)?;
@@ -505,7 +510,7 @@ pub async fn pty_route(
     }
     let cols = clamp(q.cols, DEFAULT_COLS, PTY_MAX_COLS);
     let rows = clamp(q.rows, DEFAULT_ROWS, PTY_MAX_ROWS);
-    let (s, created) = st.pty.session(&st, &id, &q.session, cols, rows)?;
+    let (s, created) = st.pty.session(&st, &id, &q.session, cols, rows, &user.0)?;
     if !created && (q.cols.is_some() || q.rows.is_some()) {
         s.resize(cols, rows);
     }
@@ -533,13 +538,47 @@ fn event(e: &PtyEvent) -> Message {
     Message::Text(serde_json::to_string(e).unwrap_or_default().into())
 }
 
+/// How far into a wrapped scrollback ring the replay should start so that it begins at a
+/// clean point: just after the first line break within the first 4 KiB, else at the first
+/// byte that starts neither a UTF-8 continuation nor the middle of an escape sequence.
+fn clean_start(ring: &[u8]) -> usize {
+    const LOOK: usize = 4096;
+    let head = &ring[..ring.len().min(LOOK)];
+    if let Some(nl) = head.iter().position(|&b| b == b'\n') {
+        return nl + 1;
+    }
+    // No line break: skip continuation bytes, then anything up to the end of an escape
+    // sequence that may have begun before the ring's start (CSI parameters and their final).
+    let mut i = head
+        .iter()
+        .take_while(|&&b| (0x80..0xC0).contains(&b))
+        .count();
+    let params = head[i..]
+        .iter()
+        .take_while(|&&b| b.is_ascii_digit() || b == b';' || b == b'?')
+        .count();
+    if params > 0
+        && head
+            .get(i + params)
+            .is_some_and(|b| (0x40..0x7F).contains(b))
+    {
+        i += params + 1;
+    }
+    i
+}
+
 async fn serve_client(socket: WebSocket, guard: ClientGuard) {
     let s = guard.0.clone();
     let (mut sink, mut stream) = socket.split();
     // The replay and the subscription are taken together: no byte is lost or sent twice.
     let (replay, mut rx, mut seen, hello, exited) = {
         let i = lock(&s.inner);
-        let replay: Vec<u8> = i.ring.iter().copied().collect();
+        let mut replay: Vec<u8> = i.ring.iter().copied().collect();
+        if i.total > replay.len() as u64 {
+            // The ring wrapped: its first bytes may be the tail of a line, a UTF-8 character
+            // or an escape sequence, which a terminal would render as garbage.
+            replay.drain(..clean_start(&replay));
+        }
         let hello = PtyEvent::Hello {
             session: s.name.clone(),
             cols: i.cols,
@@ -629,4 +668,26 @@ async fn serve_client(socket: WebSocket, guard: ClientGuard) {
         _ = reader => {}
     }
     drop(guard);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::clean_start;
+
+    #[test]
+    fn a_wrapped_ring_replays_from_the_first_line_break() {
+        assert_eq!(clean_start(b"tail of a line\nnext\n"), 15);
+        assert_eq!(clean_start(b"[1;31mred\x1b[0m\nok"), 14);
+    }
+
+    #[test]
+    fn without_a_line_break_partial_characters_and_sequences_are_skipped() {
+        // The last two bytes of a three-byte character, then text.
+        assert_eq!(clean_start(b"\x82\xacabc"), 2);
+        // The parameters and final byte of a CSI whose ESC [ fell off the ring.
+        assert_eq!(clean_start(b"1;31mred"), 5);
+        // Plain text starts where it is.
+        assert_eq!(clean_start(b"plain"), 0);
+        assert_eq!(clean_start(b""), 0);
+    }
 }

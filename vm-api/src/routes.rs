@@ -35,7 +35,16 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/projects/{id}/processes/{name}/ready",
             get(crate::procs::ready_route),
         )
+        .route("/projects/{id}/search", post(crate::search::search_route))
+        .route(
+            "/projects/{id}/preview-check",
+            post(crate::page_check::check_route),
+        )
         .route("/projects/{id}/pty", get(crate::pty::pty_route))
+        .route(
+            "/projects/{id}/host-status",
+            get(crate::reaper::status_route),
+        )
         .route(
             "/projects/{id}/browser-reports",
             get(crate::browser::reports_route),

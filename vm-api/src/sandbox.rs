@@ -125,6 +125,17 @@ pub trait Sandbox: Send + Sync {
     }
     /// Kills every process the project still has (used after a dependency build).
     fn kill_project(&self, _project_id: &str) {}
+    /// Removes the project's per-project kernel objects that the next command recreates (its
+    /// network namespace and NAT helper): the idle reaper's teardown.
+    fn release_project(&self, _project_id: &str) {}
+    /// Whether the project has a network namespace now.
+    fn has_network(&self, _project_id: &str) -> bool {
+        false
+    }
+    /// Processes in the project's sandbox now, when the sandbox can count them.
+    fn project_pids(&self, _project_id: &str) -> Option<usize> {
+        None
+    }
     /// Stops helpers (network daemons) and removes per-project kernel objects.
     fn shutdown(&self) {}
 }

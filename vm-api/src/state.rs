@@ -1,5 +1,6 @@
 //! The state every handler shares (`AppState`: secret, data directory, sandbox, the process,
-//! browser-report and dependency-cache managers, per-project locks) and its `Limits`.
+//! browser-report and dependency-cache managers, admission caps, activity for the reaper,
+//! per-project locks) and its `Limits`.
 
 use crate::error::ApiError;
 use crate::sandbox::Sandbox;
@@ -16,6 +17,8 @@ pub struct Limits {
     pub output_cap_bytes: usize,
     /// Commands one project may run at once through `/exec`.
     pub exec_concurrency: usize,
+    /// What one `/search` may cost.
+    pub search: crate::search::SearchLimits,
 }
 
 impl Default for Limits {
@@ -23,6 +26,7 @@ impl Default for Limits {
         Limits {
             output_cap_bytes: 1024 * 1024,
             exec_concurrency: 4,
+            search: Default::default(),
         }
     }
 }
@@ -49,6 +53,14 @@ pub struct AppState {
     pub deps: crate::deps::DepsCache,
     /// Interactive terminal sessions (see `pty`).
     pub pty: crate::pty::PtyManager,
+    /// Port of the preview listener, once it is bound (`page_check` loads pages through it).
+    pub preview_port: RwLock<Option<u16>>,
+    /// Headless browsers running at once (see `page_check`).
+    pub browser_slots: Semaphore,
+    /// Host-wide and per-user caps on what runs (see `admission`).
+    pub admission: crate::admission::Admission,
+    /// When each project was last used, for the idle reaper (see `reaper`).
+    pub activity: crate::reaper::Activity,
     exec_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     sync_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -61,6 +73,8 @@ impl AppState {
             deps: crate::deps::DepsCache::new(data_dir.join("deps")),
             browser_reports: Default::default(),
             pty: Default::default(),
+            admission: Default::default(),
+            activity: Default::default(),
             data_dir,
             sandbox,
             limits: Limits::default(),
@@ -70,6 +84,8 @@ impl AppState {
             processes: crate::procs::ProcessManager::default(),
             preview_domain: "preview.localhost".into(),
             own_ports: RwLock::new(Vec::new()),
+            preview_port: RwLock::new(None),
+            browser_slots: Semaphore::new(2),
             exec_slots: Mutex::new(HashMap::new()),
             sync_locks: Mutex::new(HashMap::new()),
             shutdown: tokio::sync::watch::channel(false).0,
@@ -113,6 +129,13 @@ impl AppState {
         m.entry(id.to_string())
             .or_insert_with(|| Arc::new(Semaphore::new(self.limits.exec_concurrency)))
             .clone()
+    }
+
+    /// Whether the project runs a one-shot command now.
+    pub fn exec_running(&self, id: &str) -> bool {
+        let m = self.exec_slots.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(id)
+            .is_some_and(|s| s.available_permits() < self.limits.exec_concurrency)
     }
 
     pub fn sync_lock(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {

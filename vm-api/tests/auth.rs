@@ -5,7 +5,9 @@ use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use common::*;
 use http_body_util::BodyExt;
-use open_replit_core::vm_auth::{sign, HEADER_SIGNATURE, HEADER_TIMESTAMP};
+use open_replit_core::vm_auth::{
+    sha256_hex, sign, HEADER_BODY_SHA256, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+};
 use std::sync::Arc;
 use tower::ServiceExt;
 use vm_api::app;
@@ -19,6 +21,9 @@ async fn send(st: &Arc<vm_api::AppState>, req: Request<Body>) -> (StatusCode, se
         serde_json::from_slice(&b).unwrap_or(serde_json::Value::Null),
     )
 }
+
+/// What each request below declares as its body (all but one send an empty body).
+const BODY_HASHED: &[u8] = b"";
 
 fn now() -> i64 {
     vm_api::auth::now_unix()
@@ -39,12 +44,13 @@ async fn missing_wrong_expired_and_replayed_signatures_are_401() {
     );
 
     let ts = now();
-    let bad = sign(b"another-secret-xyz", "GET", path, ts, b"");
+    let bad = sign(b"another-secret-xyz", "GET", path, ts, &sha256_hex(b""), "");
     let (s, v) = send(
         &st,
         Request::get(path)
             .header(HEADER_TIMESTAMP, ts.to_string())
             .header(HEADER_SIGNATURE, bad)
+            .header(HEADER_BODY_SHA256, sha256_hex(BODY_HASHED))
             .body(Body::empty())
             .unwrap(),
     )
@@ -59,12 +65,20 @@ async fn missing_wrong_expired_and_replayed_signatures_are_401() {
     );
 
     // Signed for a different path: the signature covers path and query.
-    let sig = sign(SECRET, "GET", "/projects/p2/processes", ts, b"");
+    let sig = sign(
+        SECRET,
+        "GET",
+        "/projects/p2/processes",
+        ts,
+        &sha256_hex(b""),
+        "",
+    );
     let (s, _) = send(
         &st,
         Request::get(path)
             .header(HEADER_TIMESTAMP, ts.to_string())
             .header(HEADER_SIGNATURE, sig)
+            .header(HEADER_BODY_SHA256, sha256_hex(BODY_HASHED))
             .body(Body::empty())
             .unwrap(),
     )
@@ -72,12 +86,13 @@ async fn missing_wrong_expired_and_replayed_signatures_are_401() {
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     let old = ts - 301;
-    let sig = sign(SECRET, "GET", path, old, b"");
+    let sig = sign(SECRET, "GET", path, old, &sha256_hex(b""), "");
     let (s, v) = send(
         &st,
         Request::get(path)
             .header(HEADER_TIMESTAMP, old.to_string())
             .header(HEADER_SIGNATURE, sig)
+            .header(HEADER_BODY_SHA256, sha256_hex(BODY_HASHED))
             .body(Body::empty())
             .unwrap(),
     )
@@ -92,11 +107,12 @@ async fn missing_wrong_expired_and_replayed_signatures_are_401() {
     );
 
     // A good request passes once, then its replay is refused.
-    let sig = sign(SECRET, "GET", path, ts, b"");
+    let sig = sign(SECRET, "GET", path, ts, &sha256_hex(b""), "");
     let good = || {
         Request::get(path)
             .header(HEADER_TIMESTAMP, ts.to_string())
             .header(HEADER_SIGNATURE, sig.clone())
+            .header(HEADER_BODY_SHA256, sha256_hex(BODY_HASHED))
             .body(Body::empty())
             .unwrap()
     };
@@ -120,12 +136,20 @@ async fn body_is_covered_by_the_signature() {
     let st = Arc::new(state(&tmp));
     let path = "/projects/p1/exec";
     let ts = now();
-    let sig = sign(SECRET, "POST", path, ts, br#"{"command":"true"}"#);
+    let sig = sign(
+        SECRET,
+        "POST",
+        path,
+        ts,
+        &sha256_hex(br#"{"command":"true"}"#),
+        "",
+    );
     let (s, _) = send(
         &st,
         Request::post(path)
             .header(HEADER_TIMESTAMP, ts.to_string())
             .header(HEADER_SIGNATURE, sig)
+            .header(HEADER_BODY_SHA256, sha256_hex(br#"{"command":"true"}"#))
             .body(Body::from(r#"{"command":"rm -rf /project"}"#))
             .unwrap(),
     )

@@ -124,6 +124,36 @@ impl Term {
         panic!("shell did not answer: {:?} {:?}", self.tail(), self.events);
     }
 
+    /// How much output there is so far (for [`Term::until_output_since`]).
+    fn mark(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Waits for `needle` in the output that came after `mark`.
+    async fn until_output_since(&mut self, mark: usize, secs: f64, needle: &str) -> bool {
+        let n = needle.to_string();
+        self.until(secs, move |t| {
+            let from = mark.max(t.out.len().saturating_sub(64 * 1024));
+            String::from_utf8_lossy(&t.out[from.min(t.out.len())..]).contains(&n)
+        })
+        .await
+    }
+
+    /// Interrupts the foreground job until the shell answers again. A Ctrl-C that lands
+    /// before the job owns the terminal reaches the shell instead (a person presses it again);
+    /// typed-ahead input is flushed by each one, so the question is asked again too.
+    async fn interrupt(&mut self, tag: &str) {
+        let want = format!("{tag}42");
+        for _ in 0..10 {
+            self.send(b"\x03").await;
+            self.send(format!("echo {tag}$((40+2))\r").as_bytes()).await;
+            if self.until_output(3.0, &want).await {
+                return;
+            }
+        }
+        panic!("the job was not interrupted: {:?}", self.tail());
+    }
+
     /// The last 2 KiB of output, for failure messages.
     fn tail(&self) -> String {
         let from = self.out.len().saturating_sub(2048);
@@ -182,14 +212,20 @@ async fn pty_ctrl_c_interrupts_a_sleep() {
     let (_t, _st, api) = served().await;
     let mut t = Term::open(api, "p1", "session=main").await;
     t.ready("R").await;
-    t.send(b"sleep 30\r").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The job says when it runs, so Ctrl-C goes to it and not to the shell before it.
+    t.send(b"sh -c 'echo started-$((1+1)); exec sleep 120'\r")
+        .await;
+    assert!(t.until_output(30.0, "started-2").await, "{:?}", t.tail());
     let t0 = Instant::now();
     t.send(b"\x03").await;
-    // The terminal echoes ^C and the shell answers again.
-    assert!(t.until_output(3.0, "^C").await, "{:?}", t.tail());
+    // The terminal echoes ^C and the shell answers again, long before the sleep would end.
+    assert!(t.until_output(30.0, "^C").await, "{:?}", t.tail());
     t.ready("back").await;
-    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+    assert!(
+        t0.elapsed() < Duration::from_secs(100),
+        "{:?}",
+        t0.elapsed()
+    );
 }
 
 #[tokio::test]
@@ -376,12 +412,15 @@ async fn pty_in_the_hardened_sandbox() {
         t.tail()
     );
     // Job control: a background job, brought back and interrupted.
-    t.send(b"sleep 30 &\r").await;
+    t.send(b"sleep 120 &\r").await;
+    t.ready("bg").await;
     t.send(b"fg\r").await;
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    t.send(b"\x03").await;
-    assert!(t.until_output(3.0, "^C").await, "{:?}", t.tail());
-    t.ready("fg").await;
+    assert!(
+        t.until_output(30.0, "sleep 120\r\n").await,
+        "{:?}",
+        t.tail()
+    );
+    t.interrupt("fg").await;
     assert!(!t.text().contains("no job control"), "{:?}", t.tail());
     st.shutdown().await;
     assert!(
@@ -390,4 +429,115 @@ async fn pty_in_the_hardened_sandbox() {
         t.events
     );
     assert_eq!(st.pty.count(None), 0);
+}
+
+/// What people run in a real terminal: a Python REPL (Ctrl-D ends it), job control (Ctrl-Z,
+/// `jobs`, `fg`, Ctrl-C), and full-screen programs (vi writes a file, htop quits on `q`). Each
+/// key is sent only once the program shows it is ready for it.
+#[tokio::test]
+async fn pty_repl_job_control_and_full_screen_programs() {
+    let (_t, _st, api) = served().await;
+    let mut t = Term::open(api, "p1", "session=main&cols=100&rows=30").await;
+    t.ready("R").await;
+
+    let m = t.mark();
+    t.send(b"python3 -q\r").await;
+    assert!(
+        t.until_output_since(m, 30.0, ">>> ").await,
+        "{:?}",
+        t.tail()
+    );
+    t.send(b"print(6*7)\r").await;
+    assert!(
+        t.until_output_since(m, 30.0, "42\r\n>>> ").await,
+        "{:?}",
+        t.tail()
+    );
+    t.send(b"\x04").await;
+    t.ready("after-python").await;
+
+    let m = t.mark();
+    t.send(b"sh -c 'echo started-$((1+1)); exec sleep 120'\r")
+        .await;
+    assert!(
+        t.until_output_since(m, 30.0, "started-2").await,
+        "{:?}",
+        t.tail()
+    );
+    t.send(b"\x1a").await;
+    assert!(
+        t.until_output_since(m, 30.0, "Stopped").await,
+        "{:?}",
+        t.tail()
+    );
+    t.ready("stopped").await;
+    let m = t.mark();
+    t.send(b"jobs\r").await;
+    assert!(
+        t.until_output_since(m, 30.0, "exec sleep 120").await,
+        "{:?}",
+        t.tail()
+    );
+    t.ready("jobs").await;
+    let m = t.mark();
+    t.send(b"fg\r").await;
+    assert!(
+        t.until_output_since(m, 30.0, "exec sleep 120").await,
+        "{:?}",
+        t.tail()
+    );
+    t.interrupt("after-fg").await;
+    assert!(!t.text().contains("no job control"), "{:?}", t.tail());
+
+    // vi: the alternate screen, insert mode, :wq; the file is written.
+    let m = t.mark();
+    t.send(b"vi notes.txt\r").await;
+    assert!(
+        t.until_output_since(m, 30.0, "\"notes.txt\"").await,
+        "{:?}",
+        t.tail()
+    );
+    assert!(String::from_utf8_lossy(&t.out[m..]).contains("\x1b[?1049h"));
+    t.send(b"ihello from vi").await;
+    assert!(
+        t.until_output_since(m, 30.0, "hello from vi").await,
+        "{:?}",
+        t.tail()
+    );
+    t.send(b"\x1b").await;
+    t.send(b":wq\r").await;
+    assert!(
+        t.until_output_since(m, 30.0, "\x1b[?1049l").await,
+        "{:?}",
+        t.tail()
+    );
+    t.ready("after-vi").await;
+    let m = t.mark();
+    t.send(b"cat notes.txt\r").await;
+    assert!(
+        t.until_output_since(m, 30.0, "\rhello from vi\r\n").await,
+        "{:?}",
+        t.tail()
+    );
+
+    // htop draws its screen and quits on q.
+    let m = t.mark();
+    t.send(b"htop\r").await;
+    assert!(
+        t.until_output_since(m, 30.0, "\x1b[?1049h").await,
+        "{:?}",
+        t.tail()
+    );
+    assert!(
+        t.until_output_since(m, 30.0, "Tasks:").await,
+        "{:?}",
+        t.tail()
+    );
+    t.send(b"q").await;
+    assert!(
+        t.until_output_since(m, 30.0, "\x1b[?1049l").await,
+        "{:?}",
+        t.tail()
+    );
+    t.ready("after-htop").await;
 }

@@ -28,4 +28,41 @@ impl HealthReport {
             llm,
         }
     }
+
+    /// What an anonymous caller sees: green or red per dependency, never a detail (details name
+    /// internal hosts, URLs and containers).
+    pub fn anonymous(&self) -> serde_json::Value {
+        serde_json::json!({
+            "ok": self.ok,
+            "azure_blob": { "ok": self.azure_blob.ok },
+            "vm_api": { "ok": self.vm_api.ok },
+            "llm": { "configured": self.llm.configured },
+        })
+    }
+}
+
+#[cfg(test)]
+mod anonymous_tests {
+    use super::*;
+
+    #[test]
+    fn anonymous_report_has_no_details() {
+        let r = HealthReport::new(
+            Check {
+                ok: true,
+                detail: "reachable at http://10.0.0.5:10000".into(),
+            },
+            Check {
+                ok: false,
+                detail: "VM API at http://10.0.0.6:8000 is unreachable".into(),
+            },
+            crate::llm_config::LlmSettings::default().status(),
+        );
+        let v = r.anonymous();
+        let text = v.to_string();
+        assert!(!text.contains("10.0.0"), "{text}");
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["azure_blob"]["ok"], true);
+        assert_eq!(v["llm"]["configured"], false);
+    }
 }

@@ -5,6 +5,7 @@
 
 pub mod agent;
 pub mod api;
+pub mod auth;
 pub mod azure;
 pub mod health;
 pub mod ids;
@@ -15,6 +16,7 @@ pub mod paths;
 pub mod protocol;
 pub mod quota;
 pub mod relay;
+pub mod security_headers;
 pub mod store;
 pub mod template;
 pub mod vm_api;

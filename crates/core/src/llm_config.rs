@@ -14,7 +14,13 @@ pub struct LlmSettings {
     pub llm_base_url: Option<String>,
     pub llm_api_key: Option<String>,
     pub default_model: Option<String>,
+    /// The model Groq runs when it stands in for another provider (`GROQ_MODEL`).
+    pub groq_model: Option<String>,
 }
+
+/// Groq's model when `GROQ_MODEL` is unset: its largest generally available model with tool
+/// calling and a 131k window.
+pub const GROQ_DEFAULT_MODEL: &str = "openai/gpt-oss-120b";
 
 /// One OpenAI-compatible endpoint the agent may call.
 #[derive(Clone, PartialEq, Eq)]
@@ -22,6 +28,20 @@ pub struct Provider {
     pub name: &'static str,
     pub base_url: String,
     pub api_key: Option<String>,
+    /// The model this provider runs when it is a fallback: model ids are not portable between
+    /// providers (Groq rejects OpenRouter's `anthropic/...`). `None` sends the requested id.
+    pub fallback_model: Option<String>,
+}
+
+impl Provider {
+    /// The model id to send to this provider. `primary` is whether it is the first provider,
+    /// whose model list the person picked from; a fallback runs its own model when it has one.
+    pub fn model_for(&self, requested: &str, primary: bool) -> String {
+        match &self.fallback_model {
+            Some(m) if !primary => m.clone(),
+            _ => requested.to_string(),
+        }
+    }
 }
 
 impl std::fmt::Debug for Provider {
@@ -70,6 +90,7 @@ impl LlmSettings {
                 base_url: url.trim_end_matches('/').to_string(),
                 // Local servers (Ollama, llama.cpp) usually need no key.
                 api_key: non_empty(&self.llm_api_key),
+                fallback_model: None,
             });
         }
         if let Some(key) = non_empty(&self.openrouter_api_key) {
@@ -80,6 +101,7 @@ impl LlmSettings {
                     .trim_end_matches('/')
                     .to_string(),
                 api_key: Some(key),
+                fallback_model: None,
             });
         }
         if let Some(key) = non_empty(&self.groq_api_key) {
@@ -87,19 +109,31 @@ impl LlmSettings {
                 name: "groq",
                 base_url: GROQ_BASE_URL.to_string(),
                 api_key: Some(key),
+                fallback_model: Some(self.groq_model()),
             });
         }
         out
     }
 
+    fn groq_model(&self) -> String {
+        non_empty(&self.groq_model).unwrap_or_else(|| GROQ_DEFAULT_MODEL.to_string())
+    }
+
     pub fn status(&self) -> LlmStatus {
         let providers = self.providers();
+        // With Groq alone, the default must be one of Groq's models.
+        let groq_only = providers.first().is_some_and(|p| p.name == "groq");
         LlmStatus {
             configured: !providers.is_empty(),
             base_url: providers.first().map(|p| p.base_url.clone()),
             providers: providers.iter().map(|p| p.name.to_string()).collect(),
-            default_model: non_empty(&self.default_model)
-                .unwrap_or_else(|| DEFAULT_MODEL.to_string()),
+            default_model: non_empty(&self.default_model).unwrap_or_else(|| {
+                if groq_only {
+                    self.groq_model()
+                } else {
+                    DEFAULT_MODEL.to_string()
+                }
+            }),
             setup_hint: providers.is_empty().then(|| SETUP_HINT.to_string()),
         }
     }
@@ -137,6 +171,44 @@ mod tests {
         let st = s.status();
         assert!(st.configured && st.setup_hint.is_none());
         assert_eq!(st.default_model, "m");
+    }
+
+    #[test]
+    fn a_fallback_groq_gets_a_groq_model_id() {
+        let s = LlmSettings {
+            openrouter_api_key: Some("sk-or-1".into()),
+            groq_api_key: Some("gsk".into()),
+            ..Default::default()
+        };
+        let p = s.providers();
+        let asked = "anthropic/claude-sonnet-4.5";
+        assert_eq!(p[0].model_for(asked, true), asked);
+        assert_eq!(p[1].model_for(asked, false), GROQ_DEFAULT_MODEL);
+        let s = LlmSettings {
+            groq_model: Some(" llama-3.3-70b-versatile ".into()),
+            ..s
+        };
+        assert_eq!(
+            s.providers()[1].model_for(asked, false),
+            "llama-3.3-70b-versatile"
+        );
+        // Groq alone: the person picks from Groq's list, and the default is a Groq model.
+        let alone = LlmSettings {
+            groq_api_key: Some("gsk".into()),
+            ..Default::default()
+        };
+        assert_eq!(alone.status().default_model, GROQ_DEFAULT_MODEL);
+        assert_eq!(
+            alone.providers()[0].model_for("qwen/qwen3-32b", true),
+            "qwen/qwen3-32b"
+        );
+        // A custom endpoint or OpenRouter as a fallback keeps the requested id.
+        let custom_first = LlmSettings {
+            llm_base_url: Some("http://127.0.0.1:1/v1".into()),
+            openrouter_api_key: Some("k".into()),
+            ..Default::default()
+        };
+        assert_eq!(custom_first.providers()[1].model_for(asked, false), asked);
     }
 
     #[test]

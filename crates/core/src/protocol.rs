@@ -20,6 +20,9 @@ pub enum ClientMsg {
     },
     /// Cancels the running turn at its next await point, keeping the partial answer.
     Stop,
+    /// Starts a new conversation: later turns send the model nothing of the earlier ones.
+    /// The files and the transcript people see stay. Refused while a turn runs.
+    NewConversation,
 }
 
 /// Why a turn ended.
@@ -47,6 +50,9 @@ pub enum TurnEnd {
 pub struct Usage {
     pub prompt_tokens: u64,
     pub completion_tokens: u64,
+    /// Of `prompt_tokens`, how many the provider read from its prompt cache.
+    #[serde(default)]
+    pub cached_tokens: u64,
     #[serde(default)]
     pub cost: Option<f64>,
 }
@@ -145,6 +151,26 @@ pub enum ServerEvent {
         conflicts: Vec<crate::store::merge::FileConflict>,
         skipped: Vec<crate::vm_api::SkippedFile>,
         error: Option<String>,
+        /// Files a sync removed from the VM's working copy that were never saved (storage put
+        /// a file where they were, or a directory where the file was): listed so the person
+        /// knows; `displaced_more` counts those past the list.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        displaced: Vec<String>,
+        #[serde(default, skip_serializing_if = "is_zero")]
+        displaced_more: u64,
+    },
+    /// A new conversation starts after turn `after_turn` (0: before the first): the model
+    /// will see nothing of the turns up to it. Clients draw a divider.
+    ConversationReset {
+        after_turn: u64,
+    },
+    /// The earlier turns were summarized to fit the model's window (only what the model is
+    /// sent changes; the transcript stays).
+    Compacted {
+        turn_id: u64,
+        /// Estimated tokens of the earlier turns before and after.
+        tokens_before: u64,
+        tokens_after: u64,
     },
     /// A message the server could not act on; the connection stays open.
     Error {
@@ -157,6 +183,10 @@ pub struct Envelope {
     pub seq: u64,
     #[serde(flatten)]
     pub event: ServerEvent,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Parses a client frame, turning serde's message into one a person can act on.
@@ -195,6 +225,20 @@ mod tests {
             })
         );
         assert_eq!(parse_client_msg(r#"{"type":"stop"}"#), Ok(ClientMsg::Stop));
+        assert_eq!(
+            parse_client_msg(r#"{"type":"new_conversation"}"#),
+            Ok(ClientMsg::NewConversation)
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerEvent::ConversationReset { after_turn: 4 }).unwrap(),
+            r#"{"type":"conversation_reset","after_turn":4}"#
+        );
+        assert_eq!(
+            serde_json::from_str::<Usage>(r#"{"prompt_tokens":5,"completion_tokens":1}"#)
+                .unwrap()
+                .cached_tokens,
+            0
+        );
         let e = Envelope {
             seq: 3,
             event: ServerEvent::TurnFinished {

@@ -41,6 +41,36 @@ pub struct TemplateManifest {
     /// how the generated app deploys.
     #[serde(default)]
     pub deploy: BTreeMap<String, Deploy>,
+    /// How the agent's system prompt describes this template (`agent::prompt`).
+    #[serde(default)]
+    pub prompt: PromptSpec,
+}
+
+/// A template's own description for the agent's system prompt. Paths are relative to the
+/// template's root; in every string `{{dir}}` is where the template sits in the project (`""`,
+/// or `"frontend/"` when composed) and `{{cd}}` is `""` or `"cd frontend && "`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct PromptSpec {
+    /// One line for the template's directory when another template composes it.
+    #[serde(default)]
+    pub summary: String,
+    /// `[path, what it is]` rows of the layout, in the order to show them.
+    #[serde(default)]
+    pub layout: Vec<(String, String)>,
+    /// Paragraphs shown only when this template is the project (a composing template says how
+    /// its parts connect instead).
+    #[serde(default)]
+    pub about: Vec<String>,
+    /// "How to work" bullets; a composing template's prompt includes its parts'.
+    #[serde(default)]
+    pub work: Vec<String>,
+    /// Rule bullets; a composing template's prompt includes its parts'.
+    #[serde(default)]
+    pub rules: Vec<String>,
+    /// Paths the app creates when it is installed, built or run (never in the template):
+    /// dependencies, build output, the database file. A trailing `/` marks a directory.
+    #[serde(default)]
+    pub generated: Vec<String>,
 }
 
 /// One `install` entry.
@@ -142,6 +172,18 @@ fn normalize_dir(s: &str) -> String {
 }
 
 impl TemplateManifest {
+    /// The templates this one composes: `(dir in the app, template name)`, the name being the
+    /// last segment of the `compose` path (`"../frontend"` is `frontend`).
+    pub fn parts(&self) -> Vec<(&str, &str)> {
+        self.compose
+            .iter()
+            .map(|(mount, src)| {
+                let name = src.trim_end_matches('/').rsplit('/').next().unwrap_or(src);
+                (mount.as_str(), name)
+            })
+            .collect()
+    }
+
     /// Parses a `template.json`.
     pub fn parse(json: &str) -> Result<TemplateManifest, TemplateError> {
         serde_json::from_str(json).map_err(|e| TemplateError::Parse(e.to_string()))

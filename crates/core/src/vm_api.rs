@@ -20,6 +20,8 @@
 //! | `GET …/processes/{name}/logs` | [`LogsQuery`] | [`LogsReply`], or with `follow` NDJSON of [`LogFollowEvent`] |
 //! | `GET /projects/{id}/browser-reports` | [`BrowserReportsQuery`] | [`BrowserReportsReply`] ([`BrowserReportEntry`]) |
 //! | `POST /projects/{id}/changes` | – | [`Changes`] |
+//! | `POST /projects/{id}/search` | [`SearchRequest`] | [`SearchReply`] ([`SearchMatch`]) |
+//! | `POST /projects/{id}/preview-check` | [`PreviewCheckRequest`] | [`PreviewCheckReply`] ([`PageProblem`]) |
 //! | every error | – | [`ErrorBody`] ([`ErrorDetail`]) |
 //!
 //! The exec reply may also carry one `changes` line ([`ExecEvent::Changes`]) right before `exit`.
@@ -55,6 +57,23 @@ pub struct VmHealth {
     pub ok: bool,
     pub service: String,
     pub version: String,
+}
+
+/// `GET /projects/{id}/host-status`: what of a project runs on the VM host now (reading it
+/// does not count as using the project, so it can watch the idle reaper).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HostStatus {
+    /// Names of the dev servers running.
+    pub running_processes: Vec<String>,
+    /// Whether the project has a network namespace (and its NAT helper) now.
+    pub network: bool,
+    /// Processes in the project's sandbox cgroup, when the sandbox keeps one.
+    pub sandbox_pids: Option<usize>,
+    /// Terminal sessions open.
+    pub terminals: usize,
+    /// Milliseconds since the project was last used (0 while a preview socket is open);
+    /// absent when it has not been used since the service started or was last reaped.
+    pub idle_ms: Option<u64>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -355,6 +374,34 @@ pub struct LogsReply {
     pub lines: Vec<LogLine>,
 }
 
+impl LogsReply {
+    /// The log as the model reads it: a header with the process's status and port, then the
+    /// lines, stderr and the VM API's own notes marked.
+    pub fn render(&self, port: Option<u16>) -> String {
+        let status = match (self.status, self.exit_code) {
+            (ProcessStatus::Running, _) => "running".to_string(),
+            (ProcessStatus::Exited, Some(c)) => format!("exited with code {c}"),
+            (ProcessStatus::Exited, None) => "exited (killed by a signal)".to_string(),
+            (ProcessStatus::Stopped, _) => "stopped".to_string(),
+        };
+        let port = port.map(|p| format!(", port {p}")).unwrap_or_default();
+        let mut out = format!(
+            "== {}: {status}{port}, last {} line(s) ==",
+            self.name,
+            self.lines.len()
+        );
+        for l in &self.lines {
+            let mark = match l.stream {
+                LogStream::Stdout => "",
+                LogStream::Stderr => "[stderr] ",
+                LogStream::System => "[vm] ",
+            };
+            out.push_str(&format!("\n{mark}{}", l.line));
+        }
+        out
+    }
+}
+
 /// One line of `GET …/logs?follow=1` (NDJSON): the tail, then live lines, then `exit`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -455,6 +502,189 @@ impl BrowserReportsReply {
     /// The reports as `agent::verify::browser_failure` reads them.
     pub fn browser_reports(&self) -> Vec<BrowserReport> {
         self.reports.iter().cloned().map(Into::into).collect()
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /projects/{id}/search
+
+/// The body of `POST /projects/{id}/search`: a regex over the working copy's text files, with
+/// the project's `.gitignore` applied and `.git` skipped.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SearchRequest {
+    /// A regular expression (Rust `regex` syntax), matched against each line.
+    pub pattern: String,
+    /// A directory or file relative to the project root; absent searches the whole project.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Only files whose path matches this glob, e.g. `*.tsx` or `src/**/*.py`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub glob: Option<String>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_case: bool,
+    /// Matches returned at most (the VM API's cap applies too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_matches: Option<u32>,
+}
+
+/// One matching line; `text` is cut at the VM API's per-line cap (ending in `…`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchMatch {
+    pub path: String,
+    /// 1-based.
+    pub line: u64,
+    pub text: String,
+}
+
+/// Why a search stopped before it had looked everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SearchStop {
+    MaxMatches,
+    MaxFiles,
+    Time,
+}
+
+/// `POST /projects/{id}/search`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchReply {
+    /// In path order, then line order.
+    pub matches: Vec<SearchMatch>,
+    pub files_scanned: u64,
+    /// Files skipped as binary (a NUL byte) or larger than the cap.
+    #[serde(default)]
+    pub files_skipped: u64,
+    /// Set when a bound stopped the search early.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<SearchStop>,
+}
+
+impl SearchReply {
+    /// The reply as the model reads it: `path:line: text` per match, then what was left out.
+    pub fn render(&self, pattern: &str) -> String {
+        let mut out: Vec<String> = self
+            .matches
+            .iter()
+            .map(|m| format!("{}:{}: {}", m.path, m.line, m.text))
+            .collect();
+        if out.is_empty() {
+            out.push(format!(
+                "no matches for {pattern:?} in {} file(s)",
+                self.files_scanned
+            ));
+        }
+        let mut note = match self.stopped {
+            Some(SearchStop::MaxMatches) => format!(
+                "[stopped at {} matches: narrow the pattern, or give `path` or `glob`]",
+                self.matches.len()
+            ),
+            Some(SearchStop::MaxFiles) => format!(
+                "[stopped after {} files: give `path` or `glob` to search the rest]",
+                self.files_scanned
+            ),
+            Some(SearchStop::Time) => format!(
+                "[stopped at the time limit after {} files: give `path` or `glob` to search the rest]",
+                self.files_scanned
+            ),
+            None => String::new(),
+        };
+        if self.files_skipped > 0 {
+            if !note.is_empty() {
+                note.push(' ');
+            }
+            note.push_str(&format!(
+                "[{} binary or very large file(s) not searched]",
+                self.files_skipped
+            ));
+        }
+        if !note.is_empty() {
+            out.push(note);
+        }
+        out.join("\n")
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// POST /projects/{id}/preview-check
+
+/// The body of `POST /projects/{id}/preview-check`: load a page of the running preview in the
+/// VM host's headless browser and report what went wrong.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PreviewCheckRequest {
+    /// The page, from `/` (a query may follow); absent is `/`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// One thing that went wrong on the page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageProblem {
+    /// `exception` (uncaught error or rejection), `console` (`console.error`), `http` (a
+    /// response with status ≥ 400), `request_failed` (no response), `log` (the browser's own
+    /// error log).
+    pub kind: String,
+    pub message: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub url: String,
+}
+
+/// `POST /projects/{id}/preview-check`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PreviewCheckReply {
+    /// The page loaded (its address without credentials).
+    pub url: String,
+    /// The page's HTTP status; absent when no response came.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The page's `load` event fired.
+    pub loaded: bool,
+    /// Why navigation failed (e.g. `net::ERR_CONNECTION_REFUSED`), when it did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub navigation_error: Option<String>,
+    pub problems: Vec<PageProblem>,
+    /// Requests to other origins, not made: the check loads only the preview.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub blocked: Vec<String>,
+}
+
+impl PreviewCheckReply {
+    /// The reply as the model reads it.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        let status = self
+            .status
+            .map(|s| format!("HTTP {s}"))
+            .unwrap_or_else(|| "no response".into());
+        let load = if self.loaded {
+            "the page loaded"
+        } else {
+            "the page did not finish loading"
+        };
+        out.push(format!("{} → {status}, {load}", self.url));
+        if let Some(e) = &self.navigation_error {
+            out.push(format!("navigation failed: {e}"));
+        }
+        if self.problems.is_empty() {
+            out.push("no errors: no uncaught exceptions, console errors or failed requests".into());
+        } else {
+            out.push(format!("{} problem(s):", self.problems.len()));
+            for p in &self.problems {
+                if p.url.is_empty() {
+                    out.push(format!("- [{}] {}", p.kind, p.message));
+                } else {
+                    out.push(format!("- [{}] {} ({})", p.kind, p.message, p.url));
+                }
+            }
+        }
+        if !self.blocked.is_empty() {
+            out.push(format!(
+                "not checked (other origins are not loaded by the check): {}",
+                self.blocked.join(", ")
+            ));
+        }
+        out.join("\n")
     }
 }
 
@@ -687,6 +917,90 @@ mod tests {
 
     // The literals below are what the VM API answered before these types existed (its `json!`
     // replies, keys in serde_json's sorted order), so a renamed or dropped field fails here.
+
+    #[test]
+    fn search_round_trip_and_render() {
+        let q: SearchRequest = round_trip(
+            r#"{"pattern":"use(State|Effect)","path":"src","glob":"*.tsx","ignore_case":true,"max_matches":20}"#,
+        );
+        assert!(q.ignore_case);
+        let q: SearchRequest = round_trip(r#"{"pattern":"x"}"#);
+        assert_eq!((q.path, q.glob, q.ignore_case), (None, None, false));
+        assert!(serde_json::from_str::<SearchRequest>(r#"{"pattern":"x","regex":true}"#).is_err());
+        let r: SearchReply = round_trip(
+            r#"{"matches":[{"path":"src/App.tsx","line":3,"text":"const [n, setN] = useState(0)"}],"files_scanned":12,"files_skipped":1,"stopped":"max_matches"}"#,
+        );
+        assert_eq!(
+            r.render("useState"),
+            "src/App.tsx:3: const [n, setN] = useState(0)\n[stopped at 1 matches: narrow the \
+             pattern, or give `path` or `glob`] [1 binary or very large file(s) not searched]"
+        );
+        let none: SearchReply = round_trip(r#"{"matches":[],"files_scanned":4,"files_skipped":0}"#);
+        assert_eq!(none.render("zz"), "no matches for \"zz\" in 4 file(s)");
+        let timed = SearchReply {
+            files_scanned: 9,
+            stopped: Some(SearchStop::Time),
+            ..Default::default()
+        };
+        assert!(timed.render("a").contains("time limit after 9 files"));
+    }
+
+    #[test]
+    fn preview_check_round_trip_and_render() {
+        let q: PreviewCheckRequest = round_trip(r#"{"path":"/items?x=1"}"#);
+        assert_eq!(q.path.as_deref(), Some("/items?x=1"));
+        let _: PreviewCheckRequest = round_trip("{}");
+        assert!(serde_json::from_str::<PreviewCheckRequest>(r#"{"url":"http://x/"}"#).is_err());
+        let r: PreviewCheckReply = round_trip(
+            r#"{"url":"http://p1.preview.localhost:8001/","status":200,"loaded":true,"problems":[{"kind":"exception","message":"Error: boom"},{"kind":"http","message":"HTTP 500","url":"http://p1.preview.localhost:8001/api/items"}],"blocked":["https://fonts.example/a.css"]}"#,
+        );
+        assert_eq!(
+            r.render(),
+            "http://p1.preview.localhost:8001/ → HTTP 200, the page loaded\n2 problem(s):\n\
+             - [exception] Error: boom\n- [http] HTTP 500 (http://p1.preview.localhost:8001/api/items)\n\
+             not checked (other origins are not loaded by the check): https://fonts.example/a.css"
+        );
+        let bad: PreviewCheckReply = round_trip(
+            r#"{"url":"http://p1.preview.localhost:8001/","loaded":false,"navigation_error":"net::ERR_EMPTY_RESPONSE","problems":[]}"#,
+        );
+        assert_eq!(
+            bad.render(),
+            "http://p1.preview.localhost:8001/ → no response, the page did not finish loading\n\
+             navigation failed: net::ERR_EMPTY_RESPONSE\nno errors: no uncaught exceptions, console \
+             errors or failed requests"
+        );
+    }
+
+    #[test]
+    fn logs_render_for_the_model() {
+        let line = |seq, stream, text: &str| LogLine {
+            seq,
+            stream,
+            line: text.into(),
+            ts_ms: 0,
+        };
+        let r = LogsReply {
+            name: "api".into(),
+            status: ProcessStatus::Exited,
+            exit_code: Some(1),
+            lines: vec![
+                line(0, LogStream::Stdout, "starting"),
+                line(1, LogStream::Stderr, "ImportError: no module named x"),
+                line(2, LogStream::System, "[process exited with code 1]"),
+            ],
+        };
+        assert_eq!(
+            r.render(Some(8000)),
+            "== api: exited with code 1, port 8000, last 3 line(s) ==\nstarting\n[stderr] \
+             ImportError: no module named x\n[vm] [process exited with code 1]"
+        );
+        let r = LogsReply {
+            status: ProcessStatus::Running,
+            lines: vec![],
+            ..r
+        };
+        assert_eq!(r.render(None), "== api: running, last 0 line(s) ==");
+    }
 
     #[test]
     fn health() {

@@ -2,7 +2,10 @@
 //! loopback ports, and a scripted OpenAI-compatible LLM server. Test code only; never shipped.
 
 pub mod faults;
+pub mod github;
 pub mod llm;
+pub mod long_project;
+pub mod oidc;
 pub mod stack;
 pub mod ws;
 

@@ -157,6 +157,26 @@ pub fn group_watcher(pgid: i32) -> Result<(Child, std::os::fd::OwnedFd)> {
 
 impl Stack {
     pub async fn start(opts: Options) -> Result<Stack> {
+        Stack::start_full(opts, None, &[]).await
+    }
+
+    /// Like [`Stack::start`], with extra command-line flags for the VM API (e.g.
+    /// `--project-idle-secs 4`).
+    pub async fn start_with_vm_args(opts: Options, vm_args: &[&str]) -> Result<Stack> {
+        Stack::start_full(opts, None, vm_args).await
+    }
+
+    /// As [`Stack::start`], with the Worker on `worker_port` when given (a sign-in test
+    /// registers the Worker's callback URL with its identity provider first).
+    pub async fn start_on(opts: Options, worker_port: Option<u16>) -> Result<Stack> {
+        Stack::start_full(opts, worker_port, &[]).await
+    }
+
+    async fn start_full(
+        opts: Options,
+        worker_port: Option<u16>,
+        vm_args: &[&str],
+    ) -> Result<Stack> {
         let root = crate::repo_root();
         for needed in [
             "build/index.js",
@@ -194,6 +214,7 @@ impl Stack {
                 .args(["--preview-port", &stack.preview_port.to_string()])
                 .arg("--data-dir")
                 .arg(&vm_data)
+                .args(vm_args)
                 .env_clear()
                 .env("PATH", tool_path(&root))
                 .env("VM_API_SECRET", &stack.vm_secret)
@@ -216,7 +237,7 @@ impl Stack {
                 s == 200
             })
             .await?;
-        stack.start_worker(&opts)?;
+        stack.start_worker(&opts, worker_port)?;
         stack
             .wait_http(
                 "wrangler",
@@ -255,8 +276,8 @@ impl Stack {
         Ok(())
     }
 
-    fn start_worker(&mut self, opts: &Options) -> Result<()> {
-        self.start_worker_on(opts, free_port())
+    fn start_worker(&mut self, opts: &Options, port: Option<u16>) -> Result<()> {
+        self.start_worker_on(opts, port.unwrap_or_else(free_port))
     }
 
     fn start_worker_on(&mut self, opts: &Options, port: u16) -> Result<()> {
@@ -276,8 +297,17 @@ impl Stack {
             ("OPENROUTER_API_KEY".into(), String::new()),
             ("GROQ_API_KEY".into(), String::new()),
             ("LLM_BASE_URL".into(), String::new()),
+            // Local mode (one user, loopback only) unless a test configures sign-in.
+            ("AUTH_MODE".into(), String::new()),
+            ("OIDC_ISSUER".into(), String::new()),
+            ("OIDC_CLIENT_ID".into(), String::new()),
+            ("OIDC_CLIENT_SECRET".into(), String::new()),
+            ("GITHUB_CLIENT_ID".into(), String::new()),
+            ("GITHUB_CLIENT_SECRET".into(), String::new()),
         ];
         if let Some(llm) = &self.llm {
+            // A model the scripted server lists (tests that need another name it per message).
+            vars.push(("DEFAULT_MODEL".into(), "scripted/model-a".into()));
             if opts.llm_as_fallback {
                 // Port 9 (discard) on loopback: nothing listens, connections are refused.
                 vars.push(("LLM_BASE_URL".into(), "http://127.0.0.1:9/v1".into()));

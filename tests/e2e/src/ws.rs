@@ -83,3 +83,34 @@ impl ProjectSocket {
         out
     }
 }
+
+/// Opens a WebSocket at `url` with extra request headers (cookie, origin, authorization).
+/// `Ok(socket)` on 101; `Err(status)` with the HTTP status the server refused the upgrade with
+/// (0 when the failure was not an HTTP answer).
+pub async fn open_with(
+    url: &str,
+    headers: &[(&str, &str)],
+) -> Result<ProjectSocket, (u16, String)> {
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    let mut req = url.into_client_request().map_err(|e| (0, e.to_string()))?;
+    for (k, v) in headers {
+        req.headers_mut().insert(
+            tokio_tungstenite::tungstenite::http::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|e| (0, e.to_string()))?,
+            v.parse()
+                .map_err(|_| (0, format!("bad header value for {k}")))?,
+        );
+    }
+    match tokio_tungstenite::connect_async(req).await {
+        Ok((ws, _)) => Ok(ProjectSocket { ws }),
+        Err(tokio_tungstenite::tungstenite::Error::Http(resp)) => {
+            let body = resp
+                .body()
+                .as_ref()
+                .map(|b| String::from_utf8_lossy(b).to_string())
+                .unwrap_or_default();
+            Err((resp.status().as_u16(), body))
+        }
+        Err(e) => Err((0, e.to_string())),
+    }
+}

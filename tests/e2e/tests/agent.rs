@@ -115,6 +115,18 @@ async fn a_turn_with_two_tool_steps_writes_a_checkpoint() {
         .iter()
         .any(|t| t["function"]["name"] == "edit_file"));
     assert_eq!(b0["messages"][0]["role"], "system");
+    // The system prompt is the backend template's: its layout, its checks, no frontend.
+    let system = b0["messages"][0]["content"].as_str().unwrap();
+    assert!(
+        system.contains("The project is the `backend` template")
+            && system.contains("\napp/main.py ")
+            && system.contains("  - pytest: `.venv/bin/python -m pytest -q`"),
+        "{system}"
+    );
+    assert!(
+        !system.contains("frontend/") && !system.contains("src/App.tsx"),
+        "{system}"
+    );
     let m2 = rec[2].body["messages"].as_array().unwrap();
     let tool_msgs: Vec<&Value> = m2.iter().filter(|m| m["role"] == "tool").collect();
     assert_eq!(tool_msgs.len(), 3);
@@ -261,13 +273,15 @@ async fn malformed_arguments_go_back_to_the_model_and_loops_are_capped() {
     );
     assert!(tool_text(2).contains(".."), "{}", tool_text(2));
 
-    // The same call three times is a loop: stopped with a clear message.
+    // The same call three times is a loop: the second result warns the model, the third call
+    // stops the turn with a clear message.
     for _ in 0..3 {
         llm.push(Reply::tool_calls(
             None,
             &[("read_file", json!({"path": "a.txt"}))],
         ));
     }
+    let before = llm.recorded().len();
     say(&mut ws, "loop").await;
     let (fin, _) = ws.until("turn_finished").await.unwrap();
     assert_eq!(fin["end"], "stuck", "{fin}");
@@ -276,18 +290,259 @@ async fn malformed_arguments_go_back_to_the_model_and_loops_are_capped() {
         "{fin}"
     );
     assert_eq!(llm.remaining(), 0);
+    let rec = llm.recorded();
+    assert_eq!(rec.len(), before + 3);
+    assert_eq!(
+        rec[before + 1].last_tool_result(),
+        "fixed",
+        "no warning yet"
+    );
+    let warned = rec[before + 2].last_tool_result();
+    assert!(
+        warned.starts_with("fixed\n\n[platform warning: this is call 2 of read_file")
+            && warned.contains("Call 3 stops the turn"),
+        "{warned}"
+    );
 
-    // Distinct calls until the step cap (AGENT_MAX_STEPS=6).
-    for i in 0..6 {
+    // Distinct calls until the step cap (AGENT_MAX_STEPS=6): the sixth step has tools switched
+    // off and asks for a summary, which is the turn's last message.
+    for i in 0..5 {
         llm.push(Reply::tool_calls(
             None,
             &[("list_files", json!({"path": format!("dir{i}")}))],
         ));
     }
+    llm.push(Reply::text(
+        "Summary: I looked at five folders; nothing is built yet.",
+    ));
+    let before = llm.recorded().len();
     say(&mut ws, "wander").await;
-    let (fin, _) = ws.until("turn_finished").await.unwrap();
+    let (fin, events) = ws.until("turn_finished").await.unwrap();
     assert_eq!(fin["end"], "step_cap", "{fin}");
-    assert!(fin["message"].as_str().unwrap().contains('6'), "{fin}");
+    let message = fin["message"].as_str().unwrap();
+    assert!(
+        message.contains("Stopped after 6 steps") && message.contains("says what it did"),
+        "{fin}"
+    );
+    assert_eq!(
+        text_of(&events),
+        "Summary: I looked at five folders; nothing is built yet."
+    );
+    assert_eq!(llm.remaining(), 0);
+    let rec = llm.recorded();
+    assert_eq!(rec.len(), before + 6);
+    for r in &rec[before..before + 5] {
+        assert!(r.body.get("tool_choice").is_none(), "{}", r.body);
+    }
+    let last = &rec[before + 5].body;
+    assert_eq!(last["tool_choice"], "none", "{last}");
+    assert!(
+        !last["tools"].as_array().unwrap().is_empty(),
+        "tools stay listed"
+    );
+    let instruction = last["messages"].as_array().unwrap().last().unwrap();
+    assert_eq!(instruction["role"], "user");
+    assert!(
+        instruction["content"]
+            .as_str()
+            .unwrap()
+            .contains("Do not call tools"),
+        "{instruction}"
+    );
+    // The next turn sees the summary in its history.
+    llm.push(Reply::text("ok"));
+    say(&mut ws, "carry on").await;
+    ws.until("turn_finished").await.unwrap();
+    let msgs = llm.recorded().pop().unwrap().body["messages"].clone();
+    assert!(
+        msgs.as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["role"] == "assistant"
+                && m["content"] == "Summary: I looked at five folders; nothing is built yet."),
+        "{msgs}"
+    );
+}
+
+#[tokio::test]
+async fn a_reply_cut_by_the_length_limit_runs_its_complete_calls_and_continues_twice() {
+    let stack = Stack::start(opts()).await.unwrap();
+    let llm = stack.llm.as_ref().unwrap();
+    let id = project(&stack, "backend").await;
+    // One complete write_file, then one cut in the middle of its arguments.
+    let mut items = vec![
+        Item::Text("Writing two files.".into()),
+        Item::ToolCall {
+            index: 0,
+            id: "call_whole".into(),
+            name: "write_file".into(),
+            arguments: json!({"path": "whole.txt", "content": "all here\n"}).to_string(),
+            fragment: 6,
+        },
+        Item::ToolCall {
+            index: 1,
+            id: "call_cut".into(),
+            name: "write_file".into(),
+            arguments: "{\"path\": \"cut.txt\", \"content\": \"half of it".into(),
+            fragment: 6,
+        },
+    ];
+    items.extend(finish("length"));
+    llm.push(Reply::Stream(items));
+    // Two more cut replies: the second is continued, the third ends the turn.
+    for text in ["Continuing with cut.txt, whose", "Still too long"] {
+        let mut items = vec![Item::Text(text.into())];
+        items.extend(finish("length"));
+        llm.push(Reply::Stream(items));
+    }
+    let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None)
+        .await
+        .unwrap();
+    say(&mut ws, "write two files").await;
+    let (fin, events) = ws.until("turn_finished").await.unwrap();
+    assert_eq!(fin["end"], "length", "{fin}");
+    assert!(
+        fin["message"]
+            .as_str()
+            .unwrap()
+            .contains("output-token limit, after 2 continuations"),
+        "{fin}"
+    );
+    assert_eq!(llm.remaining(), 0);
+    // Only the complete call ran.
+    let started: Vec<&Value> = events
+        .iter()
+        .filter(|e| e["type"] == "tool_call_started")
+        .collect();
+    assert_eq!(started.len(), 1, "{started:?}");
+    assert_eq!(started[0]["call_id"], "call_whole", "{started:?}");
+
+    let rec = llm.recorded();
+    assert_eq!(rec.len(), 3);
+    let msgs = rec[1].body["messages"].as_array().unwrap();
+    let n = msgs.len();
+    let asst = &msgs[n - 3];
+    assert_eq!(asst["role"], "assistant");
+    assert_eq!(asst["tool_calls"].as_array().unwrap().len(), 1, "{asst}");
+    assert_eq!(asst["tool_calls"][0]["id"], "call_whole");
+    assert_eq!(msgs[n - 2]["role"], "tool");
+    assert_eq!(msgs[n - 2]["tool_call_id"], "call_whole");
+    assert_eq!(msgs[n - 1]["role"], "user");
+    let note = msgs[n - 1]["content"].as_str().unwrap();
+    assert!(
+        note.contains("in the middle of a write_file call, which was not run")
+            && note.contains("complete tool calls before the cut ran"),
+        "{note}"
+    );
+    let last = rec[2].body["messages"].as_array().unwrap();
+    assert_eq!(
+        last[last.len() - 2]["content"],
+        "Continuing with cut.txt, whose"
+    );
+
+    // The complete file was written and checkpointed; the cut one was not.
+    let file = |path: &'static str| {
+        let url = format!("{}/projects/{id}/files/{path}", stack.worker_url);
+        let http = stack.http.clone();
+        async move { http.get(url).send().await.unwrap() }
+    };
+    assert_eq!(fin["checkpoint"], 2, "{fin}");
+    assert_eq!(file("whole.txt").await.text().await.unwrap(), "all here\n");
+    assert_eq!(file("cut.txt").await.status(), 404);
+}
+
+#[tokio::test]
+async fn a_capped_turn_is_verified_and_its_fix_round_has_its_own_steps() {
+    let stack = Stack::start(Options {
+        with_llm: true,
+        llm_as_fallback: false,
+        vars: vec![
+            ("AGENT_MAX_STEPS".into(), "3".into()),
+            ("AGENT_FIX_STEPS".into(), "3".into()),
+            ("VERIFY_FIX_ROUNDS".into(), "1".into()),
+        ],
+    })
+    .await
+    .unwrap();
+    let llm = stack.llm.as_ref().unwrap();
+    let id = project(&stack, "backend").await;
+    // Two working steps leave a test that cannot be collected; the third is the summary.
+    llm.push(Reply::tool_calls(
+        None,
+        &[(
+            "write_file",
+            json!({"path": "tests/test_more.py", "content": "from app.missing import thing\n\ndef test_thing():\n    assert thing\n"}),
+        )],
+    ));
+    llm.push(Reply::tool_calls(
+        None,
+        &[("list_files", json!({"path": "app"}))],
+    ));
+    llm.push(Reply::text(
+        "Summary: I added a test; app/missing.py is still to write.",
+    ));
+    // The fix round: the main budget is spent, yet the round gets its three steps.
+    llm.push(Reply::tool_calls(
+        None,
+        &[(
+            "write_file",
+            json!({"path": "tests/test_more.py", "content": "def test_thing():\n    assert True\n"}),
+        )],
+    ));
+    llm.push(Reply::text(
+        "Fixed: the test no longer imports a missing module.",
+    ));
+    let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None)
+        .await
+        .unwrap();
+    say(&mut ws, "add a test").await;
+    let (fin, events) = ws.until("turn_finished").await.unwrap();
+    assert_eq!(fin["end"], "step_cap", "{fin}");
+    assert!(
+        fin["message"]
+            .as_str()
+            .unwrap()
+            .contains("Stopped after 3 steps, the limit for one turn"),
+        "{fin}"
+    );
+    assert_eq!(llm.remaining(), 0);
+    let statuses: Vec<&str> = events
+        .iter()
+        .filter(|e| e["type"] == "status")
+        .map(|e| e["message"].as_str().unwrap())
+        .collect();
+    assert!(statuses.contains(&"found 1 error, fixing"), "{statuses:?}");
+    assert_eq!(statuses.last(), Some(&"app is running"), "{statuses:?}");
+    let rec = llm.recorded();
+    assert_eq!(rec.len(), 5);
+    assert_eq!(rec[2].body["tool_choice"], "none");
+    assert!(rec[3].body.get("tool_choice").is_none(), "{}", rec[3].body);
+    let fix = rec[3].body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .rfind(|m| m["role"] == "user")
+        .unwrap()["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        fix.contains("fix round 1 of 1") && fix.contains("pytest"),
+        "{fix}"
+    );
+    let body = stack
+        .http
+        .get(format!(
+            "{}/projects/{id}/files/tests/test_more.py",
+            stack.worker_url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "def test_thing():\n    assert True\n");
 }
 
 #[tokio::test]
@@ -573,55 +828,5 @@ async fn a_dead_provider_falls_back_to_openrouter_with_its_headers_and_models() 
     assert_eq!(
         rec[0].body["model"], "scripted/model-b",
         "the per-message model is used"
-    );
-}
-
-#[tokio::test]
-async fn read_docs_lists_and_reads_the_docs_container() {
-    let stack = Stack::start(opts()).await.unwrap();
-    let llm = stack.llm.as_ref().unwrap();
-    let docs = azure_native::client(
-        &e2e::stack::azurite_connection_string(stack.azurite_port),
-        "codebase-docs",
-    )
-    .unwrap();
-    docs.ensure_container().await.unwrap();
-    docs.put(
-        "fastapi/sqlite.md",
-        b"# SQLite with FastAPI\nUse one connection per request.".to_vec(),
-        "text/markdown",
-        open_replit_core::azure::rest::Cond::None,
-    )
-    .await
-    .unwrap();
-    let id = project(&stack, "backend").await;
-    llm.push(Reply::tool_calls(None, &[("read_docs", json!({}))]));
-    llm.push(Reply::tool_calls(
-        None,
-        &[("read_docs", json!({"name": "fastapi/sqlite.md"}))],
-    ));
-    llm.push(Reply::tool_calls(
-        None,
-        &[("read_docs", json!({"name": "nope.md"}))],
-    ));
-    llm.push(Reply::text("read"));
-    let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None)
-        .await
-        .unwrap();
-    say(&mut ws, "check the docs").await;
-    let (fin, _) = ws.until("turn_finished").await.unwrap();
-    assert_eq!(fin["end"], "done", "{fin}");
-    let rec = llm.recorded();
-    let tool = |i: usize| -> String { rec[i].last_tool_result() };
-    assert!(tool(1).contains("fastapi/sqlite.md"), "{}", tool(1));
-    assert!(
-        tool(2).contains("one connection per request"),
-        "{}",
-        tool(2)
-    );
-    assert!(
-        tool(3).contains("nope.md") && tool(3).starts_with("error"),
-        "{}",
-        tool(3)
     );
 }

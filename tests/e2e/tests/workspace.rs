@@ -30,6 +30,33 @@ async fn terminal(stack: &Stack, id: &str, command: &str) -> Vec<Value> {
     lines
 }
 
+/// Runs a command on the VM API directly (signed as the Worker signs), without the change scan
+/// that every command through the Worker gets; returns its output lines.
+async fn vm_exec_unscanned(stack: &Stack, id: &str, command: &str) -> String {
+    use open_replit_core::vm_api::ExecRequest;
+    use open_replit_core::vm_auth;
+    let body = serde_json::to_vec(&ExecRequest::new(command, "", 30).unscanned()).unwrap();
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    let path = vm_auth::with_nonce(&format!("/projects/{id}/exec"), nonce);
+    let ts = (nonce / 1_000_000_000) as i64;
+    let sig = vm_auth::sign(stack.vm_secret.as_bytes(), "POST", &path, ts, &body);
+    let r = stack
+        .http
+        .post(format!("{}{path}", stack.vm_url))
+        .header(vm_auth::HEADER_TIMESTAMP, ts.to_string())
+        .header(vm_auth::HEADER_SIGNATURE, sig)
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{command}");
+    r.text().await.unwrap()
+}
+
 async fn file(stack: &Stack, id: &str, path: &str) -> Option<String> {
     let r = stack
         .http
@@ -198,6 +225,30 @@ async fn what_commands_change_on_the_vm_becomes_part_of_the_project() {
     assert_eq!(
         notice["conflicts"][0]["saved_as"], "kept.vm-conflict.txt",
         "{notice}"
+    );
+
+    // A sync that removes what was never saved tells the person. A file made on the VM without
+    // a scan (as a shell does after its last client left) stands where the editor then saves a
+    // folder; the next command's sync makes room for the folder and names the file it removed.
+    let made = vm_exec_unscanned(&stack, &id, "echo unsaved > notes && echo made").await;
+    assert!(made.contains("made"), "{made}");
+    let r = stack
+        .http
+        .put(format!(
+            "{}/projects/{id}/files/notes/today.md",
+            stack.worker_url
+        ))
+        .body("from the editor\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    terminal(&stack, &id, "test -f notes/today.md").await;
+    let (notice, _) = ws.until("workspace_notice").await.unwrap();
+    assert_eq!(notice["displaced"], json!(["notes"]), "{notice}");
+    assert_eq!(
+        file(&stack, &id, "notes/today.md").await.as_deref(),
+        Some("from the editor\n")
     );
 
     // In an agent turn, what `run_command` changes joins the turn's checkpoint, and the model

@@ -460,6 +460,18 @@ impl Sandbox for Hardened {
         self.shared.cgroups.kill_all(project_id);
     }
 
+    fn release_project(&self, project_id: &str) {
+        self.nets.remove(project_id);
+    }
+
+    fn has_network(&self, project_id: &str) -> bool {
+        self.nets.has(project_id)
+    }
+
+    fn project_pids(&self, project_id: &str) -> Option<usize> {
+        Some(self.cgroup_pids(project_id).len())
+    }
+
     fn shutdown(&self) {
         if self.shut.swap(true, Ordering::SeqCst) {
             return;

@@ -317,6 +317,31 @@ impl Networks {
         .map_err(|_| std::io::Error::other("connect thread panicked"))?
     }
 
+    /// Stops the project's NAT and removes its namespace (the next `ensure` recreates both).
+    pub fn remove(&self, project: &str) -> bool {
+        let n = self
+            .nets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(project);
+        match n {
+            Some(n) => {
+                self.teardown(&n);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether the project has a namespace whose NAT is alive.
+    pub fn has(&self, project: &str) -> bool {
+        self.nets
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(project)
+            .is_some_and(|n| n.alive())
+    }
+
     /// Stops every NAT and removes every namespace.
     pub fn shutdown(&self) {
         let all: Vec<_> = self

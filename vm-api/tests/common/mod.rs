@@ -99,6 +99,7 @@ pub async fn serve(mut st: AppState) -> (Arc<AppState>, SocketAddr, SocketAddr) 
     let prev = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let (a, p) = (api.local_addr().unwrap(), prev.local_addr().unwrap());
     st.own_ports = std::sync::RwLock::new(vec![a.port(), p.port()]);
+    st.preview_port = std::sync::RwLock::new(Some(p.port()));
     let st = Arc::new(st);
     tokio::spawn(axum::serve(api, app(st.clone())).into_future());
     tokio::spawn(axum::serve(prev, preview_app(st.clone())).into_future());

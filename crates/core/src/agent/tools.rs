@@ -31,6 +31,78 @@ pub struct ListFilesArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadFileArgs {
     pub path: String,
+    /// First line to show, 1-based; `None` is 1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_line: Option<u64>,
+    /// Last line to show (inclusive); `None` reads a page from `start_line`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_line: Option<u64>,
+}
+
+/// Lines `read_file` shows at most in one call; the rest is paged.
+pub const READ_PAGE_LINES: usize = 400;
+/// Bytes of text `read_file` shows at most in one call (lines past it go to the next page).
+pub const READ_PAGE_BYTES: usize = 24_000;
+/// A longer line is cut in `read_file`'s view (the file keeps it whole).
+pub const READ_LINE_CHARS: usize = 1_000;
+
+impl ReadFileArgs {
+    /// The file as the model reads it: a header with the range and the line count, then
+    /// `number<TAB>line` per line; a file that does not fit is paged, and the header says how
+    /// to read the next range.
+    pub fn render(&self, text: &str) -> Result<String, String> {
+        let lines: Vec<&str> = text.lines().collect();
+        let total = lines.len();
+        let path = &self.path;
+        if total == 0 {
+            return Ok(format!("{path} is empty (0 lines)"));
+        }
+        let start = self.start_line.unwrap_or(1) as usize;
+        if start > total {
+            return Err(format!(
+                "start_line {start} is past the end of {path}, which has {total} lines"
+            ));
+        }
+        let asked_end = self.end_line.map(|e| (e as usize).min(total));
+        let mut end = asked_end.unwrap_or(total).min(start + READ_PAGE_LINES - 1);
+        let mut body = String::new();
+        let mut shown_end = start - 1;
+        for (i, line) in lines[start - 1..end].iter().enumerate() {
+            let n = start + i;
+            let line = line.strip_suffix('\r').unwrap_or(line);
+            let shown: String = if line.chars().count() > READ_LINE_CHARS {
+                let cut: String = line.chars().take(READ_LINE_CHARS).collect();
+                format!(
+                    "{cut}… [line cut: {} more characters]",
+                    line.chars().count() - READ_LINE_CHARS
+                )
+            } else {
+                line.to_string()
+            };
+            if n > start && body.len() + shown.len() > READ_PAGE_BYTES {
+                break;
+            }
+            body.push_str(&format!("{n}\t{shown}\n"));
+            shown_end = n;
+        }
+        end = shown_end;
+        let whole = start == 1 && end == total;
+        let header = if whole {
+            format!("{path} ({total} lines; each line starts with its number and a tab, which are not part of the file)")
+        } else {
+            let mut h = format!("{path}: lines {start}-{end} of {total}");
+            if asked_end.is_some_and(|a| end < a) {
+                h.push_str(&format!(
+                    " (the rest did not fit; read it with start_line={})",
+                    end + 1
+                ));
+            } else if end < total {
+                h.push_str(&format!(" (more after; start_line={} reads on)", end + 1));
+            }
+            h
+        };
+        Ok(format!("{header}\n{}", body.trim_end_matches('\n')))
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -74,6 +146,54 @@ pub struct StartPreviewArgs {}
 pub struct RestartPreviewArgs {}
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchArgs {
+    /// A regular expression (Rust `regex` syntax).
+    pub pattern: String,
+    /// A directory or file; `None` is the whole project.
+    #[serde(default)]
+    pub path: Option<String>,
+    /// Only paths matching this glob, e.g. `*.tsx`.
+    #[serde(default)]
+    pub glob: Option<String>,
+    #[serde(default)]
+    pub ignore_case: bool,
+}
+
+/// Longest pattern `search` accepts.
+pub const MAX_SEARCH_PATTERN: usize = 1_000;
+/// Log lines `read_logs` returns per process when the model gives no number, and at most.
+pub const DEFAULT_LOG_LINES: u32 = 60;
+pub const MAX_LOG_LINES: u32 = 400;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReadLogsArgs {
+    /// A dev process name (`web`, `api`); `None` reads every one.
+    #[serde(default)]
+    pub process: Option<String>,
+    #[serde(default)]
+    pub lines: Option<u32>,
+}
+
+impl ReadLogsArgs {
+    pub fn lines(&self) -> u32 {
+        self.lines.unwrap_or(DEFAULT_LOG_LINES)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CheckPreviewArgs {
+    /// The page to load, from `/`; `None` is `/`.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+impl CheckPreviewArgs {
+    pub fn path(&self) -> &str {
+        self.path.as_deref().unwrap_or("/")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadDocsArgs {
     /// A document name; `None` lists the available documents.
     #[serde(default)]
@@ -93,6 +213,9 @@ pub enum ToolArgs {
     StartPreview(StartPreviewArgs),
     RestartPreview(RestartPreviewArgs),
     ReadDocs(ReadDocsArgs),
+    Search(SearchArgs),
+    ReadLogs(ReadLogsArgs),
+    CheckPreview(CheckPreviewArgs),
 }
 
 impl ToolArgs {
@@ -107,6 +230,9 @@ impl ToolArgs {
             ToolArgs::StartPreview(_) => "start_preview",
             ToolArgs::RestartPreview(_) => "restart_preview",
             ToolArgs::ReadDocs(_) => "read_docs",
+            ToolArgs::Search(_) => "search",
+            ToolArgs::ReadLogs(_) => "read_logs",
+            ToolArgs::CheckPreview(_) => "check_preview",
         }
     }
 
@@ -229,13 +355,37 @@ pub static TOOLS: &[ToolDef] = &[
     },
     ToolDef {
         name: "read_file",
-        description: "Read a text file of the project. Read a file before you edit it; never \
-                      edit from memory.",
+        description: "Read a text file of the project, as numbered lines (each line starts \
+                      with its number and a tab; they are not part of the file, so leave them \
+                      out of edit_file's `search`). A long file comes in pages of up to 400 \
+                      lines: the first line of the result says which lines you got, how many \
+                      there are, and the `start_line` that reads on. Read a file before you \
+                      edit it; never edit from memory.",
         changes_project: false,
-        schema: || object(json!({"path": path_schema()}), &["path"]),
+        schema: || {
+            object(
+                json!({
+                    "path": path_schema(),
+                    "start_line": {"type": "integer", "minimum": 1, "description": "First line to read (1-based). Omit for 1."},
+                    "end_line": {"type": "integer", "minimum": 1, "description": "Last line to read (inclusive). Omit to read a page."}
+                }),
+                &["path"],
+            )
+        },
         parse: |tool, v| {
             let mut a: ReadFileArgs = from_value(tool, v)?;
             a.path = file_path(tool, "path", a.path)?;
+            if a.start_line == Some(0) || a.end_line == Some(0) {
+                return Err(invalid(tool, "line numbers start at 1"));
+            }
+            if let (Some(s), Some(e)) = (a.start_line, a.end_line) {
+                if e < s {
+                    return Err(invalid(
+                        tool,
+                        format!("`end_line` {e} is before `start_line` {s}"),
+                    ));
+                }
+            }
             Ok(ToolArgs::ReadFile(a))
         },
     },
@@ -272,10 +422,12 @@ pub static TOOLS: &[ToolDef] = &[
     ToolDef {
         name: "edit_file",
         description: "Change part of an existing file with search-and-replace edits, applied in \
-                      order. Each `search` must match the current file exactly once, whitespace \
-                      included: copy it exactly from read_file output and include enough \
-                      surrounding lines to make it unique. If any edit fails, none is applied: \
-                      read the file again and retry.",
+                      order. Each `search` must match the current file exactly once: copy it \
+                      from read_file output (without the line numbers) and include enough \
+                      surrounding lines to make it unique. When there is no exact match, whole \
+                      lines are matched ignoring trailing whitespace, then indentation, then \
+                      typographic quotes and dashes; the result says which way each edit \
+                      matched. If any edit fails, none is applied: read the file again and retry.",
         changes_project: true,
         schema: || {
             object(
@@ -285,7 +437,7 @@ pub static TOOLS: &[ToolDef] = &[
                         "type": "array",
                         "minItems": 1,
                         "items": object(json!({
-                            "search": {"type": "string", "description": "Exact text to find; must occur exactly once."},
+                            "search": {"type": "string", "description": "Text to find, copied from the file; must occur exactly once."},
                             "replace": {"type": "string", "description": "Text to put in its place."}
                         }), &["search", "replace"])
                     }
@@ -365,21 +517,22 @@ pub static TOOLS: &[ToolDef] = &[
     },
     ToolDef {
         name: "read_docs",
-        description: "Read the reference documents bundled for this platform and the \
-                      template's libraries; use it instead of guessing an API you are unsure \
-                      about. Call it without `name` to list the documents.",
+        description: "Read the short reference documents the project's template ships in its \
+                      docs/ folders (the stack's versions, layout, conventions and pitfalls); \
+                      read them before guessing how the template works. Call it without `name` \
+                      to list them with their titles.",
         changes_project: false,
         schema: || {
             object(
-                json!({"name": {"type": "string", "description": "A document name from the list."}}),
+                json!({"name": {"type": "string", "description": "A document's path from the list, e.g. \"docs/frontend.md\"."}}),
                 &[],
             )
         },
         parse: |tool, v| {
             let a: ReadDocsArgs = from_value(tool, v)?;
             if let Some(n) = &a.name {
-                // Documents are blobs of the docs container, often in folders
-                // (`fastapi/sqlite.md`): any safe relative path names one.
+                // Documents are the project's `docs/**.md` files: any safe relative path names
+                // one (the Worker says when it is not a document).
                 let ok = n.len() <= 256 && crate::paths::validate_path(n).is_ok();
                 if !ok {
                     return Err(invalid(
@@ -389,6 +542,116 @@ pub static TOOLS: &[ToolDef] = &[
                 }
             }
             Ok(ToolArgs::ReadDocs(a))
+        },
+    },
+    ToolDef {
+        name: "search",
+        description: "Search the project's files for a regular expression (Rust regex syntax, \
+                      matched line by line) and get `path:line: text` for each matching line. \
+                      Ignored paths (.gitignore: node_modules, .venv, dist) and binary files \
+                      are skipped; results are capped, so narrow with `path` or `glob` when \
+                      told the search stopped early.",
+        changes_project: false,
+        schema: || {
+            object(
+                json!({
+                    "pattern": {"type": "string", "description": "Regular expression, e.g. \"useState\\(\" or \"def \\w+_item\"."},
+                    "path": {"type": "string", "description": "Directory or file to search, relative to the project root. Omit for the whole project."},
+                    "glob": {"type": "string", "description": "Only files whose path matches, e.g. \"*.tsx\"."},
+                    "ignore_case": {"type": "boolean", "description": "Match regardless of case (default false)."}
+                }),
+                &["pattern"],
+            )
+        },
+        parse: |tool, v| {
+            let mut a: SearchArgs = from_value(tool, v)?;
+            if a.pattern.is_empty() {
+                return Err(invalid(tool, "`pattern` is empty"));
+            }
+            if a.pattern.len() > MAX_SEARCH_PATTERN {
+                return Err(invalid(
+                    tool,
+                    format!("`pattern` is longer than {MAX_SEARCH_PATTERN} bytes"),
+                ));
+            }
+            a.path = optional_dir(tool, "path", a.path)?;
+            a.glob = a.glob.filter(|g| !g.trim().is_empty());
+            Ok(ToolArgs::Search(a))
+        },
+    },
+    ToolDef {
+        name: "read_logs",
+        description: "Read the last lines the dev servers (started by start_preview) wrote, \
+                      with each one's status (running, exited with its code, stopped). Use it \
+                      when the preview misbehaves or a server did not start.",
+        changes_project: false,
+        schema: || {
+            object(
+                json!({
+                    "process": {"type": "string", "description": "One dev process by name (e.g. \"web\", \"api\"). Omit for all."},
+                    "lines": {"type": "integer", "minimum": 1, "maximum": MAX_LOG_LINES,
+                              "description": format!("Lines from the end of each log (default {DEFAULT_LOG_LINES}).")}
+                }),
+                &[],
+            )
+        },
+        parse: |tool, v| {
+            let a: ReadLogsArgs = from_value(tool, v)?;
+            if let Some(p) = &a.process {
+                let ok = !p.is_empty()
+                    && p.len() <= 64
+                    && p.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_'
+                    });
+                if !ok {
+                    return Err(invalid(
+                        tool,
+                        format!("{p:?} is not a process name; omit `process` to read every log"),
+                    ));
+                }
+            }
+            if let Some(n) = a.lines {
+                if !(1..=MAX_LOG_LINES).contains(&n) {
+                    return Err(invalid(
+                        tool,
+                        format!("`lines` is {n}; use 1 to {MAX_LOG_LINES}"),
+                    ));
+                }
+            }
+            Ok(ToolArgs::ReadLogs(a))
+        },
+    },
+    ToolDef {
+        name: "check_preview",
+        description: "Load the running app's preview in a headless browser and report what \
+                      went wrong: the page's HTTP status, uncaught exceptions, console errors \
+                      and failed requests. Start the dev servers first (start_preview). Use \
+                      it after changing the UI, before saying you are done.",
+        changes_project: false,
+        schema: || {
+            object(
+                json!({"path": {"type": "string", "description": "The page to load, e.g. \"/settings\". Omit for \"/\"."}}),
+                &[],
+            )
+        },
+        parse: |tool, v| {
+            let mut a: CheckPreviewArgs = from_value(tool, v)?;
+            if let Some(p) = &a.path {
+                let p = p.trim();
+                let ok = p.len() <= 2000
+                    && p.starts_with('/')
+                    && !p.starts_with("//")
+                    && !p.contains('\\')
+                    && p.chars().all(|c| c.is_ascii_graphic());
+                if !ok {
+                    return Err(invalid(
+                        tool,
+                        format!("`path` {p:?} is not a page path; give one like \"/\" or \"/items?x=1\""),
+                    ));
+                }
+                a.path = Some(p.to_string());
+            }
+            Ok(ToolArgs::CheckPreview(a))
         },
     },
 ];
@@ -528,7 +791,10 @@ mod tests {
                 "run_command",
                 "start_preview",
                 "restart_preview",
-                "read_docs"
+                "read_docs",
+                "search",
+                "read_logs",
+                "check_preview"
             ]
         );
         for s in &specs {
@@ -570,9 +836,12 @@ mod tests {
             ToolArgs::StartPreview(_) => 6,
             ToolArgs::RestartPreview(_) => 7,
             ToolArgs::ReadDocs(_) => 8,
+            ToolArgs::Search(_) => 9,
+            ToolArgs::ReadLogs(_) => 10,
+            ToolArgs::CheckPreview(_) => 11,
         }
     }
-    const VARIANTS: usize = 9;
+    const VARIANTS: usize = 12;
 
     /// The smallest valid arguments of each tool.
     fn minimal_call(name: &str) -> Value {
@@ -581,6 +850,7 @@ mod tests {
             "write_file" => json!({"path": "a.txt", "content": ""}),
             "edit_file" => json!({"path": "a.txt", "edits": [{"search": "a", "replace": "b"}]}),
             "run_command" => json!({"command": "true"}),
+            "search" => json!({"pattern": "x"}),
             _ => json!({}),
         }
     }
@@ -612,7 +882,17 @@ mod tests {
             .filter(|t| !t.changes_project)
             .map(|t| t.name)
             .collect();
-        assert_eq!(readers, ["list_files", "read_file", "read_docs"]);
+        assert_eq!(
+            readers,
+            [
+                "list_files",
+                "read_file",
+                "read_docs",
+                "search",
+                "read_logs",
+                "check_preview"
+            ]
+        );
     }
 
     #[test]
@@ -624,6 +904,10 @@ mod tests {
         assert_eq!(sig("run_command"), "run_command(command, cwd?, timeout_s?)");
         assert_eq!(sig("start_preview"), "start_preview()");
         assert_eq!(sig("read_docs"), "read_docs(name?)");
+        assert_eq!(sig("read_file"), "read_file(path, end_line?, start_line?)");
+        assert_eq!(sig("search"), "search(pattern, glob?, ignore_case?, path?)");
+        assert_eq!(sig("read_logs"), "read_logs(lines?, process?)");
+        assert_eq!(sig("check_preview"), "check_preview(path?)");
     }
 
     #[test]
@@ -647,7 +931,9 @@ mod tests {
         assert_eq!(
             parse_call("read_file", r#"{"path":"./src/App.tsx"}"#),
             Ok(ToolArgs::ReadFile(ReadFileArgs {
-                path: "src/App.tsx".into()
+                path: "src/App.tsx".into(),
+                start_line: None,
+                end_line: None,
             }))
         );
         assert_eq!(
@@ -775,5 +1061,171 @@ mod tests {
             let e = parse_call(name, args).unwrap_err().to_string();
             assert!(e.contains(needle), "{name} {args}: {e}");
         }
+    }
+
+    fn read(start: Option<u64>, end: Option<u64>) -> ReadFileArgs {
+        ReadFileArgs {
+            path: "a.py".into(),
+            start_line: start,
+            end_line: end,
+        }
+    }
+
+    #[test]
+    fn read_file_numbers_lines_and_reads_ranges() {
+        let text = "one\ntwo\r\nthree\nfour\n";
+        assert_eq!(
+            read(None, None).render(text).unwrap(),
+            "a.py (4 lines; each line starts with its number and a tab, which are not part of \
+             the file)\n1\tone\n2\ttwo\n3\tthree\n4\tfour"
+        );
+        assert_eq!(
+            read(Some(2), Some(3)).render(text).unwrap(),
+            "a.py: lines 2-3 of 4 (more after; start_line=4 reads on)\n2\ttwo\n3\tthree"
+        );
+        // An end past the file is the end; a start past it is an error that says the length.
+        assert_eq!(
+            read(Some(3), Some(99)).render(text).unwrap(),
+            "a.py: lines 3-4 of 4\n3\tthree\n4\tfour"
+        );
+        assert_eq!(
+            read(Some(5), None).render(text).unwrap_err(),
+            "start_line 5 is past the end of a.py, which has 4 lines"
+        );
+        assert_eq!(
+            read(None, None).render("").unwrap(),
+            "a.py is empty (0 lines)"
+        );
+        // Argument mistakes are the model's.
+        for (args, needle) in [
+            (r#"{"path":"a","start_line":0}"#, "start at 1"),
+            (
+                r#"{"path":"a","start_line":5,"end_line":2}"#,
+                "before `start_line` 5",
+            ),
+            (r#"{"path":"a","start_line":-1}"#, "invalid value"),
+        ] {
+            let e = parse_call("read_file", args).unwrap_err().to_string();
+            assert!(e.contains(needle), "{args}: {e}");
+        }
+        assert_eq!(
+            parse_call("read_file", r#"{"path":"a","start_line":3}"#),
+            Ok(ToolArgs::ReadFile(ReadFileArgs {
+                path: "a".into(),
+                start_line: Some(3),
+                end_line: None
+            }))
+        );
+    }
+
+    #[test]
+    fn a_large_file_is_paged_not_cut() {
+        let text: String = (1..=1000).map(|i| format!("line {i}\n")).collect();
+        let page = read(None, None).render(&text).unwrap();
+        let first = page.lines().next().unwrap();
+        assert_eq!(
+            first,
+            "a.py: lines 1-400 of 1000 (more after; start_line=401 reads on)"
+        );
+        assert_eq!(page.lines().count(), 1 + READ_PAGE_LINES);
+        assert!(page.ends_with("400\tline 400"));
+        let next = read(Some(401), None).render(&text).unwrap();
+        assert!(next.starts_with("a.py: lines 401-800 of 1000"), "{next}");
+        let last = read(Some(801), None).render(&text).unwrap();
+        assert!(last.starts_with("a.py: lines 801-1000 of 1000\n"), "{last}");
+        // An asked range longer than a page is paged too, and says where to go on.
+        let big = read(Some(1), Some(900)).render(&text).unwrap();
+        assert!(
+            big.starts_with(
+                "a.py: lines 1-400 of 1000 (the rest did not fit; read it with start_line=401)"
+            ),
+            "{big}"
+        );
+        // The byte budget pages long lines sooner; a giant line is cut in the view.
+        let wide: String = (0..100).map(|_| format!("{}\n", "x".repeat(900))).collect();
+        let page = read(None, None).render(&wide).unwrap();
+        assert!(page.len() <= READ_PAGE_BYTES + 200, "{}", page.len());
+        assert!(
+            page.starts_with("a.py: lines 1-26 of 100"),
+            "{}",
+            &page[..80]
+        );
+        let giant = format!("a\n{}\nb\n", "y".repeat(5000));
+        let page = read(None, None).render(&giant).unwrap();
+        assert!(
+            page.contains("… [line cut: 4000 more characters]\n3\tb"),
+            "{page}"
+        );
+    }
+
+    #[test]
+    fn search_logs_and_preview_arguments_are_checked() {
+        let ToolArgs::Search(a) = parse_call(
+            "search",
+            r#"{"pattern":"use\\w+","path":"./src/","glob":"*.tsx","ignore_case":true}"#,
+        )
+        .unwrap() else {
+            panic!()
+        };
+        assert_eq!(
+            (
+                a.pattern.as_str(),
+                a.path.as_deref(),
+                a.glob.as_deref(),
+                a.ignore_case
+            ),
+            ("use\\w+", Some("src"), Some("*.tsx"), true)
+        );
+        let ToolArgs::Search(a) =
+            parse_call("search", r#"{"pattern":"x","path":".","glob":" "}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!((a.path, a.glob, a.ignore_case), (None, None, false));
+        let ToolArgs::ReadLogs(l) = parse_call("read_logs", "").unwrap() else {
+            panic!()
+        };
+        assert_eq!((l.lines(), l.process), (DEFAULT_LOG_LINES, None));
+        let ToolArgs::CheckPreview(c) = parse_call("check_preview", "{}").unwrap() else {
+            panic!()
+        };
+        assert_eq!(c.path(), "/");
+        let ToolArgs::CheckPreview(c) =
+            parse_call("check_preview", r#"{"path":" /items?x=1 "}"#).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(c.path(), "/items?x=1");
+        for (name, args, needle) in [
+            ("search", r#"{"pattern":""}"#, "`pattern` is empty"),
+            ("search", r#"{}"#, "missing field `pattern`"),
+            ("search", r#"{"pattern":"x","path":"../etc"}"#, "'..'"),
+            (
+                "read_logs",
+                r#"{"process":"Web Server"}"#,
+                "not a process name",
+            ),
+            ("read_logs", r#"{"lines":0}"#, "use 1 to 400"),
+            ("read_logs", r#"{"lines":100000}"#, "use 1 to 400"),
+            (
+                "check_preview",
+                r#"{"path":"http://evil.example/"}"#,
+                "not a page path",
+            ),
+            (
+                "check_preview",
+                r#"{"path":"//evil.example/"}"#,
+                "not a page path",
+            ),
+            ("check_preview", r#"{"path":"/a b"}"#, "not a page path"),
+        ] {
+            let e = parse_call(name, args).unwrap_err().to_string();
+            assert!(e.contains(needle), "{name} {args}: {e}");
+        }
+        let long = json!({"pattern": "a".repeat(MAX_SEARCH_PATTERN + 1)}).to_string();
+        assert!(parse_call("search", &long)
+            .unwrap_err()
+            .to_string()
+            .contains("longer than"));
     }
 }

@@ -8,6 +8,15 @@
 //! 3. For [`Next::ExecuteTools`], run each call whose `parsed` is `Ok` and report it with
 //!    [`Turn::on_tool_result`] (any order); calls the model got wrong are already answered.
 //!    Then go to 1. [`Next::ContinueAfterLength`] also goes to 1; every other `Next` ends the turn.
+//!
+//! Steps come in budgets: the turn's first part has [`TurnConfig::max_steps`], and each
+//! [`Turn::resume_with`] (a verify-fix round) starts a fresh budget of its own, so fix rounds
+//! never starve. The last step of a budget is a summary step: tool calls are switched off
+//! (`tool_choice: "none"`) and the model is asked to say what it did and what is left, which
+//! becomes the turn's last message ([`Next::StepCap`]). One step before the loop detector would
+//! stop the turn, the repeated call's result carries a warning. A reply cut by the output-token
+//! limit keeps its complete tool calls (only the cut one is dropped) and the turn continues, at
+//! most [`TurnConfig::max_length_continuations`] times per budget.
 
 use std::collections::HashMap;
 
@@ -15,26 +24,35 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::tools::{parse_call, tool_specs, ToolArgs, ToolError};
-use crate::llm::accumulate::{Outcome, ToolCall};
+use crate::llm::accumulate::{DroppedToolCall, Outcome, ToolCall};
 use crate::llm::stream::FinishReason;
-use crate::llm::types::{AssistantToolCall, ChatRequest, Message, StreamOptions};
+use crate::llm::types::{
+    AssistantToolCall, ChatRequest, Message, StreamOptions, ToolChoice, ToolChoiceMode,
+};
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct TurnConfig {
     pub model: String,
-    /// Model requests per turn.
+    /// Model requests in the turn's first part; the last of them is the summary step.
     pub max_steps: u32,
     /// The same tool with the same arguments this many times in a turn is a loop.
     pub stuck_threshold: u32,
     /// Tool results longer than this are cut, with a note saying so.
     pub max_tool_output_bytes: usize,
-    /// When the output-token limit cuts a reply, ask the model once to continue.
-    pub continue_after_length: bool,
+    /// How often per step budget a reply cut by the output-token limit is continued (its complete
+    /// tool calls run, the model is told where it was cut); 0 ends the turn at the first cut.
+    pub max_length_continuations: u32,
     pub max_tokens: Option<u32>,
     pub temperature: Option<f32>,
 }
 
-pub const DEFAULT_MAX_STEPS: u32 = 25;
+/// Building an app from a template takes 20-35 steps with current models (plan, backend,
+/// tests, frontend, checks, preview); 40 leaves room without letting a lost model wander long.
+pub const DEFAULT_MAX_STEPS: u32 = 40;
+/// Steps for each verify-fix round ([`Turn::resume_with`]): enough to read the errors, fix a few
+/// files and re-run the checks.
+pub const DEFAULT_FIX_ROUND_STEPS: u32 = 15;
+pub const DEFAULT_MAX_LENGTH_CONTINUATIONS: u32 = 2;
 pub const DEFAULT_STUCK_THRESHOLD: u32 = 3;
 /// About 5k tokens: enough for most files and build logs without drowning the context.
 pub const DEFAULT_MAX_TOOL_OUTPUT_BYTES: usize = 20_000;
@@ -46,7 +64,7 @@ impl TurnConfig {
             max_steps: DEFAULT_MAX_STEPS,
             stuck_threshold: DEFAULT_STUCK_THRESHOLD,
             max_tool_output_bytes: DEFAULT_MAX_TOOL_OUTPUT_BYTES,
-            continue_after_length: true,
+            max_length_continuations: DEFAULT_MAX_LENGTH_CONTINUATIONS,
             max_tokens: None,
             temperature: None,
         }
@@ -73,15 +91,22 @@ pub enum Next {
     ContinueAfterLength,
     /// The model answered without calling tools: the turn is over.
     Done { text: String },
-    /// The turn used all its steps; the model's last calls were not run.
-    StepCap { steps: u32, message: String },
+    /// A step budget ran out: the last step was the summary step, and `summary` is the model's
+    /// answer to it (what it did and what is left), already streamed as its last message.
+    /// Tool calls it made anyway were not run.
+    StepCap {
+        steps: u32,
+        message: String,
+        summary: String,
+    },
     /// The model repeated one call; it was not run again.
     Stuck {
         tool: String,
         arguments: String,
         message: String,
     },
-    /// The output-token limit cut the reply (again); `text` is what arrived.
+    /// The output-token limit cut the reply once more than the budget allows; `text` is what
+    /// arrived, and its tool calls were not run.
     Length { text: String, message: String },
     /// The provider's content filter stopped the reply.
     ContentFilter { text: String, message: String },
@@ -131,9 +156,49 @@ pub struct Turn {
     usage: TurnUsage,
     /// How often each (tool, canonical arguments) was called since the project last changed.
     seen: HashMap<String, u32>,
-    /// Results of the current step's calls, in call order; `None` until reported.
-    slots: Vec<(String, Option<String>)>,
-    continued_after_length: bool,
+    /// Results of the current step's calls, in call order.
+    slots: Vec<Slot>,
+    /// Warnings for calls of the current step that were repeated once short of the loop limit.
+    warnings: HashMap<String, String>,
+    /// Said to the model (as a user message) once the current step's results are in.
+    note_after_results: Option<String>,
+    /// The step budget in progress.
+    budget: Budget,
+}
+
+#[derive(Debug)]
+struct Slot {
+    id: String,
+    /// `None` until reported.
+    result: Option<String>,
+    /// Appended to the result (after truncation).
+    warning: Option<String>,
+}
+
+/// One step budget: the turn's first part or one fix round.
+#[derive(Debug)]
+struct Budget {
+    /// `usage.steps` when it began.
+    start: u32,
+    steps: u32,
+    /// "one turn" or "a fix round", for messages.
+    what: &'static str,
+    /// The summary step has started.
+    summarizing: bool,
+    /// Replies cut by the output-token limit that were continued.
+    length_continuations: u32,
+}
+
+impl Budget {
+    fn new(start: u32, steps: u32, what: &'static str) -> Budget {
+        Budget {
+            start,
+            steps: steps.max(1),
+            what,
+            summarizing: false,
+            length_continuations: 0,
+        }
+    }
 }
 
 impl Turn {
@@ -153,6 +218,7 @@ impl Turn {
         );
         let turn_start = messages.len();
         messages.push(Message::user(user_message));
+        let budget = Budget::new(0, config.max_steps, "one turn");
         Turn {
             config,
             messages,
@@ -161,7 +227,9 @@ impl Turn {
             usage: TurnUsage::default(),
             seen: HashMap::new(),
             slots: Vec::new(),
-            continued_after_length: false,
+            warnings: HashMap::new(),
+            note_after_results: None,
+            budget,
         }
     }
 
@@ -196,8 +264,8 @@ impl Turn {
                 let missing: Vec<&str> = self
                     .slots
                     .iter()
-                    .filter(|(_, r)| r.is_none())
-                    .map(|(id, _)| id.as_str())
+                    .filter(|s| s.result.is_none())
+                    .map(|s| s.id.as_str())
                     .collect();
                 return Err(TurnError::ResultsPending(missing.join(", ")));
             }
@@ -205,12 +273,29 @@ impl Turn {
         }
         self.phase = Phase::AwaitingOutcome;
         self.usage.steps += 1;
+        let b = &mut self.budget;
+        if !b.summarizing && self.usage.steps - b.start >= b.steps {
+            b.summarizing = true;
+            let instruction = summary_instruction(b.steps, b.what);
+            self.messages.push(Message::user(instruction));
+        }
         Ok(self.request())
     }
 
-    /// The request for the current state, e.g. to retry a step whose stream failed.
+    /// Whether the step in progress (or the next one) is the summary step of its budget.
+    pub fn is_summarizing(&self) -> bool {
+        self.budget.summarizing
+    }
+
+    /// The request for the current state, e.g. to retry a step whose stream failed. The summary
+    /// step keeps the tools (some providers reject a history with tool calls but no tools) and
+    /// switches them off with `tool_choice: "none"`.
     pub fn request(&self) -> ChatRequest {
         ChatRequest {
+            tool_choice: self
+                .budget
+                .summarizing
+                .then_some(ToolChoice::Mode(ToolChoiceMode::None)),
             max_tokens: self.config.max_tokens,
             temperature: self.config.temperature,
             stream_options: Some(StreamOptions {
@@ -240,35 +325,12 @@ impl Turn {
             ..
         } = outcome;
 
+        if self.budget.summarizing {
+            return Ok(self.on_summary(text, tool_calls));
+        }
+
         match finish_reason {
-            FinishReason::Length => {
-                self.push_text(&text);
-                let cut_call = dropped_tool_calls
-                    .first()
-                    .map(|c| format!(" in the middle of a {} call, which was not run", c.name))
-                    .unwrap_or_default();
-                if self.config.continue_after_length
-                    && !self.continued_after_length
-                    && self.usage.steps < self.config.max_steps
-                {
-                    self.continued_after_length = true;
-                    self.messages.push(Message::user(format!(
-                        "Your last reply was cut off by the output-token limit{cut_call}. \
-                         Continue from where you stopped. Write large files in several smaller \
-                         steps (write_file a first part, then edit_file to add the rest)."
-                    )));
-                    self.phase = Phase::Ready;
-                    return Ok(Next::ContinueAfterLength);
-                }
-                self.phase = Phase::Finished;
-                Ok(Next::Length {
-                    text,
-                    message: format!(
-                        "The model's reply was cut off by its output-token limit{cut_call}. \
-                         Ask it to continue, or to work in smaller pieces."
-                    ),
-                })
-            }
+            FinishReason::Length => Ok(self.on_length(text, tool_calls, &dropped_tool_calls)),
             FinishReason::ContentFilter => {
                 self.push_text(&text);
                 self.phase = Phase::Finished;
@@ -286,8 +348,102 @@ impl Turn {
         }
     }
 
-    fn on_tool_calls(&mut self, text: String, calls: Vec<ToolCall>) -> Next {
-        let pending: Vec<PendingCall> = calls
+    /// The answer to the summary step ends the turn; calls made despite `tool_choice: "none"`
+    /// are answered as not run.
+    fn on_summary(&mut self, text: String, calls: Vec<ToolCall>) -> Next {
+        let steps = self.usage.steps - self.budget.start;
+        if calls.is_empty() {
+            self.push_text(&text);
+            self.phase = Phase::Finished;
+        } else {
+            let pending = self.check_calls(calls);
+            self.messages.push(Message::assistant(
+                text.clone(),
+                pending.iter().map(echo_call).collect(),
+            ));
+            self.close_unanswered(
+                &pending,
+                &format!("the step limit for {} was reached", self.budget.what),
+            );
+        }
+        let what = self.budget.what;
+        let summary_note = if text.trim().is_empty() {
+            "The model gave no summary."
+        } else {
+            "The agent's last message says what it did and what is left."
+        };
+        Next::StepCap {
+            steps,
+            message: format!(
+                "Stopped after {steps} steps, the limit for {what}. {summary_note} Send a \
+                 message to let the agent carry on."
+            ),
+            summary: text,
+        }
+    }
+
+    /// A reply cut by the output-token limit: its complete calls run (the accumulator already
+    /// dropped the cut one), and the model is told where it was cut and continues, up to the
+    /// budget's limit.
+    fn on_length(
+        &mut self,
+        text: String,
+        calls: Vec<ToolCall>,
+        dropped: &[DroppedToolCall],
+    ) -> Next {
+        let cut_call = dropped
+            .first()
+            .map(|c| format!(" in the middle of a {} call, which was not run", c.name))
+            .unwrap_or_default();
+        if self.budget.length_continuations < self.config.max_length_continuations {
+            self.budget.length_continuations += 1;
+            let ran = if calls.is_empty() {
+                ""
+            } else {
+                " The complete tool calls before the cut ran; their results are above."
+            };
+            let note = format!(
+                "Your last reply was cut off by the output-token limit{cut_call}.{ran} Continue \
+                 from where you stopped. Write large files in several smaller steps (write_file \
+                 a first part, then edit_file to add the rest)."
+            );
+            if calls.is_empty() {
+                self.push_text(&text);
+                self.messages.push(Message::user(note));
+                self.phase = Phase::Ready;
+                return Next::ContinueAfterLength;
+            }
+            self.note_after_results = Some(note);
+            return self.on_tool_calls(text, calls);
+        }
+        if calls.is_empty() {
+            self.push_text(&text);
+            self.phase = Phase::Finished;
+        } else {
+            let pending = self.check_calls(calls);
+            self.messages.push(Message::assistant(
+                text.clone(),
+                pending.iter().map(echo_call).collect(),
+            ));
+            self.close_unanswered(&pending, "the reply was cut off by the output-token limit");
+        }
+        let n = self.budget.length_continuations;
+        Next::Length {
+            text,
+            message: format!(
+                "The model's reply was cut off by its output-token limit{cut_call}{}. Ask it \
+                 to continue, or to work in smaller pieces.",
+                if n > 0 {
+                    format!(", after {n} continuation{}", if n == 1 { "" } else { "s" })
+                } else {
+                    String::new()
+                }
+            ),
+        }
+    }
+
+    fn check_calls(&self, calls: Vec<ToolCall>) -> Vec<PendingCall> {
+        calls
             .into_iter()
             .map(|c| PendingCall {
                 parsed: parse_call(&c.name, &c.arguments),
@@ -295,30 +451,21 @@ impl Turn {
                 name: c.name,
                 arguments: c.arguments,
             })
-            .collect();
+            .collect()
+    }
+
+    fn on_tool_calls(&mut self, text: String, calls: Vec<ToolCall>) -> Next {
+        let pending = self.check_calls(calls);
         self.messages.push(Message::assistant(
             text,
             pending.iter().map(echo_call).collect(),
         ));
 
-        if self.usage.steps >= self.config.max_steps {
-            let steps = self.usage.steps;
-            self.close_unanswered(
-                &pending,
-                &format!("the turn reached its limit of {steps} steps"),
-            );
-            return Next::StepCap {
-                steps,
-                message: format!(
-                    "Stopped after {steps} steps, the limit for one turn. Send a message to let \
-                     the agent carry on."
-                ),
-            };
-        }
-
         if let Some(c) = self.find_repeat(&pending) {
             let (tool, arguments) = (c.name.clone(), c.arguments.clone());
             let n = self.config.stuck_threshold;
+            self.warnings.clear();
+            self.note_after_results = None;
             self.close_unanswered(
                 &pending,
                 &format!("{tool} was called with these arguments {n} times; the turn was stopped"),
@@ -337,18 +484,28 @@ impl Turn {
         self.slots = pending
             .iter()
             .map(|c| {
-                let answered = c.parsed.as_ref().err().map(|e| format!("error: {e}"));
-                (c.id.clone(), answered)
+                let warning = self.warnings.remove(&c.id);
+                let answered = c.parsed.as_ref().err().map(|e| {
+                    let mut r = format!("error: {e}");
+                    r.push_str(warning.as_deref().unwrap_or(""));
+                    r
+                });
+                Slot {
+                    id: c.id.clone(),
+                    result: answered,
+                    warning,
+                }
             })
             .collect();
+        self.warnings.clear();
         self.phase = Phase::AwaitingResults;
         self.flush_if_complete();
         Next::ExecuteTools(pending)
     }
 
-    /// Counts each call and returns the first that reached the threshold. A call that may
-    /// change the project resets the other counts: re-reading a file or re-running the tests
-    /// after an edit is progress, not a loop.
+    /// Counts each call and returns the first that reached the threshold; a call one short of it
+    /// gets a warning for its result. A call that may change the project resets the other
+    /// counts: re-reading a file or re-running the tests after an edit is progress, not a loop.
     fn find_repeat<'a>(&mut self, calls: &'a [PendingCall]) -> Option<&'a PendingCall> {
         for c in calls {
             let sig = format!("{}\u{0}{}", c.name, canonical_arguments(&c.arguments));
@@ -357,8 +514,13 @@ impl Turn {
                 *n += 1;
                 *n
             };
-            if n >= self.config.stuck_threshold {
+            let limit = self.config.stuck_threshold;
+            if n >= limit {
                 return Some(c);
+            }
+            if n + 1 == limit {
+                self.warnings
+                    .insert(c.id.clone(), stuck_warning(&c.name, n, limit));
             }
             if c.parsed.as_ref().is_ok_and(ToolArgs::changes_project) {
                 self.seen.retain(|k, _| *k == sig);
@@ -378,21 +540,25 @@ impl Turn {
         let slot = self
             .slots
             .iter_mut()
-            .find(|(id, r)| id == call_id && r.is_none())
+            .find(|s| s.id == call_id && s.result.is_none())
             .ok_or_else(|| TurnError::UnknownCall(call_id.to_string()))?;
-        slot.1 = Some(truncate_output(content, cap));
+        let mut result = truncate_output(content, cap);
+        result.push_str(slot.warning.as_deref().unwrap_or(""));
+        slot.result = Some(result);
         self.flush_if_complete();
         Ok(())
     }
 
-    /// Reopens a turn that ended with [`Next::Done`] to hand the model new information as a
-    /// user message (the platform's verification found errors). Step cap and loop detection
-    /// keep counting across the resumed part.
-    pub fn resume_with(&mut self, message: &str) -> Result<(), TurnError> {
+    /// Reopens a finished turn to hand the model new information as a user message (the
+    /// platform's verification found errors), with a fresh budget of `steps` steps (the last
+    /// one a summary step) and of length continuations. Loop detection keeps counting across
+    /// the resumed part.
+    pub fn resume_with(&mut self, message: &str, steps: u32) -> Result<(), TurnError> {
         if self.phase != Phase::Finished {
             return Err(TurnError::StepInProgress);
         }
         self.messages.push(Message::user(message));
+        self.budget = Budget::new(self.usage.steps, steps, "a fix round");
         self.phase = Phase::Ready;
         Ok(())
     }
@@ -404,8 +570,10 @@ impl Turn {
         match self.phase {
             Phase::AwaitingOutcome => self.push_text(partial_text),
             Phase::AwaitingResults => {
-                for (_, r) in &mut self.slots {
-                    r.get_or_insert_with(|| format!("[not run: {reason}]"));
+                self.note_after_results = None;
+                for s in &mut self.slots {
+                    s.result
+                        .get_or_insert_with(|| format!("[not run: {reason}]"));
                 }
                 self.flush_if_complete();
             }
@@ -447,17 +615,39 @@ impl Turn {
 
     /// Once every call of the step has a result, appends them in call order.
     fn flush_if_complete(&mut self) {
-        if self.slots.iter().any(|(_, r)| r.is_none()) {
+        if self.slots.iter().any(|s| s.result.is_none()) {
             return;
         }
-        for (id, result) in std::mem::take(&mut self.slots) {
+        for s in std::mem::take(&mut self.slots) {
             self.messages
-                .push(Message::tool(id, result.unwrap_or_default()));
+                .push(Message::tool(s.id, s.result.unwrap_or_default()));
+        }
+        if let Some(note) = self.note_after_results.take() {
+            self.messages.push(Message::user(note));
         }
         if self.phase == Phase::AwaitingResults {
             self.phase = Phase::Ready;
         }
     }
+}
+
+/// What the model reads before the last step of a budget.
+fn summary_instruction(steps: u32, what: &str) -> String {
+    format!(
+        "[platform] This is the last of the {steps} steps allowed for {what}, and tools are \
+         switched off for it. Do not call tools. Reply to the person with a short summary: what \
+         you did, what works now, and what is left to do or still broken (with the file or \
+         command to look at), so they can tell you to carry on."
+    )
+}
+
+/// Appended to the result of a call repeated once short of the loop limit.
+fn stuck_warning(tool: &str, n: u32, limit: u32) -> String {
+    format!(
+        "\n\n[platform warning: this is call {n} of {tool} with exactly these arguments in this \
+         turn, with nothing changed in between. Call {limit} stops the turn. Use the result you \
+         already have, or try something different.]"
+    )
 }
 
 /// The call as echoed in the history. Quirk: arguments that are not valid JSON are replaced by
@@ -581,6 +771,7 @@ mod tests {
                 completion_tokens: 5,
                 total_tokens: 15,
                 cost: None,
+                prompt_tokens_details: None,
             }),
         }
     }
@@ -804,43 +995,127 @@ mod tests {
         );
     }
 
+    /// Runs one step whose reply is `calls`, answering each with "ok".
+    fn tool_step(t: &mut Turn, calls: Vec<ToolCall>) -> ChatRequest {
+        let req = t.start_step().unwrap();
+        let c = expect_tools(t.on_outcome(tools_outcome(calls)).unwrap());
+        for c in c.iter().filter(|c| c.parsed.is_ok()) {
+            t.on_tool_result(&c.id, "ok").unwrap();
+        }
+        req
+    }
+
     #[test]
-    fn step_cap_stops_without_running_calls() {
+    fn the_last_step_of_the_budget_is_a_tool_less_summary() {
         let mut t = turn(TurnConfig {
-            max_steps: 2,
+            max_steps: 3,
             ..TurnConfig::new("m")
         });
-        t.start_step().unwrap();
-        let c = expect_tools(
-            t.on_outcome(tools_outcome(vec![call(
-                "c1",
-                "read_file",
-                r#"{"path":"a"}"#,
-            )]))
-            .unwrap(),
+        for i in 0..2 {
+            let req = tool_step(
+                &mut t,
+                vec![call(
+                    &format!("c{i}"),
+                    "read_file",
+                    &format!(r#"{{"path":"f{i}"}}"#),
+                )],
+            );
+            assert_eq!(req.tool_choice, None, "step {i} may call tools");
+            assert!(!t.is_summarizing());
+        }
+        // Step 3 of 3: tools are switched off and the model is told why.
+        let req = t.start_step().unwrap();
+        assert!(t.is_summarizing());
+        assert_eq!(
+            req.tool_choice,
+            Some(ToolChoice::Mode(ToolChoiceMode::None))
         );
-        t.on_tool_result(&c[0].id, "A").unwrap();
-        t.start_step().unwrap();
+        assert_eq!(
+            req.tools.len(),
+            crate::agent::tools::TOOLS.len(),
+            "tools stay listed"
+        );
+        let Some(Message::User { content }) = req.messages.last() else {
+            panic!("{:?}", req.messages.last())
+        };
+        assert!(
+            content.contains("last of the 3 steps allowed for one turn")
+                && content.contains("Do not call tools")
+                && content.contains("what is left"),
+            "{content}"
+        );
+        assert_eq!(t.request(), req, "a retry sends the same summary request");
+        let summary = "I built the API; the frontend list view is left.";
         let next = t
-            .on_outcome(tools_outcome(vec![call(
-                "c2",
-                "read_file",
-                r#"{"path":"b"}"#,
-            )]))
+            .on_outcome(text_outcome(summary, FinishReason::Stop))
             .unwrap();
-        let Next::StepCap { steps, message } = next else {
+        let Next::StepCap {
+            steps,
+            message,
+            summary: got,
+        } = next
+        else {
             panic!("{next:?}")
         };
-        assert_eq!(steps, 2);
-        assert!(message.contains("limit"), "{message}");
+        assert_eq!((steps, got.as_str()), (3, summary));
+        assert!(
+            message.contains("Stopped after 3 steps, the limit for one turn")
+                && message.contains("last message says what it did"),
+            "{message}"
+        );
+        assert_eq!(
+            t.new_messages().last(),
+            Some(&Message::assistant(summary, vec![])),
+            "the summary is the turn's last message"
+        );
+        assert!(t.is_finished());
+        assert_eq!(t.usage().steps, 3);
+
+        // A fix round gets its own budget: two steps, the second the summary again.
+        t.resume_with("fix these errors", 2).unwrap();
+        assert!(!t.is_summarizing());
+        let req = tool_step(&mut t, vec![call("f1", "read_file", r#"{"path":"x"}"#)]);
+        assert_eq!(req.tool_choice, None);
+        let req = t.start_step().unwrap();
+        assert_eq!(
+            req.tool_choice,
+            Some(ToolChoice::Mode(ToolChoiceMode::None))
+        );
+        assert!(
+            matches!(req.messages.last(), Some(Message::User { content }) if content.contains("2 steps allowed for a fix round")),
+            "{:?}",
+            req.messages.last()
+        );
+        // A provider that ignores tool_choice: the calls are answered, not run.
+        let next = t
+            .on_outcome(tools_outcome(vec![call(
+                "f2",
+                "write_file",
+                r#"{"path":"y","content":""}"#,
+            )]))
+            .unwrap();
+        let Next::StepCap {
+            steps,
+            message,
+            summary,
+        } = next
+        else {
+            panic!("{next:?}")
+        };
+        assert_eq!((steps, summary.as_str()), (2, ""));
+        assert!(
+            message.contains("limit for a fix round") && message.contains("no summary"),
+            "{message}"
+        );
         assert_eq!(
             t.messages().last(),
             Some(&Message::tool(
-                "c2",
-                "[not run: the turn reached its limit of 2 steps]"
+                "f2",
+                "[not run: the step limit for a fix round was reached]"
             ))
         );
         assert_eq!(t.start_step(), Err(TurnError::Finished));
+        assert_eq!(t.usage().steps, 5);
     }
 
     #[test]
@@ -859,6 +1134,20 @@ mod tests {
             if i < 2 {
                 let c = expect_tools(next);
                 t.on_tool_result(&c[0].id, "same content").unwrap();
+                let Some(Message::Tool { content, .. }) = t.messages().last() else {
+                    panic!()
+                };
+                if i == 0 {
+                    assert_eq!(content, "same content", "no warning the first time");
+                } else {
+                    // One call before the detector stops the turn, the model is warned.
+                    assert!(
+                        content.starts_with(
+                            "same content\n\n[platform warning: this is call 2 of read_file"
+                        ) && content.contains("Call 3 stops the turn"),
+                        "{content}"
+                    );
+                }
             } else {
                 let Next::Stuck {
                     tool,
@@ -924,19 +1213,31 @@ mod tests {
         }
     }
 
+    fn cut(text: &str, calls: Vec<ToolCall>, cut_call: Option<&str>) -> Outcome {
+        Outcome {
+            tool_calls: calls,
+            dropped_tool_calls: cut_call
+                .map(|name| crate::llm::accumulate::DroppedToolCall {
+                    id: "cut".into(),
+                    name: name.into(),
+                    arguments: "{\"path\":".into(),
+                    reason: "cut".into(),
+                })
+                .into_iter()
+                .collect(),
+            ..text_outcome(text, FinishReason::Length)
+        }
+    }
+
     #[test]
-    fn length_continues_once_then_reports() {
+    fn length_runs_the_complete_calls_and_continues_twice() {
         let mut t = turn(TurnConfig::new("m"));
+        // 1: a text-only reply cut in the middle of a write_file call.
         t.start_step().unwrap();
-        let mut cut = text_outcome("Here is the fi", FinishReason::Length);
-        cut.dropped_tool_calls
-            .push(crate::llm::accumulate::DroppedToolCall {
-                id: "c1".into(),
-                name: "write_file".into(),
-                arguments: "{\"path\":".into(),
-                reason: "cut".into(),
-            });
-        assert_eq!(t.on_outcome(cut.clone()), Ok(Next::ContinueAfterLength));
+        assert_eq!(
+            t.on_outcome(cut("Here is the fi", vec![], Some("write_file"))),
+            Ok(Next::ContinueAfterLength)
+        );
         let req = t.start_step().unwrap();
         let n = req.messages.len();
         assert_eq!(
@@ -947,20 +1248,92 @@ mod tests {
             panic!()
         };
         assert!(
-            content.contains("write_file call, which was not run"),
+            content.contains("write_file call, which was not run") && content.contains("Continue"),
             "{content}"
         );
-        match t.on_outcome(cut).unwrap() {
+
+        // 2: two complete calls, then the cut one: the complete ones run, then the note.
+        let next = t
+            .on_outcome(cut(
+                "Writing.",
+                vec![
+                    call("a", "write_file", r#"{"path":"a.txt","content":"A"}"#),
+                    call("b", "read_file", r#"{"path":"a.txt"}"#),
+                ],
+                Some("write_file"),
+            ))
+            .unwrap();
+        let calls = expect_tools(next);
+        assert_eq!(
+            calls.iter().map(|c| c.id.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        t.on_tool_result("b", "A").unwrap();
+        t.on_tool_result("a", "wrote a.txt").unwrap();
+        let req = t.start_step().unwrap();
+        let n = req.messages.len();
+        assert_eq!(
+            roles(&req.messages[n - 4..]),
+            ["assistant", "tool", "tool", "user"]
+        );
+        assert_eq!(
+            req.messages[n - 4],
+            Message::assistant(
+                "Writing.",
+                vec![
+                    AssistantToolCall::new("a", "write_file", r#"{"path":"a.txt","content":"A"}"#),
+                    AssistantToolCall::new("b", "read_file", r#"{"path":"a.txt"}"#),
+                ]
+            ),
+            "the cut call is not echoed"
+        );
+        assert_eq!(req.messages[n - 3], Message::tool("a", "wrote a.txt"));
+        let Message::User { content } = &req.messages[n - 1] else {
+            panic!()
+        };
+        assert!(
+            content.contains("in the middle of a write_file call, which was not run")
+                && content.contains("complete tool calls before the cut ran"),
+            "{content}"
+        );
+
+        // 3: a third cut ends the turn; its complete call is not run.
+        match t
+            .on_outcome(cut(
+                "Again",
+                vec![call("c", "read_file", r#"{"path":"a.txt"}"#)],
+                None,
+            ))
+            .unwrap()
+        {
             Next::Length { text, message } => {
-                assert_eq!(text, "Here is the fi");
-                assert!(message.contains("output-token limit"), "{message}");
+                assert_eq!(text, "Again");
+                assert!(
+                    message.contains("output-token limit, after 2 continuations"),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }
         assert!(t.is_finished());
+        assert_eq!(
+            t.messages().last(),
+            Some(&Message::tool(
+                "c",
+                "[not run: the reply was cut off by the output-token limit]"
+            ))
+        );
+
+        // A fix round may continue twice again.
+        t.resume_with("fix", 5).unwrap();
+        t.start_step().unwrap();
+        assert_eq!(
+            t.on_outcome(cut("x", vec![], None)),
+            Ok(Next::ContinueAfterLength)
+        );
 
         let mut t = turn(TurnConfig {
-            continue_after_length: false,
+            max_length_continuations: 0,
             ..TurnConfig::new("m")
         });
         t.start_step().unwrap();
@@ -972,6 +1345,25 @@ mod tests {
             roles(t.new_messages()),
             ["user"],
             "empty text is not stored"
+        );
+    }
+
+    #[test]
+    fn cancel_drops_a_pending_length_note() {
+        let mut t = turn(TurnConfig::new("m"));
+        t.start_step().unwrap();
+        expect_tools(
+            t.on_outcome(cut(
+                "",
+                vec![call("a", "list_files", "{}")],
+                Some("write_file"),
+            ))
+            .unwrap(),
+        );
+        t.cancel("stopped by the user", "");
+        assert_eq!(
+            t.messages().last(),
+            Some(&Message::tool("a", "[not run: stopped by the user]"))
         );
     }
 

@@ -34,7 +34,7 @@ pub struct Outcome {
     pub text: String,
     /// Calls to execute, in `index` order.
     pub tool_calls: Vec<ToolCall>,
-    /// Calls that arrived but must not run (cut off by `length`, or nameless).
+    /// Calls that arrived but must not run (the one cut off by `length`, or nameless).
     pub dropped_tool_calls: Vec<DroppedToolCall>,
     pub finish_reason: FinishReason,
     pub usage: Option<Usage>,
@@ -159,6 +159,7 @@ impl Accumulator {
 
         let mut tool_calls = Vec::new();
         let mut dropped = Vec::new();
+        let last_slot = self.calls.keys().next_back().copied();
         for (slot, c) in self.calls {
             // Quirk: a few servers omit ids; the history still needs one to pair the result.
             let id = c.id.unwrap_or_else(|| format!("call_{slot}"));
@@ -175,11 +176,18 @@ impl Accumulator {
                 reason: reason.to_string(),
             };
             match &finish_reason {
-                // The output-token limit hit mid-call: the arguments are cut off, and running a
-                // half-written `write_file` would corrupt the project.
-                FinishReason::Length => dropped.push(refuse(
-                    "cut off by the output-token limit before the call was complete",
-                )),
+                // The output-token limit hit mid-call: the last call's arguments are cut off
+                // unless they already form whole JSON, and running a half-written `write_file`
+                // would corrupt the project. Calls before it were finished before the model
+                // moved on, so they are complete and run.
+                FinishReason::Length
+                    if Some(slot) == last_slot
+                        && serde_json::from_str::<serde_json::Value>(&arguments).is_err() =>
+                {
+                    dropped.push(refuse(
+                        "cut off by the output-token limit before the call was complete",
+                    ))
+                }
                 FinishReason::ContentFilter => {
                     dropped.push(refuse("the provider's content filter stopped the answer"))
                 }
@@ -192,6 +200,7 @@ impl Accumulator {
             }
         }
 
+        // `length` stays `length` even with complete calls: the turn must know the reply was cut.
         // Quirk: some providers (several Anthropic and Gemini routes) say `stop` even though the
         // answer ends in tool calls; complete calls are what matter.
         let finish_reason = match finish_reason {
@@ -303,6 +312,51 @@ mod tests {
         assert!(o.dropped_tool_calls[0]
             .reason
             .contains("output-token limit"));
+    }
+
+    #[test]
+    fn length_keeps_the_complete_calls_before_the_cut_one() {
+        let input = [
+            data(
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"write_file","arguments":"{\"path\":\"a\",\"content\":\"A\"}"}}]}}]}"#,
+            ),
+            data(
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"c2","type":"function","function":{"name":"read_file","arguments":"{\"path\":\"a\"}"}}]}}]}"#,
+            ),
+            data(
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":2,"id":"c3","type":"function","function":{"name":"write_file","arguments":"{\"path\":\"b\",\"con"}}]}}]}"#,
+            ),
+            data(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#),
+            "data: [DONE]\n\n".to_string(),
+        ]
+        .concat();
+        let o = assert_split_invariant(&input).unwrap();
+        assert_eq!(o.finish_reason, FinishReason::Length);
+        assert_eq!(
+            o.tool_calls
+                .iter()
+                .map(|c| c.id.as_str())
+                .collect::<Vec<_>>(),
+            ["c1", "c2"]
+        );
+        assert_eq!(o.tool_calls[0].arguments, r#"{"path":"a","content":"A"}"#);
+        assert_eq!(o.dropped_tool_calls.len(), 1);
+        assert_eq!(o.dropped_tool_calls[0].id, "c3");
+
+        // A last call whose arguments are already whole JSON was not cut: it runs too.
+        let input = [
+            data(
+                r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"list_files","arguments":"{}"}}]}}]}"#,
+            ),
+            data(r#"{"choices":[{"index":0,"delta":{},"finish_reason":"length"}]}"#),
+        ]
+        .concat();
+        let o = assert_split_invariant(&input).unwrap();
+        assert_eq!(
+            (o.finish_reason, o.tool_calls.len()),
+            (FinishReason::Length, 1)
+        );
+        assert!(o.dropped_tool_calls.is_empty());
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! the sleeping itself.
 
 use super::types::ErrorEnvelope;
+use crate::agent::context::{is_context_length_error, limit_from_error};
 use crate::llm_config::Provider;
 
 /// Retry limits. The defaults keep a stuck provider from holding a turn for more than about a
@@ -59,6 +60,10 @@ pub enum RetryDecision {
     FallbackToNextProvider { reason: String },
     /// Give up and show this to the person.
     Fail { user_message: String },
+    /// The request was too long for the model's context window: not worth repeating as it
+    /// is, and no other provider would take it either. The caller compacts the conversation
+    /// and sends it once more; `limit` is the window the error states, when it states one.
+    ContextTooLong { limit: Option<u32>, message: String },
 }
 
 impl RetryPolicy {
@@ -78,6 +83,15 @@ impl RetryPolicy {
                 retry_after,
                 body,
             } => {
+                if matches!(status, 400 | 413 | 422) {
+                    let message = provider_message(body).unwrap_or_default();
+                    if status == 413 || is_context_length_error(&message) {
+                        return RetryDecision::ContextTooLong {
+                            limit: limit_from_error(&message),
+                            message: describe_client_error(provider, status, body),
+                        };
+                    }
+                }
                 if !is_retryable_status(status) {
                     // A client error is about our request or account: another attempt, or
                     // another provider with different models and keys, would only hide it.
@@ -181,7 +195,10 @@ fn describe_client_error(provider: &str, status: u16, body: &str) -> String {
         402 => " The account is out of credits: add credits or choose a cheaper model.",
         403 => " The key may not use this model, or the request was refused by moderation.",
         404 => " Check the model name and the provider's base URL.",
-        413 => " The conversation is too large for this model: start a new chat or pick a model with a larger context.",
+        400 | 413 if provider_message(body).is_some_and(|m| is_context_length_error(&m)) || status == 413 => {
+            " The conversation is too large for this model even after compacting it: press New chat \
+             (the files stay) or pick a model with a larger context."
+        }
         _ => "",
     };
     msg.push_str(hint);
@@ -504,6 +521,47 @@ mod tests {
     }
 
     #[test]
+    fn context_length_errors_are_their_own_kind() {
+        let p = RetryPolicy::default();
+        let body = r#"{"error":{"message":"This endpoint's maximum context length is 32768 tokens. However, you requested about 40261 tokens (36165 of text input, 4096 in the output). Please reduce the length of either one, or use the \"middle-out\" transform to compress your prompt automatically.","code":400}}"#;
+        match p.decide("openrouter", 1, &http(400, None, body), NOW, true) {
+            RetryDecision::ContextTooLong { limit, message } => {
+                assert_eq!(limit, Some(32_768));
+                assert!(message.contains("New chat"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Upstream wording in metadata.raw, no number; a 413 with no body.
+        let raw = r#"{"error":{"message":"Provider returned error","code":400,"metadata":{"raw":"prompt is too long"}}}"#;
+        assert_eq!(
+            p.decide("openrouter", 1, &http(400, None, raw), NOW, false),
+            RetryDecision::ContextTooLong {
+                limit: None,
+                message: "The model provider openrouter rejected the request (HTTP 400 Bad \
+                          Request): Provider returned error (prompt is too long). The \
+                          conversation is too large for this model even after compacting it: \
+                          press New chat (the files stay) or pick a model with a larger context."
+                    .into()
+            }
+        );
+        assert!(matches!(
+            p.decide("custom", 1, &http(413, None, ""), NOW, false),
+            RetryDecision::ContextTooLong { limit: None, .. }
+        ));
+        // Any other 400 stays a plain failure.
+        assert!(matches!(
+            p.decide(
+                "custom",
+                1,
+                &http(400, None, r#"{"error":{"message":"bad tool schema"}}"#),
+                NOW,
+                false
+            ),
+            RetryDecision::Fail { .. }
+        ));
+    }
+
+    #[test]
     fn provider_messages() {
         assert_eq!(
             provider_message(
@@ -531,6 +589,7 @@ mod tests {
             name: "openrouter",
             base_url: "https://openrouter.ai/api/v1".into(),
             api_key: Some("sk-or-1".into()),
+            fallback_model: None,
         };
         let h = request_headers(&or, "https://app.example");
         assert!(h.contains(&("Authorization".into(), "Bearer sk-or-1".into())));
@@ -545,6 +604,7 @@ mod tests {
             name: "custom",
             base_url: "http://127.0.0.1:11434/v1".into(),
             api_key: None,
+            fallback_model: None,
         };
         let h = request_headers(&local, "https://app.example");
         assert!(h

@@ -263,7 +263,8 @@ mod tests {
                     prompt_tokens: 100,
                     completion_tokens: 20,
                     total_tokens: 120,
-                    cost: Some(0.00042)
+                    cost: Some(0.00042),
+                    prompt_tokens_details: None,
                 }),
                 StreamEvent::Done,
             ]

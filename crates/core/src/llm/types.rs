@@ -286,6 +286,24 @@ pub struct Usage {
     pub total_tokens: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cost: Option<f64>,
+    /// `cached_tokens`: how many of `prompt_tokens` were read from the provider's prompt cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prompt_tokens_details: Option<PromptTokensDetails>,
+}
+
+impl Usage {
+    /// Prompt tokens read from the provider's cache (0 when it does not say).
+    pub fn cached_tokens(&self) -> u64 {
+        self.prompt_tokens_details
+            .map(|d| d.cached_tokens)
+            .unwrap_or(0)
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PromptTokensDetails {
+    #[serde(default, deserialize_with = "null_as_default")]
+    pub cached_tokens: u64,
 }
 
 /// The `error` object of an error response body or of a mid-stream error chunk.
@@ -424,6 +442,16 @@ mod tests {
                       "cost": 0.001, "prompt_tokens_details": {"cached_tokens": 0}}}))
         .unwrap();
         assert_eq!(c.usage.unwrap().cost, Some(0.001));
+        assert_eq!(c.usage.unwrap().cached_tokens(), 0);
+        let c: ChatChunk = serde_json::from_value(json!({"choices": [],
+            "usage": {"prompt_tokens": 900, "completion_tokens": 2, "total_tokens": 902,
+                      "prompt_tokens_details": {"cached_tokens": 800, "audio_tokens": null}}}))
+        .unwrap();
+        assert_eq!(c.usage.unwrap().cached_tokens(), 800);
+        let c: ChatChunk = serde_json::from_value(json!({"choices": [],
+            "usage": {"prompt_tokens": 9, "prompt_tokens_details": null}}))
+        .unwrap();
+        assert_eq!(c.usage.unwrap().cached_tokens(), 0);
     }
 
     #[test]

@@ -6,6 +6,9 @@
 //! - `{"push": [reply, ...]}` queues more replies → `{"ok": true, "remaining": n}`
 //! - `{"remaining": true}` → `{"ok": true, "remaining": n, "requests": n}`
 //!
+//! `--oidc` also starts a real OpenID provider (`tests/oidc/server.mjs`) and runs the Worker
+//! with sign-in through it (its issuer is printed as `oidc_issuer`).
+//!
 //! When stdin closes the stack is dropped, which kills every child process.
 //!
 //! A reply is either the serde form of [`e2e::llm::Reply`] (`{"Stream": [items]}`,
@@ -103,9 +106,11 @@ async fn main() -> Result<()> {
     // The IDE tests script every model step themselves; the verify loop (covered by the golden
     // test) would add steps they did not script. `--var VERIFY_FIX_ROUNDS=2` turns it back on.
     let mut vars = vec![("VERIFY_FIX_ROUNDS".to_string(), "0".to_string())];
+    let mut with_oidc = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "--oidc" => with_oidc = true,
             "--script" => script = Some(args.next().context("--script FILE")?),
             "--var" => {
                 let kv = args.next().context("--var NAME=VALUE")?;
@@ -113,15 +118,26 @@ async fn main() -> Result<()> {
                 vars.push((k.to_string(), v.to_string()));
             }
             other => bail!(
-                "unknown argument {other:?}; usage: stack [--script FILE] [--var NAME=VALUE]..."
+                "unknown argument {other:?}; usage: stack [--script FILE] [--var NAME=VALUE]... [--oidc]"
             ),
         }
     }
-    let stack = Stack::start(Options {
-        with_llm: true,
-        vars,
-        ..Default::default()
-    })
+    let (oidc, worker_port) = if with_oidc {
+        let port = e2e::stack::free_port();
+        let p = e2e::oidc::OidcProvider::start(port).await?;
+        vars.extend(p.vars());
+        (Some(p), Some(port))
+    } else {
+        (None, None)
+    };
+    let stack = Stack::start_on(
+        Options {
+            with_llm: true,
+            vars,
+            ..Default::default()
+        },
+        worker_port,
+    )
     .await?;
     let llm = stack
         .llm
@@ -139,6 +155,7 @@ async fn main() -> Result<()> {
         "vm_url": stack.vm_url,
         "llm_url": llm.base_url(),
         "state_dir": stack.state.path(),
+        "oidc_issuer": oidc.as_ref().map(|o| o.issuer.clone()),
     }));
     let mut lines = BufReader::new(tokio::io::stdin()).lines();
     while let Some(line) = lines.next_line().await? {
@@ -163,5 +180,6 @@ async fn main() -> Result<()> {
         say(answer);
     }
     drop(stack);
+    drop(oidc);
     Ok(())
 }

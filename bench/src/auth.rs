@@ -1,0 +1,96 @@
+//! The auth check's added latency: the same request (`GET /api/me`) against a Worker with
+//! sign-in (a session cookie checked in the `Directory` Durable Object) and against one in
+//! open mode (no check), both running in this run, requests interleaved so both see the same
+//! machine load.
+
+use crate::table::{percentile, Row, Table};
+use anyhow::{ensure, Result};
+use e2e::oidc::{Browser, OidcProvider};
+use e2e::stack::{free_port, Options, Stack};
+use std::time::{Duration, Instant};
+
+const ROUNDS: usize = 400;
+
+pub async fn rows(t: &mut Table) -> Result<()> {
+    let port = free_port();
+    let oidc = OidcProvider::start(port).await?;
+    let signin = Stack::start_on(
+        Options {
+            vars: oidc.vars(),
+            ..Default::default()
+        },
+        Some(port),
+    )
+    .await?;
+    let open = Stack::start(Options {
+        vars: vec![("AUTH_MODE".into(), "open".into())],
+        ..Default::default()
+    })
+    .await?;
+    let who = Browser::new();
+    let (status, _) = who.sign_in(&signin.worker_url, "bench").await?;
+    ensure!(status == 200, "sign-in for the benchmark answered {status}");
+    let cookie = who.cookie_header();
+    let http = reqwest::Client::new();
+    let me_signed = format!("{}/api/me", signin.worker_url);
+    let me_open = format!("{}/api/me", open.worker_url);
+    let time = |url: String, cookie: Option<String>| {
+        let http = http.clone();
+        async move {
+            let mut rb = http.get(&url);
+            if let Some(c) = cookie {
+                rb = rb.header("cookie", c);
+            }
+            let t0 = Instant::now();
+            let r = rb.send().await?;
+            let status = r.status();
+            r.bytes().await?;
+            let d = t0.elapsed();
+            ensure!(status == 200, "GET {url} answered {status}");
+            Ok::<Duration, anyhow::Error>(d)
+        }
+    };
+    // Warm both isolates and the Directory.
+    for _ in 0..30 {
+        time(me_signed.clone(), Some(cookie.clone())).await?;
+        time(me_open.clone(), None).await?;
+    }
+    let mut checked = Vec::with_capacity(ROUNDS);
+    let mut unchecked = Vec::with_capacity(ROUNDS);
+    for i in 0..ROUNDS {
+        // Alternate which goes first so neither always follows the other.
+        if i % 2 == 0 {
+            checked.push(time(me_signed.clone(), Some(cookie.clone())).await?);
+            unchecked.push(time(me_open.clone(), None).await?);
+        } else {
+            unchecked.push(time(me_open.clone(), None).await?);
+            checked.push(time(me_signed.clone(), Some(cookie.clone())).await?);
+        }
+    }
+    let ms = |d: Duration| d.as_secs_f64() * 1000.0;
+    let (c50, c99) = (percentile(&mut checked, 50), percentile(&mut checked, 99));
+    let (o50, o99) = (
+        percentile(&mut unchecked, 50),
+        percentile(&mut unchecked, 99),
+    );
+    t.push(
+        Row::new(
+            "Auth check per API request: GET /api/me with a session (p50 / p99)",
+            format!("{:.2} ms / {:.2} ms", ms(c50), ms(c99)),
+        )
+        .baseline(format!(
+            "open mode {:.2} ms / {:.2} ms",
+            ms(o50),
+            ms(o99)
+        ))
+        .ratio(ms(c99) / ms(o99).max(1e-6))
+        .goal("≤ 1 ms p99 added")
+        .note(format!(
+            "added {:.2} ms p50, {:.2} ms p99 over {ROUNDS} interleaved requests (wrangler dev, loopback)",
+            ms(c50) - ms(o50),
+            ms(c99) - ms(o99)
+        )),
+    );
+    drop(oidc);
+    Ok(())
+}

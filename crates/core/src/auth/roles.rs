@@ -1,0 +1,137 @@
+//! Roles on a project and what each may do. The Worker's gate and the `ProjectRoom` both ask
+//! [`Role::may`]; [`action_for`] says what a per-project request does.
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Sees the event stream and the files; nothing else.
+    Viewer,
+    /// Everything a person does to build the app: write, run, chat, restore, preview.
+    Editor,
+    /// An editor who also shares the project (invites, removes members).
+    Owner,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Viewer => "viewer",
+            Role::Editor => "editor",
+            Role::Owner => "owner",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        match s {
+            "viewer" => Some(Role::Viewer),
+            "editor" => Some(Role::Editor),
+            "owner" => Some(Role::Owner),
+            _ => None,
+        }
+    }
+
+    pub fn may(self, action: Action) -> bool {
+        match action {
+            Action::Read => true,
+            Action::Write | Action::Run | Action::Chat | Action::Preview => self >= Role::Editor,
+            Action::Share => self == Role::Owner,
+        }
+    }
+}
+
+/// What a request does to a project.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Read files, checkpoints, diffs, the export, the event stream.
+    Read,
+    /// Save, delete, restore.
+    Write,
+    /// Commands: the one-shot terminal, the interactive shell, saving what they changed.
+    Run,
+    /// Start or stop agent turns.
+    Chat,
+    /// Start, restart or stop dev servers, or mint a preview link (which runs the app).
+    Preview,
+    /// Invite or remove members.
+    Share,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Read => "read",
+            Action::Write => "write",
+            Action::Run => "run",
+            Action::Chat => "chat",
+            Action::Preview => "preview",
+            Action::Share => "share",
+        }
+    }
+}
+
+/// The action of a per-project request: `method` and the path after `/projects/{id}`.
+/// Anything not known to be a read is treated as a write, so a new route is closed to viewers
+/// until it is listed here.
+pub fn action_for(method: &str, rest: &str) -> Action {
+    let first = rest.trim_start_matches('/').split('/').next().unwrap_or("");
+    let get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    match (get, first) {
+        (_, "pty") | (_, "terminal") | (_, "changes") => Action::Run,
+        (_, "preview") => Action::Preview,
+        (_, "members") if !get => Action::Share,
+        (true, "" | "ws" | "files" | "checkpoints" | "export.zip" | "members") => Action::Read,
+        _ => Action::Write,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn viewer_reads_only() {
+        for (m, r) in [
+            ("GET", ""),
+            ("GET", "/ws"),
+            ("GET", "/files"),
+            ("GET", "/files/src/a.ts"),
+            ("GET", "/checkpoints"),
+            ("GET", "/checkpoints/3/diff"),
+            ("GET", "/export.zip"),
+            ("GET", "/members"),
+        ] {
+            assert_eq!(action_for(m, r), Action::Read, "{m} {r}");
+            assert!(Role::Viewer.may(action_for(m, r)));
+        }
+        for (m, r, a) in [
+            ("PUT", "/files/a", Action::Write),
+            ("DELETE", "/files/a", Action::Write),
+            ("POST", "/checkpoints/3/restore", Action::Write),
+            ("POST", "/terminal", Action::Run),
+            ("GET", "/pty", Action::Run),
+            ("GET", "/preview", Action::Preview),
+            ("POST", "/preview/start", Action::Preview),
+            ("POST", "/preview/stop", Action::Preview),
+            ("POST", "/members", Action::Share),
+            ("DELETE", "/members/bob", Action::Share),
+            ("POST", "/something-new", Action::Write),
+        ] {
+            assert_eq!(action_for(m, r), a, "{m} {r}");
+            assert!(!Role::Viewer.may(a), "{m} {r}");
+        }
+    }
+
+    #[test]
+    fn editors_build_owners_share() {
+        assert!(Role::Editor.may(Action::Chat));
+        assert!(Role::Editor.may(Action::Run));
+        assert!(!Role::Editor.may(Action::Share));
+        assert!(Role::Owner.may(Action::Share));
+        assert!(!Role::Viewer.may(Action::Chat));
+        assert_eq!(Role::parse("editor"), Some(Role::Editor));
+        assert_eq!(Role::parse("admin"), None);
+        assert_eq!(serde_json::to_string(&Role::Viewer).unwrap(), "\"viewer\"");
+    }
+}

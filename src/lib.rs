@@ -143,7 +143,9 @@ async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError
             &serde_json::json!({ "templates": templates::summaries() }),
         )?),
         (Method::Get, "/api/models") => models::handle(&env).await,
-        (_, "/api/quota") | (_, "/api/quota/key") => quota::handle(req, &env, &caller.user.id).await,
+        (_, "/api/quota") | (_, "/api/quota/key") => {
+            quota::handle(req, &env, &caller.user.id).await
+        }
         (Method::Get, "/projects") => projects::list(&env, &cfg, &caller.user.id).await,
         (Method::Post, "/projects") => projects::create(req, &env, &cfg, &caller.user.id).await,
         // An unknown path under /api/ or a wrong method is a JSON 404/405, not the HTML shell.
@@ -192,7 +194,13 @@ async fn project_route(
     // Every project request counts toward the caller's request rate; the room then pays and
     // rates turns by the x-or-user the gate sets, never by anything the client sent.
     let qcfg = config::Config::from_env(env);
-    quota::hit(env, &qcfg, &caller.user.id, open_replit_core::quota::RateKind::Request).await?;
+    quota::hit(
+        env,
+        &qcfg,
+        &caller.user.id,
+        open_replit_core::quota::RateKind::Request,
+    )
+    .await?;
     let stub = env.durable_object("PROJECT_ROOM")?.get_by_name(id)?;
     let fwd = auth::forward_request(&req, &caller.user.id, role)?;
     Ok(stub.fetch_with_request(fwd).await?)

@@ -117,4 +117,3 @@ async fn fetch_models(base_url: &str, key: Option<&str>) -> Result<Vec<ModelInfo
     let body = r.text().await.map_err(|e| e.to_string())?;
     parse_models(&body)
 }
-

@@ -353,6 +353,7 @@ pub async fn providers_for(
                 name: "openrouter",
                 base_url: base.trim_end_matches('/').to_string(),
                 api_key: Some(key),
+                fallback_model: None,
             }],
             Payer {
                 user: user.to_string(),

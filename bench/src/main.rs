@@ -2,8 +2,8 @@
 //! runs, each row beside its baseline from the same run where one exists. Never used as a test.
 
 mod agent;
-mod context;
 mod auth;
+mod context;
 mod pty;
 mod storage;
 mod table;

@@ -197,7 +197,7 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String, user: &
             if let Some(vm) = &vm {
                 // The VM runs exactly what storage holds.
                 match vm.sync(&project_id, &cp.manifest).await {
-                    Ok(report) => crate::changes::announce_displaced(&room, &report),
+                    Ok(report) => crate::changes::announce_displaced(room, &report),
                     Err(e) => room.emit(ServerEvent::Status {
                         turn_id,
                         message: format!("could not sync the VM: {}", e.message()),

@@ -567,6 +567,7 @@ mod tests {
             completion_tokens: 10,
             total_tokens: 110,
             cost: Some(0.5),
+            ..Default::default()
         };
         assert_eq!(step_cost(Some(&u), Some(&p)), Some(0.5));
         let u2 = Usage { cost: None, ..u };

@@ -460,11 +460,7 @@ async fn models(State(inner): State<Arc<Mutex<Inner>>>, headers: HeaderMap) -> J
         .and_then(|v| v.to_str().ok())
         .map(String::from);
     g.models_auth.push(auth);
-    let data: Vec<Value> = g
-        .models
-        .iter()
-        .map(ModelSpec::to_json)
-        .collect();
+    let data: Vec<Value> = g.models.iter().map(ModelSpec::to_json).collect();
     Json(json!({"object": "list", "data": data}))
 }
 

@@ -42,17 +42,16 @@ async fn vm_exec_unscanned(stack: &Stack, id: &str, command: &str) -> String {
         .as_nanos() as u64;
     let path = vm_auth::with_nonce(&format!("/projects/{id}/exec"), nonce);
     let ts = (nonce / 1_000_000_000) as i64;
-    let sig = vm_auth::sign(stack.vm_secret.as_bytes(), "POST", &path, ts, &body);
-    let r = stack
+    let mut r = stack
         .http
         .post(format!("{}{path}", stack.vm_url))
-        .header(vm_auth::HEADER_TIMESTAMP, ts.to_string())
-        .header(vm_auth::HEADER_SIGNATURE, sig)
-        .header("content-type", "application/json")
-        .body(body)
-        .send()
-        .await
-        .unwrap();
+        .header("content-type", "application/json");
+    for (k, v) in
+        vm_auth::request_headers(stack.vm_secret.as_bytes(), "POST", &path, ts, &body, None)
+    {
+        r = r.header(k, v);
+    }
+    let r = r.body(body).send().await.unwrap();
     assert_eq!(r.status(), 200, "{command}");
     r.text().await.unwrap()
 }

@@ -6,7 +6,7 @@
 use crate::azure::random_bytes;
 use crate::directory::call;
 use crate::error::ApiError;
-use open_replit_core::auth::directory::{CheckReply, Credential, DirRequest, PendingLogin, User};
+use open_replit_core::auth::directory::{Credential, DirRequest, PendingLogin, User};
 use open_replit_core::auth::mode::{local_request_allowed, Mode, NOT_CONFIGURED};
 use open_replit_core::auth::roles::Role;
 use open_replit_core::auth::token::{self, Kind};
@@ -201,6 +201,7 @@ fn now_ms() -> u64 {
 }
 
 /// Who is calling, and their role on `project` if one is named. `None`: nobody signed in.
+/// Answers for sessions and tokens are reused for up to 5 s in this isolate.
 pub async fn identify(
     cfg: &AuthConfig,
     env: &Env,
@@ -225,15 +226,7 @@ pub async fn identify(
             let Some((credential, via)) = credential(req, url) else {
                 return Ok(None);
             };
-            let reply: CheckReply = call(
-                env,
-                &DirRequest::Check {
-                    credential,
-                    project: project.map(String::from),
-                    now_ms: now_ms(),
-                },
-            )
-            .await?;
+            let reply = crate::directory::check(env, credential, project, now_ms()).await?;
             Ok(reply.user.map(|user| Caller {
                 user,
                 via,

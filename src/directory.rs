@@ -10,6 +10,7 @@
 //! the same SQL API the rooms already use. It is a single object, so every check goes to one
 //! place: fine for one deployment's people, and shardable by user later if it is not.
 
+use open_replit_core::auth::check_cache::CheckCache;
 use open_replit_core::auth::directory::{
     normalize_handle, CheckReply, Credential, DirRequest, Member, PendingLogin, ProjectAccess,
     TokenInfo, User,
@@ -595,12 +596,45 @@ impl Directory {
     }
 }
 
+thread_local! {
+    /// Recent answers to checks in this isolate (core's `auth::check_cache`): emptied before
+    /// any call that changes who may do what.
+    static CHECKS: std::cell::RefCell<CheckCache> = std::cell::RefCell::new(CheckCache::default());
+}
+
+/// Who holds `credential`, and their role on `project`: a remembered answer when this isolate
+/// asked within the last 5 s, else the Directory's.
+pub async fn check(
+    env: &Env,
+    credential: Credential,
+    project: Option<&str>,
+    now_ms: u64,
+) -> std::result::Result<CheckReply, crate::error::ApiError> {
+    if let Some(r) = CHECKS.with(|c| c.borrow_mut().get(&credential, project, now_ms)) {
+        return Ok(r);
+    }
+    let reply: CheckReply = call(
+        env,
+        &DirRequest::Check {
+            credential: credential.clone(),
+            project: project.map(String::from),
+            now_ms,
+        },
+    )
+    .await?;
+    CHECKS.with(|c| c.borrow_mut().put(&credential, project, &reply, now_ms));
+    Ok(reply)
+}
+
 /// The Worker's client for the Directory: one typed call per request.
 pub async fn call<T: for<'de> Deserialize<'de>>(
     env: &Env,
     op: &DirRequest,
 ) -> std::result::Result<T, crate::error::ApiError> {
     use crate::error::ApiError;
+    if open_replit_core::auth::check_cache::changes_access(op) {
+        CHECKS.with(|c| c.borrow_mut().clear());
+    }
     let stub = env.durable_object("DIRECTORY")?.get_by_name("directory")?;
     let mut init = RequestInit::new();
     init.with_method(Method::Post)

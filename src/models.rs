@@ -5,8 +5,10 @@
 use crate::config::Config;
 use crate::error::ApiError;
 use open_replit_core::llm::models::{parse_models, ModelInfo};
+use open_replit_core::llm_config::Provider;
 use serde_json::json;
 use std::cell::RefCell;
+use std::collections::HashMap;
 use worker::{Env, Fetch, Headers, Request, RequestInit, Response};
 
 /// One fetched list: when, from which provider, what.
@@ -18,48 +20,67 @@ struct Cached {
 }
 
 thread_local! {
-    static CACHE: RefCell<Option<Cached>> = const { RefCell::new(None) };
-    /// The last failure and when: every turn asks for its model's limits, and a provider
-    /// without a working `/models` should not cost each of them a round of failed fetches.
-    static FAILED: RefCell<Option<(f64, String)>> = const { RefCell::new(None) };
+    /// By provider base URL: a person's own key and the operator's may name different servers.
+    static CACHE: RefCell<HashMap<String, Cached>> = RefCell::new(HashMap::new());
+    /// The last failure per base URL and when: every turn asks for its model's limits, and a
+    /// provider without a working `/models` should not cost each of them a round of failed
+    /// fetches.
+    static FAILED: RefCell<HashMap<String, (f64, String)>> = RefCell::new(HashMap::new());
 }
 const TTL_MS: f64 = 600_000.0;
 const FAILED_TTL_MS: f64 = 60_000.0;
 
-/// The model list of the first provider that answers, from the cache when it is fresh.
-pub async fn list(cfg: &Config) -> Result<(&'static str, Vec<ModelInfo>), String> {
+/// The model list of the first of `providers` that answers (the operator's, or a person's own
+/// key: each list is fetched with its provider's key), from the cache when it is fresh.
+pub async fn list(providers: &[Provider]) -> Result<(&'static str, Vec<ModelInfo>), String> {
     let now = js_sys::Date::now();
-    if let Some(c) = CACHE.with(|c| c.borrow().clone().filter(|c| now - c.at < TTL_MS)) {
-        return Ok((c.provider, c.models));
-    }
-    if let Some(e) = FAILED.with(|f| {
-        f.borrow()
-            .clone()
-            .filter(|(at, _)| now - at < FAILED_TTL_MS)
-            .map(|(_, e)| e)
-    }) {
-        return Err(e);
-    }
-    // The first provider that answers wins, in the same order turns use them.
     let mut errors = Vec::new();
-    for p in &cfg.llm.providers() {
+    // The first provider that answers wins, in the same order turns use them.
+    for p in providers {
+        let key = p.base_url.clone();
+        if let Some(c) = CACHE.with(|c| {
+            c.borrow()
+                .get(&key)
+                .cloned()
+                .filter(|c| now - c.at < TTL_MS)
+        }) {
+            return Ok((c.provider, c.models));
+        }
+        let failed = FAILED.with(|f| {
+            f.borrow()
+                .get(&key)
+                .filter(|(at, _)| now - at < FAILED_TTL_MS)
+                .map(|(_, e)| e.clone())
+        });
+        if let Some(e) = failed {
+            errors.push(format!("{}: {e}", p.name));
+            continue;
+        }
         match fetch_models(&p.base_url, p.api_key.as_deref()).await {
             Ok(models) => {
                 CACHE.with(|c| {
-                    *c.borrow_mut() = Some(Cached {
-                        at: now,
-                        provider: p.name,
-                        models: models.clone(),
-                    })
+                    c.borrow_mut().insert(
+                        key,
+                        Cached {
+                            at: now,
+                            provider: p.name,
+                            models: models.clone(),
+                        },
+                    )
                 });
                 return Ok((p.name, models));
             }
-            Err(e) => errors.push(format!("{}: {e}", p.name)),
+            Err(e) => {
+                FAILED.with(|f| f.borrow_mut().insert(key, (now, e.clone())));
+                errors.push(format!("{}: {e}", p.name));
+            }
         }
     }
-    let e = errors.join("; ");
-    FAILED.with(|f| *f.borrow_mut() = Some((now, e.clone())));
-    Err(e)
+    Err(if errors.is_empty() {
+        "no model provider is configured".to_string()
+    } else {
+        errors.join("; ")
+    })
 }
 
 pub async fn handle(env: &Env) -> Result<Response, ApiError> {
@@ -70,7 +91,7 @@ pub async fn handle(env: &Env) -> Result<Response, ApiError> {
             &json!({"models": [], "default": default}),
         )?);
     }
-    match list(&cfg).await {
+    match list(&cfg.llm.providers()).await {
         Ok((provider, models)) => {
             // Only the models the operator's `ALLOWED_MODELS` lets turns use.
             let mut out: Vec<serde_json::Value> = models

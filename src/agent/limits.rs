@@ -4,7 +4,6 @@
 //! rejection. The decisions are core's `agent::context`; this module does their I/O.
 
 use super::model::{stream_step, StepError, Streamed, Wire};
-use crate::config::Config;
 use crate::room_state::Room;
 use crate::turn_log::Loaded;
 use open_replit_core::agent::context::{
@@ -36,8 +35,8 @@ fn learn(model: &str, window: u32) {
 }
 
 /// The limits to budget `model` with: the provider's list, narrowed by a learned window.
-pub async fn model_limits(cfg: &Config, model: &str) -> ModelLimits {
-    let listed = match crate::models::list(cfg).await {
+pub async fn model_limits(providers: &[Provider], model: &str) -> ModelLimits {
+    let listed = match crate::models::list(providers).await {
         Ok((_, models)) => limits_of(&models, model),
         Err(e) => {
             console_warn!("model limits: {e}; assuming the defaults");
@@ -71,10 +70,12 @@ struct State {
 }
 
 impl Context {
-    pub async fn new(cfg: &Config, model: &str, loaded: &Loaded) -> Context {
+    /// `providers`: the turn's (the operator's, or the person's own key), whose `/models`
+    /// list gives the model's limits.
+    pub async fn new(providers: &[Provider], model: &str, loaded: &Loaded) -> Context {
         Context {
             model: model.to_string(),
-            limits: std::cell::Cell::new(model_limits(cfg, model).await),
+            limits: std::cell::Cell::new(model_limits(providers, model).await),
             ids: loaded.ids.clone(),
             state: RefCell::new(State::default()),
         }

@@ -114,7 +114,7 @@ async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String, user: &
         Err(e) => return Ending::error(format!("could not read the project: {e}")),
     };
     let history = room.turn_log().history();
-    let ctx = limits::Context::new(cfg, &model, &history).await;
+    let ctx = limits::Context::new(&providers, &model, &history).await;
     let mut tc = TurnConfig::new(model);
     if let Some(n) = cfg.agent_max_steps {
         // One step to work and the last one to summarise.

@@ -292,15 +292,18 @@ async fn malformed_arguments_go_back_to_the_model_and_loops_are_capped() {
     assert_eq!(llm.remaining(), 0);
     let rec = llm.recorded();
     assert_eq!(rec.len(), before + 3);
+    // read_file answers with numbered lines.
+    let listing = "a.txt (1 lines; each line starts with its number and a tab, which are not part of the file)\n1\tfixed";
     assert_eq!(
         rec[before + 1].last_tool_result(),
-        "fixed",
+        listing,
         "no warning yet"
     );
     let warned = rec[before + 2].last_tool_result();
     assert!(
-        warned.starts_with("fixed\n\n[platform warning: this is call 2 of read_file")
-            && warned.contains("Call 3 stops the turn"),
+        warned.starts_with(&format!(
+            "{listing}\n\n[platform warning: this is call 2 of read_file"
+        )) && warned.contains("Call 3 stops the turn"),
         "{warned}"
     );
 

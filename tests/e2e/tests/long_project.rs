@@ -119,12 +119,27 @@ async fn a_window_learned_from_a_400_and_no_marks_for_other_models_and_a_new_cha
     let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None)
         .await
         .unwrap();
-    // The list says 128k, the server enforces 16k. Eight turns fit (their tool traffic is
-    // stubbed), then one turn reads all eight 6 KB files back: past 16k in the middle.
+    // The list says 128k, the server enforces 16k. Six turns fit (their tool traffic is
+    // stubbed, and each request leaves room for max_tokens), then one turn reads all six
+    // 6 KB files back: past 16k in the middle.
     let model = "scripted/misreported-16k";
-    run(llm, &mut ws, model, 8).await.unwrap();
-    assert!(llm.recorded().iter().all(|r| r.status == 200));
-    for k in 1..=8 {
+    run(llm, &mut ws, model, 6).await.unwrap();
+    let statuses: Vec<(u16, u64, u64)> = llm
+        .recorded()
+        .iter()
+        .map(|r| {
+            (
+                r.status,
+                r.prompt_tokens,
+                r.body["max_tokens"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    assert!(
+        statuses.iter().all(|s| s.0 == 200),
+        "(status, prompt tokens, max_tokens) of each request: {statuses:?}"
+    );
+    for k in 1..=6 {
         llm.push(
             Reply::tool_calls(
                 None,
@@ -133,7 +148,7 @@ async fn a_window_learned_from_a_400_and_no_marks_for_other_models_and_a_new_cha
             .measured(),
         );
     }
-    llm.push(Reply::text("All eight panels read.").measured());
+    llm.push(Reply::text("All six panels read.").measured());
     ws.send(&json!({"type": "user_message", "text": "review every panel", "model": model}))
         .await
         .unwrap();
@@ -167,7 +182,7 @@ async fn a_window_learned_from_a_400_and_no_marks_for_other_models_and_a_new_cha
     // A new conversation: the next turn sends nothing of the earlier ones; the files stay.
     ws.send(&json!({"type": "new_conversation"})).await.unwrap();
     let (reset, _) = ws.until("conversation_reset").await.unwrap();
-    assert_eq!(reset["after_turn"], 9);
+    assert_eq!(reset["after_turn"], 7);
     llm.push(Reply::text("Fresh start.").measured());
     ws.send(&json!({"type": "user_message", "text": "what is here?", "model": model}))
         .await
@@ -181,7 +196,7 @@ async fn a_window_learned_from_a_400_and_no_marks_for_other_models_and_a_new_cha
     let status = stack
         .http
         .get(format!(
-            "{}/projects/{id}/files/src/Panel8.tsx",
+            "{}/projects/{id}/files/src/Panel6.tsx",
             stack.worker_url
         ))
         .send()

@@ -201,7 +201,7 @@ async fn models_off_the_allow_list_unknown_prices_and_oversized_or_excess_messag
     .await
     .unwrap();
     let llm = stack.llm.as_ref().unwrap();
-    // Only model-a has a price; model-b is allowed but unpriced.
+    // scripted/unpriced is allowed (scripted/*) but the provider does not list it: no price.
     llm.set_price(MODEL, 1e-8, 1e-6, 0.0, 1024);
     let id = stack.create_project("allow", "frontend").await.unwrap();
     let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, &id, None)
@@ -229,12 +229,12 @@ async fn models_off_the_allow_list_unknown_prices_and_oversized_or_excess_messag
     );
 
     // Allowed but with no price under a cap: the turn fails closed before spending.
-    say(&mut ws, "hi", Some("scripted/model-b")).await;
+    say(&mut ws, "hi", Some("scripted/unpriced")).await;
     let (fin, _) = ws.until("turn_finished").await.unwrap();
     assert_eq!(fin["end"], "error", "{fin}");
     let m = fin["message"].as_str().unwrap();
     assert!(
-        m.contains("price of the model \"scripted/model-b\" is unknown"),
+        m.contains("price of the model \"scripted/unpriced\" is unknown"),
         "{m}"
     );
     assert!(completions(&stack).is_empty());

@@ -3,6 +3,7 @@
 //! their hashes, cookies, the auth mode, OpenID Connect and GitHub sign-in as data, roles, and
 //! the Directory's wire types.
 
+pub mod check_cache;
 pub mod cookie;
 pub mod directory;
 pub mod github;

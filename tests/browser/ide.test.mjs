@@ -128,6 +128,8 @@ needs("agent", "3 see a file the agent writes appear in the tree", async () => {
     await page.locator('.tool[data-tool="write_file"].ok').last().waitFor({ timeout: 20_000 });
     await page.locator('.tree button.node.file[data-path="notes/hello.md"]').waitFor({ timeout: 20_000 });
     assert.match(await page.locator('.tree button[data-path="notes/hello.md"]').getAttribute("class"), /changed/);
+    // The file is saved when the turn ends (its checkpoint); the next test edits the saved file.
+    await page.locator(".turn").last().locator(".turn-footer.usage", { hasText: "checkpoint #" }).waitFor({ timeout: 30_000 });
   });
 });
 

@@ -162,15 +162,23 @@ function runTurn(id, text, model, timeoutMs) {
 /** The VM API secret of the test stack (fixed in tests/e2e/src/stack.rs; not a real secret). */
 const VM_TEST_SECRET = "e2e-secret-0123456789abcdef";
 
-/** A request to the stack's VM API, signed as core's `vm_auth::sign` does. */
+/**
+ * A request to the stack's VM API, signed as core's `vm_auth::request_headers` does: the
+ * request key is HKDF-Expand of the secret (one block: HMAC(secret, info || 0x01)), and the
+ * signature covers method, path and query, timestamp, the body's sha256 and the acting user
+ * (none here).
+ */
 async function vmApi(method, path) {
   const pathAndQuery = `${path}${path.includes("?") ? "&" : "?"}or_nonce=${randomBytes(8).toString("hex")}`;
   const ts = Math.floor(Date.now() / 1000);
   const bodyHash = createHash("sha256").update("").digest("hex");
-  const sig = createHmac("sha256", VM_TEST_SECRET).update(`${method}\n${pathAndQuery}\n${ts}\n${bodyHash}`).digest("hex");
+  const key = createHmac("sha256", VM_TEST_SECRET)
+    .update(Buffer.concat([Buffer.from("open-replit vm-api request signature v1"), Buffer.from([1])]))
+    .digest();
+  const sig = createHmac("sha256", key).update(`${method}\n${pathAndQuery}\n${ts}\n${bodyHash}\n`).digest("hex");
   const r = await fetch(stack.vm_url + pathAndQuery, {
     method,
-    headers: { "x-or-timestamp": String(ts), "x-or-signature": sig },
+    headers: { "x-or-timestamp": String(ts), "x-or-signature": sig, "x-or-body-sha256": bodyHash },
     signal: AbortSignal.timeout(30_000),
   });
   if (!r.ok) throw new Error(`${method} ${path} on the VM API answered ${r.status}: ${(await r.text()).slice(0, 200)}`);
@@ -179,8 +187,10 @@ async function vmApi(method, path) {
 
 /**
  * Stops a finished run's dev servers, so a long evaluation does not keep every app of every
- * model running at once. Best effort: a failure is logged, never a result.
+ * model running at once. A failure is logged and is no result of the run, but the scripted
+ * modes (which test the harness itself) fail on it.
  */
+const stopFailures = [];
 async function stopDevServers(id) {
   try {
     const { processes } = await vmApi("GET", `/projects/${id}/processes`);
@@ -189,6 +199,7 @@ async function stopDevServers(id) {
     log(`stopped the dev servers of ${id} (${running.map((p) => p.name).join(", ") || "none running"})`);
   } catch (e) {
     log(`could not stop the dev servers of ${id}: ${e.message}`);
+    stopFailures.push(`could not stop the dev servers of ${id}: ${e.message}`);
   }
 }
 
@@ -347,7 +358,7 @@ if (leaks.length) {
   status = 1;
 }
 if (opts.scripted) {
-  const problems = ciProblems(results);
+  const problems = [...ciProblems(results), ...stopFailures];
   if (problems.length) {
     process.stdout.write(`eval ${opts.ci ? "--ci" : "--references"} FAILED:\n  ${problems.join("\n  ")}\n`);
     status = 1;

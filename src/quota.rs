@@ -13,9 +13,8 @@ use open_replit_core::llm::types::Usage;
 use open_replit_core::llm_config::{Provider, OPENROUTER_DEFAULT_BASE_URL};
 use open_replit_core::protocol::ServerEvent;
 use open_replit_core::quota::{
-    cap_refusal, open_key, prices_from_models, seal_key, step_cost, step_upper_bound,
-    unknown_price_refusal, Admit, KeyStatus, Ledger, Price, QuotaStatus, RateKind, RateWindow,
-    SealedKey,
+    cap_refusal, open_key, seal_key, step_cost, step_upper_bound, unknown_price_refusal, Admit,
+    KeyStatus, Ledger, Price, QuotaStatus, RateKind, RateWindow, SealedKey,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -23,8 +22,8 @@ use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::time::Duration;
 use worker::{
-    durable_object, Delay, DurableObject, Env, Fetch, Headers, Method, Request, RequestInit,
-    Response, Result, State,
+    durable_object, Delay, DurableObject, Env, Headers, Method, Request, RequestInit, Response,
+    Result, State,
 };
 
 /// The gate sets `USER_HEADER` on every request it forwards to a project room (and strips any
@@ -32,8 +31,6 @@ use worker::{
 pub use open_replit_core::auth::{LOCAL_USER, USER_HEADER};
 /// The longest one reservation request waits inside `UserQuota` before answering `wait`.
 const RESERVE_WAIT_MS: f64 = 10_000.0;
-/// How long a provider's `/models` prices are reused.
-const PRICES_TTL_MS: f64 = 600_000.0;
 
 /// The user of a request that reached a project room: the gate's `x-or-user`, else `local`.
 pub fn room_user(req: &Request) -> String {
@@ -390,50 +387,13 @@ pub enum StepBlock {
     Stopped,
 }
 
-/// One provider's price list and when it was fetched (ms).
-type PriceList = (f64, HashMap<String, Price>);
-
-thread_local! {
-    /// Price lists by provider base URL.
-    static PRICES: RefCell<HashMap<String, PriceList>> = RefCell::new(HashMap::new());
-}
-
 /// The price of `model` at the first provider (the one a step tries first), from its
-/// `/models` list, cached per isolate.
+/// `/models` list (`models::list`, cached per isolate and per provider).
 async fn price_of(p: &Provider, model: &str) -> std::result::Result<Option<Price>, String> {
-    let now = js_sys::Date::now();
-    let cached = PRICES.with(|c| {
-        c.borrow()
-            .get(&p.base_url)
-            .filter(|(t, _)| now - t < PRICES_TTL_MS)
-            .map(|(_, m)| m.get(model).copied())
-    });
-    if let Some(hit) = cached {
-        return Ok(hit);
-    }
-    let headers = Headers::new();
-    if let Some(k) = &p.api_key {
-        let _ = headers.set("authorization", &format!("Bearer {k}"));
-    }
-    let mut init = RequestInit::new();
-    init.with_headers(headers);
-    let fetched = async {
-        let req = Request::new_with_init(&format!("{}/models", p.base_url), &init)?;
-        let mut r = Fetch::Request(req).send().await?;
-        if r.status_code() != 200 {
-            return Err(worker::Error::RustError(format!(
-                "HTTP {}",
-                r.status_code()
-            )));
-        }
-        r.json::<Value>().await
-    }
-    .await
-    .map_err(|e| format!("could not read model prices from {}: {e}", p.name))?;
-    let prices = prices_from_models(&fetched);
-    let hit = prices.get(model).copied();
-    PRICES.with(|c| c.borrow_mut().insert(p.base_url.clone(), (now, prices)));
-    Ok(hit)
+    let (_, list) = crate::models::list(std::slice::from_ref(p))
+        .await
+        .map_err(|e| format!("could not read model prices from {}: {e}", p.name))?;
+    Ok(list.iter().find(|m| m.id == model).and_then(Price::of))
 }
 
 /// Before a model step: on the operator's keys under a cap, reserve the most the step can

@@ -4,6 +4,7 @@
 //! ledger that keeps parallel steps within the cap plus one step, fixed rate windows, and the
 //! sealing of a person's own OpenRouter key with AES-256-GCM.
 
+use crate::llm::models::ModelInfo;
 use crate::llm::types::Usage;
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -11,7 +12,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 /// Longest chat message in bytes (the default of `MAX_MESSAGE_BYTES`).
 pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 32 * 1024;
@@ -85,44 +86,19 @@ pub struct Price {
     pub context_length: Option<u64>,
 }
 
-fn price_field(v: &serde_json::Value) -> Option<f64> {
-    // OpenRouter sends prices as decimal strings ("0.000003"); accept numbers too.
-    let x = match v {
-        serde_json::Value::String(s) => s.trim().parse::<f64>().ok()?,
-        serde_json::Value::Number(n) => n.as_f64()?,
-        _ => return None,
-    };
-    (x.is_finite() && x >= 0.0).then_some(x)
-}
-
-/// The prices in a `/models` reply (`{"data": [{"id", "pricing": {"prompt", "completion",
-/// "request"}, "context_length", "top_provider": {"max_completion_tokens"}}]}`). Models
-/// without both token prices are left out: their price is unknown.
-pub fn prices_from_models(v: &serde_json::Value) -> HashMap<String, Price> {
-    let mut out = HashMap::new();
-    let Some(list) = v["data"].as_array() else {
-        return out;
-    };
-    for m in list {
-        let Some(id) = m["id"].as_str() else { continue };
-        let p = &m["pricing"];
-        let (Some(prompt), Some(completion)) =
-            (price_field(&p["prompt"]), price_field(&p["completion"]))
-        else {
-            continue;
-        };
-        out.insert(
-            id.to_string(),
-            Price {
-                prompt,
-                completion,
-                request: price_field(&p["request"]).unwrap_or(0.0),
-                max_completion_tokens: m["top_provider"]["max_completion_tokens"].as_u64(),
-                context_length: m["context_length"].as_u64(),
-            },
-        );
+impl Price {
+    /// The price of a model from its `/models` entry (core's `llm::models`, the one parser of
+    /// that list): `None` when the list gives no price for both prompt and completion tokens.
+    pub fn of(m: &ModelInfo) -> Option<Price> {
+        let p = m.pricing?;
+        Some(Price {
+            prompt: p.prompt,
+            completion: p.completion,
+            request: p.request,
+            max_completion_tokens: m.max_output.map(u64::from),
+            context_length: m.context_window.map(u64::from),
+        })
     }
-    out
 }
 
 /// The most one step can cost, or `None` when no bound exists (no completion-token limit).
@@ -528,19 +504,26 @@ mod tests {
     #[test]
     fn prices_parse_openrouter_strings_and_skip_unpriced() {
         let v = json!({"data": [
-            {"id": "a/b", "pricing": {"prompt": "0.000003", "completion": "0.000015", "request": "0"},
+            {"id": "a/b", "pricing": {"prompt": "0.000003", "completion": "0.000015", "request": "0.001"},
              "context_length": 200000, "top_provider": {"max_completion_tokens": 64000}},
             {"id": "free", "pricing": {"prompt": 0, "completion": 0}},
             {"id": "no-price"},
+            {"id": "half", "pricing": {"prompt": "0.000001"}},
             {"id": "bad", "pricing": {"prompt": "-1", "completion": "x"}},
         ]});
-        let p = prices_from_models(&v);
-        assert_eq!(p.len(), 2);
-        let ab = p["a/b"];
-        assert_eq!((ab.prompt, ab.completion), (0.000003, 0.000015));
+        let list = crate::llm::models::parse_models(&v.to_string()).unwrap();
+        let price = |id: &str| Price::of(list.iter().find(|m| m.id == id).unwrap());
+        let ab = price("a/b").unwrap();
+        assert_eq!(
+            (ab.prompt, ab.completion, ab.request),
+            (0.000003, 0.000015, 0.001)
+        );
         assert_eq!(ab.max_completion_tokens, Some(64000));
-        assert_eq!(p["free"].prompt, 0.0);
-        assert!(prices_from_models(&json!({"oops": 1})).is_empty());
+        assert_eq!(ab.context_length, Some(200000));
+        assert_eq!(price("free").unwrap().prompt, 0.0);
+        for unknown in ["no-price", "half", "bad"] {
+            assert_eq!(price(unknown), None, "{unknown}");
+        }
     }
 
     #[test]

@@ -46,6 +46,9 @@ pub struct Pricing {
     pub cache_read: Option<f64>,
     /// Writing a prefix into the cache (Anthropic charges 1.25x the prompt price).
     pub cache_write: Option<f64>,
+    /// USD per request (OpenRouter's `pricing.request`; 0 when not listed).
+    #[serde(default)]
+    pub request: f64,
 }
 
 impl Pricing {
@@ -113,6 +116,8 @@ struct RawPricing {
     input_cache_read: Option<f64>,
     #[serde(default, deserialize_with = "lenient_f64")]
     input_cache_write: Option<f64>,
+    #[serde(default, deserialize_with = "lenient_f64")]
+    request: Option<f64>,
 }
 
 #[derive(Deserialize)]
@@ -147,11 +152,13 @@ pub fn parse_models(body: &str) -> Result<Vec<ModelInfo>, String> {
         .map(|m| {
             let top = m.top_provider.unwrap_or_default();
             let pricing = m.pricing.and_then(|p| {
+                // Both token prices, or the price is unknown (the spend cap fails closed).
                 Some(Pricing {
                     prompt: p.prompt?,
-                    completion: p.completion.unwrap_or(0.0),
+                    completion: p.completion?,
                     cache_read: p.input_cache_read,
                     cache_write: p.input_cache_write,
+                    request: p.request.unwrap_or(0.0),
                 })
             });
             ModelInfo {
@@ -287,6 +294,7 @@ mod tests {
             completion: 15e-6,
             cache_read: Some(0.3e-6),
             cache_write: Some(3.75e-6),
+            request: 0.0,
         };
         let c = p.input_cost(10_000, 8_000, 1_000);
         assert!((c - (1_000.0 * 3e-6 + 8_000.0 * 0.3e-6 + 1_000.0 * 3.75e-6)).abs() < 1e-12);

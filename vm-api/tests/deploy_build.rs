@@ -394,3 +394,95 @@ async fn azure_errors_end_the_build_with_nothing_half_recorded() {
     let b = built(&build(&st, "b5", request("d-3", &m, BUILD)).await);
     assert_eq!(b.uploaded, 2);
 }
+
+/// Under the hardened sandbox (the production one): installs go through the shared dependency
+/// cache into the build directory, steps run as the project's own uid, and the disk quota
+/// counts the build directory while it exists.
+#[tokio::test]
+async fn hardened_builds_use_the_dependency_cache_and_the_project_s_quota() {
+    use vm_api::sandbox::hardened::{Hardened, HardenedConfig};
+    use vm_api::sandbox::Sandbox;
+    let az = Azurite::start().await.unwrap();
+    let cfg = AzureConfig::from_connection_string(&az.connection_string()).unwrap();
+    let check = AzureObjects::new(cfg.clone(), CONTAINER);
+    let files: [(&str, &[u8]); 1] = [("package.json", b"{\"name\":\"app\"}")];
+    let m = checkpoint(&check, "h1", &files).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let hc = HardenedConfig {
+        disk_quota_mb: 64,
+        disk_check_interval_s: 1,
+        ..HardenedConfig::default()
+    };
+    let sb = Arc::new(Hardened::new(tmp.path(), hc).expect("hardened sandbox available"));
+    let mut s = AppState::new(SECRET.to_vec(), tmp.path().to_path_buf(), sb.clone());
+    s.objects = Some(Arc::new(AzureObjects::new(cfg, CONTAINER)));
+    let st = Arc::new(s);
+
+    let req = |deployment: &str, build: &str| {
+        let mut r = request(deployment, &m, build);
+        r["install"] = json!([{
+            "command": "mkdir -p node_modules/lib && echo 'lib v1' > node_modules/lib/index.js",
+            "when_changed": ["package.json"], "outputs": ["node_modules"]
+        }]);
+        r["timeout_s"] = json!(120);
+        r
+    };
+    let build_cmd =
+        "mkdir -p dist && cp node_modules/lib/index.js dist/lib.js && id -u > dist/uid.txt";
+    let ev = build(&st, "h1", req("d-1", build_cmd)).await;
+    let b = built(&ev);
+    let uid = sb.project_uid("h1").unwrap();
+    let sha = &b.manifest.files["uid.txt"].sha256;
+    assert_eq!(
+        check.fetch("h1", sha).await.unwrap(),
+        format!("{uid}\n").as_bytes()
+    );
+    assert_eq!(
+        check
+            .fetch("h1", &b.manifest.files["lib.js"].sha256)
+            .await
+            .unwrap(),
+        b"lib v1\n"
+    );
+    // The second build of the same manifests links the cached install.
+    let ev = build(&st, "h1", req("d-2", build_cmd)).await;
+    built(&ev);
+    let out: String = ev
+        .iter()
+        .filter_map(|e| match e {
+            BuildEvent::Stdout { data } => Some(data.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert!(out.contains("linked from the cache"), "{out}");
+
+    // The quota counts the working copy and the build directory together: 36 MiB in each
+    // pass the 64 MiB the project has, and the build is stopped. Once its directory is gone,
+    // the project runs commands again.
+    let (code, body) = call(
+        &st,
+        "POST",
+        "/projects/h1/exec",
+        json!({"command": "for i in 1 2 3; do head -c 12M /dev/zero > w$i; done", "scan": false}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    let fill =
+        "mkdir -p big && for i in 1 2 3; do head -c 12M /dev/zero > big/f$i; done; sleep 100";
+    let e = error(&build(&st, "h1", req("d-3", fill)).await);
+    assert_eq!(
+        (e.code.as_str(), e.exit_code),
+        ("step_failed", None),
+        "{e:?}"
+    );
+    assert!(!builds_on_disk(&st, "h1").contains(&"d-3".to_string()));
+    let (code, body) = call(
+        &st,
+        "POST",
+        "/projects/h1/exec",
+        json!({"command": "true", "scan": false}),
+    )
+    .await;
+    assert_eq!(code, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
+    st.shutdown().await;
+}

@@ -78,6 +78,16 @@ impl Builds {
     }
 }
 
+impl Builds {
+    /// Whether the project is building a deployment now.
+    pub fn running(&self, project: &str) -> bool {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains(project)
+    }
+}
+
 impl Drop for BuildSlot {
     fn drop(&mut self) {
         self.set
@@ -342,7 +352,10 @@ impl Job {
             command: command.into(),
         })
         .await;
-        let what = format!("{phase:?} step {index} (`{command}`)").to_lowercase();
+        let what = format!(
+            "{} step {index} (`{command}`)",
+            format!("{phase:?}").to_lowercase()
+        );
         let left = self.deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
             return Err(self.timed_out(phase, &what, Vec::new()));
@@ -532,7 +545,16 @@ fn tail_forwarder(
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
     let task = tokio::spawn(async move {
         let mut tail = String::new();
-        while let Some(b) = rx.recv().await {
+        loop {
+            // A client that left closes `out`; dropping `rx` then stops the step, even a
+            // silent one.
+            let b = tokio::select! {
+                b = rx.recv() => match b {
+                    Some(b) => b,
+                    None => break,
+                },
+                _ = out.closed() => break,
+            };
             if let Ok(ExecEvent::Stdout { data } | ExecEvent::Stderr { data }) =
                 serde_json::from_slice::<ExecEvent>(&b)
             {
@@ -546,7 +568,7 @@ fn tail_forwarder(
                 }
             }
             if out.send(b).await.is_err() {
-                break; // the client left: dropping `rx` stops the step
+                break;
             }
         }
         let lines: Vec<&str> = tail.lines().collect();

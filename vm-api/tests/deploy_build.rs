@@ -273,6 +273,42 @@ async fn failing_and_endless_steps_end_the_build_and_store_nothing() {
     built(&build(&st, "b2", request("d-4", &m, BUILD)).await);
 }
 
+/// A caller that leaves stops the build, even a silent step, and frees the project's slot.
+#[tokio::test]
+async fn a_caller_that_leaves_stops_the_build() {
+    let az = Azurite::start().await.unwrap();
+    let cfg = AzureConfig::from_connection_string(&az.connection_string()).unwrap();
+    let check = AzureObjects::new(cfg.clone(), CONTAINER);
+    let m = checkpoint(&check, "b6", &[("app.js", b"x")]).await;
+    let tmp = tempfile::tempdir().unwrap();
+    let st = state_with(&tmp, cfg, None);
+    let mut req = request("d-1", &m, "sleep 600");
+    req["timeout_s"] = json!(900);
+    let bytes = req.to_string().into_bytes();
+    let resp = vm_api::app(st.clone())
+        .oneshot(signed_request(
+            "POST",
+            "/projects/b6/deployments/build",
+            &bytes,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let mut body = resp.into_body();
+    let mut seen = String::new();
+    while !seen.contains(r#""phase":"build","index":0"#) {
+        let frame = body.frame().await.expect("the stream goes on").unwrap();
+        seen.push_str(&String::from_utf8_lossy(&frame.into_data().unwrap()));
+    }
+    assert!(st.deploy_builds.running("b6"));
+    drop(body);
+    assert!(
+        eventually(30, || !st.deploy_builds.running("b6")).await,
+        "the build ended when its caller left"
+    );
+    assert!(eventually(10, || builds_on_disk(&st, "b6").is_empty()).await);
+}
+
 #[tokio::test]
 async fn the_static_folder_is_held_to_its_limits_and_symlinks_are_not_followed() {
     let az = Azurite::start().await.unwrap();

@@ -25,7 +25,7 @@ use open_replit_core::deploy::build::{
 };
 use open_replit_core::vm_api::{ExecCache, ExecEvent, SkippedFile};
 use open_replit_core::vm_auth::sha256_hex;
-use rustix::fs::{self as rfs, Mode, OFlags};
+use rustix::fs as rfs;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -268,16 +268,16 @@ impl Job {
         timings.build_ms = ms(t);
 
         let t = self.phase(Phase::Collect).await;
-        let (files, skipped) = match self.req.static_dir.clone() {
+        let collected = match self.req.static_dir.clone() {
             Some(sd) => {
                 let (dir, limits) = (self.dir.clone(), self.st.limits.deploy);
                 tokio::task::spawn_blocking(move || collect(&dir, &sd, limits))
                     .await
                     .map_err(|e| Fail::new(Phase::Collect, "build_io", e.to_string()))??
             }
-            None => (Vec::new(), Vec::new()),
+            None => Collected::default(),
         };
-        let (manifest, nfiles, bytes, total) = static_manifest(files);
+        let (manifest, nfiles, bytes, total) = static_manifest(collected.files);
         let backend = self.req.backend_dir.as_deref().is_some_and(|b| {
             fsafe::open_root(&self.dir).is_ok_and(|r| fsafe::open_dir(&r, b, false).is_ok())
         });
@@ -304,7 +304,8 @@ impl Job {
             total,
             uploaded,
             backend,
-            skipped,
+            skipped: collected.skipped,
+            skipped_more: collected.skipped_more,
             timings,
         })
     }
@@ -580,16 +581,18 @@ fn tail_forwarder(
     (tx, task)
 }
 
-/// A static file: its path under the static folder, sha256 and size.
-type StaticFile = (String, String, u64);
+/// What the static folder holds: each file's path under it, sha256 and size, and what was
+/// skipped.
+#[derive(Default)]
+struct Collected {
+    files: Vec<(String, String, u64)>,
+    skipped: Vec<SkippedFile>,
+    skipped_more: u64,
+}
 
 /// The static folder's files and what was skipped; never through a symlink, refused at the
 /// first limit passed. Blocking.
-fn collect(
-    dir: &Path,
-    static_dir: &str,
-    limits: DistLimits,
-) -> Result<(Vec<StaticFile>, Vec<SkippedFile>), Fail> {
+fn collect(dir: &Path, static_dir: &str, limits: DistLimits) -> Result<Collected, Fail> {
     let io = |e: FsError| Fail::new(Phase::Collect, "build_io", e.to_string());
     let root = fsafe::open_root(dir).map_err(io)?;
     let top = fsafe::open_dir(&root, static_dir, false).map_err(|e| match e {
@@ -601,8 +604,10 @@ fn collect(
         e => io(e),
     })?;
     let mut walk = DistWalk::new(limits);
-    let mut stack = vec![(top, String::new())];
-    while let Some((d, rel)) = stack.pop() {
+    // Paths, not open folders, wait on the stack: a wide tree holds no file descriptors.
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let d = fsafe::open_dir(&top, &rel, false).map_err(io)?;
         let mut names = Vec::new();
         for ent in rfs::Dir::read_from(&d).map_err(|e| {
             io(FsError::Io {
@@ -645,19 +650,8 @@ fn collect(
             match fsafe::kind_at(&d, &name).map_err(io)? {
                 None => {}
                 Some((Kind::Dir, _)) => {
-                    let sub = rfs::openat(
-                        &d,
-                        name.as_str(),
-                        OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC | OFlags::RDONLY,
-                        Mode::empty(),
-                    )
-                    .map_err(|e| {
-                        io(FsError::Io {
-                            path: path.clone(),
-                            err: e.into(),
-                        })
-                    })?;
-                    stack.push((sub, path));
+                    walk.dir(&path).map_err(dist)?;
+                    stack.push(path);
                 }
                 Some((Kind::File, st)) => walk
                     .add(&path, st.st_size.max(0) as u64, EntryKind::File)
@@ -667,7 +661,7 @@ fn collect(
             }
         }
     }
-    let (files, skipped) = walk.finish();
+    let (files, skipped, skipped_more) = walk.finish();
     let top = fsafe::open_dir(&root, static_dir, false).map_err(io)?;
     let mut out = Vec::with_capacity(files.len());
     for (path, _) in files {
@@ -681,7 +675,11 @@ fn collect(
         };
         out.push((path, sha256_hex(&bytes), bytes.len() as u64));
     }
-    Ok((out, skipped))
+    Ok(Collected {
+        files: out,
+        skipped,
+        skipped_more,
+    })
 }
 
 /// A static file's bytes read again for its upload, refused when they no longer hash to `sha`.

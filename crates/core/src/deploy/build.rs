@@ -24,6 +24,11 @@ pub const MAX_STATIC_FILES: usize = 10_000;
 pub const MAX_STATIC_FILE_BYTES: u64 = 25 << 20;
 /// Most bytes a static site may hold in all.
 pub const MAX_STATIC_TOTAL_BYTES: u64 = 256 << 20;
+/// Entries (files, folders, links) walked per allowed file: a folder of empty directories or
+/// links cannot make the walk unbounded.
+pub const ENTRIES_PER_FILE: usize = 2;
+/// Skipped entries a `built` event lists; the rest are counted (`skipped_more`).
+pub const SKIPPED_LIST_LIMIT: usize = 100;
 
 /// `POST /projects/{id}/deployments/build`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -242,7 +247,14 @@ pub struct Built {
     /// Entries of the static folder that were not published (symlinks, special files).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<SkippedFile>,
+    /// Skipped entries beyond those listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub skipped_more: u64,
     pub timings: Timings,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Milliseconds each phase took.
@@ -299,6 +311,8 @@ pub enum DistError {
     FileTooLarge { path: String, size: u64, limit: u64 },
     #[error("the static folder holds at least {found} bytes; the limit is {limit}")]
     TooManyBytes { limit: u64, found: u64 },
+    #[error("the static folder has more than {limit} entries (files, folders and links; found at least {found})")]
+    TooManyEntries { limit: usize, found: usize },
     #[error("static path {path:?} breaks rule {rule}: {message}")]
     InvalidPath {
         path: String,
@@ -313,6 +327,7 @@ impl DistError {
             DistError::TooManyFiles { .. } => "too_many_files",
             DistError::FileTooLarge { .. } => "file_too_large",
             DistError::TooManyBytes { .. } => "too_many_bytes",
+            DistError::TooManyEntries { .. } => "too_many_entries",
             DistError::InvalidPath { .. } => "invalid_path",
         }
     }
@@ -329,12 +344,14 @@ pub enum EntryKind {
 
 /// Accumulates the entries of a static folder (paths relative to it, as the walk finds them)
 /// and refuses at the first one past a limit; symlinks and special files are skipped and
-/// reported, never followed.
+/// reported, never followed. Every entry, folders too, counts against
+/// `ENTRIES_PER_FILE × max_files`.
 #[derive(Debug, Clone, Default)]
 pub struct DistWalk {
     limits: DistLimits,
     files: BTreeMap<String, u64>,
     bytes: u64,
+    entries: usize,
     skipped: Vec<SkippedFile>,
 }
 
@@ -346,12 +363,31 @@ impl DistWalk {
         }
     }
 
-    pub fn add(&mut self, path: &str, size: u64, kind: EntryKind) -> Result<(), DistError> {
+    /// Counts an entry and checks its path.
+    fn entry(&mut self, path: &str) -> Result<(), DistError> {
         paths::validate_path(path).map_err(|e| DistError::InvalidPath {
             path: path.to_string(),
             rule: e.rule(),
             message: e.to_string(),
         })?;
+        let limit = self.limits.max_files.saturating_mul(ENTRIES_PER_FILE);
+        self.entries += 1;
+        if self.entries > limit {
+            return Err(DistError::TooManyEntries {
+                limit,
+                found: self.entries,
+            });
+        }
+        Ok(())
+    }
+
+    /// A folder the walk enters.
+    pub fn dir(&mut self, path: &str) -> Result<(), DistError> {
+        self.entry(path)
+    }
+
+    pub fn add(&mut self, path: &str, size: u64, kind: EntryKind) -> Result<(), DistError> {
+        self.entry(path)?;
         let skip = |reason: &str, message: &str| SkippedFile {
             path: path.to_string(),
             reason: reason.into(),
@@ -397,10 +433,13 @@ impl DistWalk {
         Ok(())
     }
 
-    /// The files to publish (path → size, sorted) and what was skipped (sorted by path).
-    pub fn finish(mut self) -> (BTreeMap<String, u64>, Vec<SkippedFile>) {
+    /// The files to publish (path → size, sorted), what was skipped (sorted by path, at most
+    /// [`SKIPPED_LIST_LIMIT`]) and how many more were skipped.
+    pub fn finish(mut self) -> (BTreeMap<String, u64>, Vec<SkippedFile>, u64) {
         self.skipped.sort_by(|a, b| a.path.cmp(&b.path));
-        (self.files, self.skipped)
+        let more = self.skipped.len().saturating_sub(SKIPPED_LIST_LIMIT) as u64;
+        self.skipped.truncate(SKIPPED_LIST_LIMIT);
+        (self.files, self.skipped, more)
     }
 }
 
@@ -595,7 +634,8 @@ mod tests {
         w.add("passwd", 0, EntryKind::Symlink).unwrap();
         w.add("fifo", 0, EntryKind::Other).unwrap();
         w.add("assets/app.js", 10, EntryKind::File).unwrap();
-        let (files, skipped) = w.finish();
+        let (files, skipped, more) = w.finish();
+        assert_eq!(more, 0);
         assert_eq!(
             files.into_iter().collect::<Vec<_>>(),
             [
@@ -642,12 +682,24 @@ mod tests {
             .add(".git/config", 1, EntryKind::File)
             .unwrap_err();
         assert_eq!(e.code(), "invalid_path");
-        // Skipped entries count against no limit.
+        // Folders and skipped entries count as entries, twice the file limit at most.
         let mut w = DistWalk::new(small());
-        for i in 0..5 {
-            w.add(&format!("l{i}"), 0, EntryKind::Symlink).unwrap();
+        w.dir("d").unwrap();
+        for i in 0..3 {
+            w.add(&format!("d/l{i}"), 0, EntryKind::Symlink).unwrap();
         }
-        assert_eq!(w.finish().1.len(), 5);
+        let e = w.add("d/l3", 0, EntryKind::Symlink).unwrap_err();
+        assert_eq!(e, DistError::TooManyEntries { limit: 4, found: 5 });
+        assert!(e.to_string().contains("more than 4 entries"), "{e}");
+        let e = DistWalk::new(small()).dir(".git").unwrap_err();
+        assert_eq!(e.code(), "invalid_path");
+        // Only the first skipped entries are listed.
+        let mut w = DistWalk::new(DistLimits::default());
+        for i in 0..SKIPPED_LIST_LIMIT + 5 {
+            w.add(&format!("l{i:04}"), 0, EntryKind::Symlink).unwrap();
+        }
+        let (_, skipped, more) = w.finish();
+        assert_eq!((skipped.len(), more), (SKIPPED_LIST_LIMIT, 5));
     }
 
     #[test]

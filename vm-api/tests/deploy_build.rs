@@ -318,7 +318,8 @@ async fn the_static_folder_is_held_to_its_limits_and_symlinks_are_not_followed()
     let tmp = tempfile::tempdir().unwrap();
     let limits = DistLimits {
         max_files: 3,
-        ..DistLimits::default()
+        max_file_bytes: 1000,
+        max_total_bytes: 1500,
     };
     let st = state_with(&tmp, cfg, Some(limits));
 
@@ -338,6 +339,19 @@ async fn the_static_folder_is_held_to_its_limits_and_symlinks_are_not_followed()
     assert_eq!(e.code, "too_many_files", "{e:?}");
     assert!(e.message.contains("more than 3 files"), "{e:?}");
     assert_eq!(objects_in(&check, "b3").await, before);
+
+    let big = "mkdir -p dist && head -c 1001 /dev/zero > dist/big.bin";
+    let e = error(&build(&st, "b3", request("d-4", &m, big)).await);
+    assert_eq!(e.code, "file_too_large", "{e:?}");
+    assert!(
+        e.message.contains("big.bin is 1001 bytes") && e.message.contains("at most 1000"),
+        "{e:?}"
+    );
+    let heavy =
+        "mkdir -p dist && head -c 800 /dev/zero > dist/a && head -c 800 /dev/urandom > dist/b";
+    let e = error(&build(&st, "b3", request("d-5", &m, heavy)).await);
+    assert_eq!(e.code, "too_many_bytes", "{e:?}");
+    assert!(e.message.contains("1600 bytes; the limit is 1500"), "{e:?}");
 
     // A static folder reached through a symlink is not followed either.
     let linked = "mkdir -p real && echo a > real/a.html && ln -s real dist";
@@ -376,6 +390,15 @@ async fn bad_requests_are_refused_before_anything_runs() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST, "{r}");
+    // Unsigned: refused by the HMAC middleware like every route.
+    let unsigned = axum::http::Request::post("/projects/b4/deployments/build")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            request("d-1", &m, BUILD).to_string(),
+        ))
+        .unwrap();
+    let resp = vm_api::app(st.clone()).oneshot(unsigned).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
     assert!(builds_on_disk(&st, "b4").is_empty());
 }
 

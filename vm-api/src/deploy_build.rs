@@ -211,7 +211,6 @@ impl Job {
     async fn run(self) {
         match self.build().await {
             Ok(built) => {
-                self.prune().await;
                 tracing::info!(
                     project = %self.project,
                     deployment = %built.deployment,
@@ -220,6 +219,9 @@ impl Job {
                     "deployment built"
                 );
                 self.send(&BuildEvent::Built(built)).await;
+                // After the event, still holding the project's build slot; the stream ends
+                // when this is done.
+                self.prune().await;
             }
             Err(f) => {
                 tracing::warn!(
@@ -294,7 +296,7 @@ impl Job {
                 last_access: now_ts(),
                 last_modification: now_ts(),
             },
-            rfs::AtFlags::empty(),
+            rfs::AtFlags::SYMLINK_NOFOLLOW,
         );
         Ok(Built {
             deployment: self.req.deployment.clone(),

@@ -49,6 +49,17 @@ impl ObjectSource for AzureObjects {
         sha256: &'a str,
         bytes: Vec<u8>,
     ) -> BoxFuture<'a, Result<(), FetchError>> {
+        Box::pin(async move { self.put_new(project, sha256, bytes).await.map(|_| ()) })
+    }
+
+    /// The create-only PUT; `false` when the object was there already (a retried PUT whose
+    /// first attempt had succeeded also counts as "there already").
+    fn put_new<'a>(
+        &'a self,
+        project: &'a str,
+        sha256: &'a str,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<bool, FetchError>> {
         Box::pin(async move {
             let name = object_name(project, sha256);
             match self
@@ -61,7 +72,8 @@ impl ObjectSource for AzureObjects {
                 )
                 .await
             {
-                Ok(_) | Err(BlobError::Precondition(_)) => Ok(()),
+                Ok(_) => Ok(true),
+                Err(BlobError::Precondition(_)) => Ok(false),
                 Err(e) => Err(FetchError::Transport(format!("PUT {name}: {e}"))),
             }
         })

@@ -525,7 +525,7 @@ async fn reread(dir: PathBuf, path: String, sha: String) -> Result<Vec<u8>, Stri
     .map_err(|e| e.to_string())?
 }
 
-fn no_storage() -> ApiError {
+pub(crate) fn no_storage() -> ApiError {
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
         "no_blob_storage",

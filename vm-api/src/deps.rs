@@ -43,7 +43,7 @@ const MAX_INPUTS: usize = 16;
 const MAX_OUTPUTS: usize = 8;
 const MAX_INPUT_BYTES: usize = 4 << 20;
 /// A quiet install says it is still running this often.
-const HEARTBEAT: Duration = Duration::from_secs(10);
+pub(crate) const HEARTBEAT: Duration = Duration::from_secs(10);
 
 /// Each input's path and bytes (`None`: missing).
 pub type Inputs = Vec<(String, Option<Vec<u8>>)>;
@@ -619,7 +619,13 @@ pub async fn run(st: Arc<AppState>, job: CachedExec, tx: mpsc::Sender<Bytes>) {
     let _ = tx.send(exit_event(&outcome, started)).await;
 }
 
-async fn run_inner(st: &Arc<AppState>, job: &CachedExec, tx: &mpsc::Sender<Bytes>) -> Outcome {
+/// The cache's policy for one job (see the module documentation), streaming its output into
+/// `tx` without the exit event; how the command ended.
+pub(crate) async fn run_inner(
+    st: &Arc<AppState>,
+    job: &CachedExec,
+    tx: &mpsc::Sender<Bytes>,
+) -> Outcome {
     let cache = &st.deps;
     let inputs = match read_inputs(&job.project_dir, &job.spec.inputs) {
         Ok(i) => i,

@@ -42,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         output_cap_bytes: cfg.output_cap_bytes,
         exec_concurrency: cfg.exec_concurrency.max(1),
         search: Default::default(),
+        deploy: Default::default(),
     };
     state.pty.limits = cfg.pty_limits();
     state.admission = vm_api::admission::Admission::new(cfg.caps());

@@ -35,6 +35,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/projects/{id}/processes/{name}/ready",
             get(crate::procs::ready_route),
         )
+        .route(
+            "/projects/{id}/deployments/build",
+            post(crate::deploy_build::build_route),
+        )
         .route("/projects/{id}/search", post(crate::search::search_route))
         .route(
             "/projects/{id}/preview-check",

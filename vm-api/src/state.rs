@@ -19,6 +19,8 @@ pub struct Limits {
     pub exec_concurrency: usize,
     /// What one `/search` may cost.
     pub search: crate::search::SearchLimits,
+    /// What a deployment's static folder may hold (see `deploy_build`).
+    pub deploy: open_replit_core::deploy::build::DistLimits,
 }
 
 impl Default for Limits {
@@ -27,6 +29,7 @@ impl Default for Limits {
             output_cap_bytes: 1024 * 1024,
             exec_concurrency: 4,
             search: Default::default(),
+            deploy: Default::default(),
         }
     }
 }
@@ -61,6 +64,8 @@ pub struct AppState {
     pub admission: crate::admission::Admission,
     /// When each project was last used, for the idle reaper (see `reaper`).
     pub activity: crate::reaper::Activity,
+    /// Projects building a deployment now (see `deploy_build`).
+    pub deploy_builds: crate::deploy_build::Builds,
     exec_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     sync_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -75,6 +80,7 @@ impl AppState {
             pty: Default::default(),
             admission: Default::default(),
             activity: Default::default(),
+            deploy_builds: Default::default(),
             data_dir,
             sandbox,
             limits: Limits::default(),

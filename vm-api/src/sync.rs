@@ -82,6 +82,17 @@ pub trait ObjectSource: Send + Sync {
             )))
         })
     }
+
+    /// Like [`ObjectSource::put`], and says whether this call created the object (`false`:
+    /// it was there already), for a deployment's `uploaded` count.
+    fn put_new<'a>(
+        &'a self,
+        project: &'a str,
+        sha256: &'a str,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<bool, FetchError>> {
+        Box::pin(async move { self.put(project, sha256, bytes).await.map(|()| true) })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -7,6 +7,7 @@ pub mod agent;
 pub mod api;
 pub mod auth;
 pub mod azure;
+pub mod deploy;
 pub mod health;
 pub mod ids;
 pub mod llm;

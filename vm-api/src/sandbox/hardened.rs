@@ -8,7 +8,7 @@ use super::cgroup::{CgroupLimits, Cgroups};
 use super::identity::{self, UidMap};
 use super::netns::{Networks, Tools, SLIRP_DNS};
 use super::{bwrap_args, Bwrap, CommandSpec, Layout, Sandbox, SandboxError};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -61,21 +61,22 @@ impl Default for HardenedConfig {
 
 struct Shared {
     cgroups: Cgroups,
-    /// Projects that ran something: their working copy and home, for the disk watcher.
-    dirs: Mutex<HashMap<String, (PathBuf, PathBuf)>>,
+    /// Projects that ran something: every directory their commands were given (working copy,
+    /// home, deployment build directories), for the disk check; removed ones are dropped.
+    dirs: Mutex<HashMap<String, BTreeSet<PathBuf>>>,
     quota_bytes: u64,
     stop: AtomicBool,
 }
 
 impl Shared {
     fn usage(&self, project: &str) -> Option<u64> {
-        let (p, h) = self
-            .dirs
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(project)
-            .cloned()?;
-        Some(identity::disk_usage(&p) + identity::disk_usage(&h))
+        let dirs: Vec<PathBuf> = {
+            let mut m = self.dirs.lock().unwrap_or_else(|e| e.into_inner());
+            let set = m.get_mut(project)?;
+            set.retain(|d| d.exists());
+            set.iter().cloned().collect()
+        };
+        Some(dirs.iter().map(|d| identity::disk_usage(d)).sum())
     }
 }
 
@@ -273,10 +274,9 @@ impl Hardened {
             .dirs
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                project.to_string(),
-                (spec.project_dir.to_path_buf(), spec.home_dir.to_path_buf()),
-            );
+            .entry(project.to_string())
+            .or_default()
+            .extend([spec.project_dir.to_path_buf(), spec.home_dir.to_path_buf()]);
         if self.cfg.disk_quota_mb > 0 {
             let used = self.shared.usage(project).unwrap_or(0);
             if used > self.shared.quota_bytes {

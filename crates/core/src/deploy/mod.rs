@@ -1,0 +1,7 @@
+//! Publishing (issue 16): the wire types and pure rules of deployments between the Worker and
+//! the VM API. `build.rs`: building a checkpoint into static files and a backend (request,
+//! progress events, limits, the static manifest). `service.rs`: the backend of a deployment as a
+//! supervised production service (start, health gate, activation, restart policy, status).
+
+pub mod build;
+pub mod service;

@@ -7,6 +7,7 @@ pub mod azure_blob;
 pub mod browser;
 pub mod changes;
 pub mod config;
+pub mod deploy_service;
 pub mod deps;
 pub mod error;
 pub mod exec;

@@ -1,7 +1,9 @@
 //! The idle reaper: a project nobody has used for `--project-idle-secs` (no signed request for
 //! it, no preview traffic, no open preview socket or terminal, no running command) loses its
 //! dev servers and its network namespace. The working copy and home stay; the next preview
-//! start brings the servers (and, with the first command, the namespace) back.
+//! start brings the servers (and, with the first command, the namespace) back. Deployments'
+//! backends are not dev servers and are never stopped here; a project running one keeps its
+//! network namespace.
 
 use crate::state::AppState;
 use axum::extract::{Path as UrlPath, State};
@@ -127,9 +129,11 @@ pub async fn sweep(st: &Arc<AppState>, idle: Duration) -> Vec<String> {
             m.stop().await;
         }
         // Used again while the servers stopped (a preview start, a command): keep its network.
+        // A published deployment lives in that network: it is never torn down under it.
         let reused = st.activity.idle_for(&project).is_some()
             || st.exec_running(&project)
-            || st.pty.count(Some(&project)) > 0;
+            || st.pty.count(Some(&project)) > 0
+            || st.deployments.runs(&project);
         if !reused {
             let sb = st.sandbox.clone();
             let p = project.clone();

@@ -1,5 +1,5 @@
 //! The state every handler shares (`AppState`: secret, data directory, sandbox, the process,
-//! browser-report and dependency-cache managers, admission caps, activity for the reaper,
+//! browser-report, dependency-cache and deployment managers, admission caps, activity for the reaper,
 //! per-project locks) and its `Limits`.
 
 use crate::error::ApiError;
@@ -61,6 +61,8 @@ pub struct AppState {
     pub admission: crate::admission::Admission,
     /// When each project was last used, for the idle reaper (see `reaper`).
     pub activity: crate::reaper::Activity,
+    /// Deployments' live backends and candidates (see `deploy_service`).
+    pub deployments: crate::deploy_service::Deployments,
     exec_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     sync_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -75,6 +77,7 @@ impl AppState {
             pty: Default::default(),
             admission: Default::default(),
             activity: Default::default(),
+            deployments: Default::default(),
             data_dir,
             sandbox,
             limits: Limits::default(),
@@ -158,6 +161,7 @@ impl AppState {
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
         self.processes.stop_all().await;
+        self.deployments.stop_all().await;
         self.pty.stop_all().await;
         self.sandbox.shutdown();
     }

@@ -1,0 +1,427 @@
+//! A deployment's backend as a production service, with real bwrap and a tiny Python backend:
+//! start behind a health gate, activate, the `/live/` proxy, data that outlives deployments,
+//! a candidate that crashes never going live, restarts after a kill, restore after the VM API
+//! restarts, unpublish, and the bad-input and unsigned refusals.
+
+mod common;
+use axum::http::StatusCode;
+use common::*;
+use serde_json::{json, Value};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A small `http.server` backend: `/api/health`, and `/api/items` kept in a JSON file beside
+/// `DATABASE_PATH`. `argv[1]` is its version (`crash` exits at once); `argv[2]` a tag that
+/// finds its process.
+const SERVER_PY: &str = r#"
+import http.server, json, os, sys
+version = sys.argv[1]
+if version == "crash":
+    print("boom: the backend cannot start", flush=True)
+    sys.exit(3)
+store = os.path.join(os.path.dirname(os.environ["DATABASE_PATH"]), "items.json")
+
+def load():
+    try:
+        with open(store) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        return []
+
+class H(http.server.BaseHTTPRequestHandler):
+    def reply(self, code, obj):
+        body = json.dumps(obj).encode()
+        self.send_response(code)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def do_GET(self):
+        if self.path == "/api/health":
+            return self.reply(200, {"ok": True})
+        if self.path.startswith("/api/items"):
+            return self.reply(200, {"items": load(), "version": version, "path": self.path,
+                                    "headers": {k.lower(): v for k, v in self.headers.items()}})
+        self.reply(404, {"error": "not found"})
+    def do_POST(self):
+        n = int(self.headers.get("content-length", 0))
+        items = load() + [json.loads(self.rfile.read(n))]
+        with open(store + ".tmp", "w") as f:
+            json.dump(items, f)
+        os.replace(store + ".tmp", store)
+        self.reply(201, {"items": items})
+    def log_message(self, fmt, *args):
+        print("request", self.path, flush=True)
+
+print("listening on", os.environ["PORT"], flush=True)
+http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+"#;
+
+/// Writes a built deployment (as the build side leaves it) under the data dir.
+fn make_deployment(data_dir: &Path, project: &str, deployment: &str) {
+    let dir = data_dir
+        .join("deploy")
+        .join(project)
+        .join(deployment)
+        .join("backend");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("server.py"), SERVER_PY).unwrap();
+}
+
+fn start_body(version: &str, tag: &str) -> Value {
+    json!({"backend_dir": "backend", "command": format!("exec python3 -u server.py {version} {tag}"),
+           "port_env": "PORT", "health_path": "/api/health", "health_timeout_s": 30})
+}
+
+/// A tag unique to this test run, so the process scan finds only our backends.
+fn tag(name: &str) -> String {
+    format!("tag-{name}-{}", std::process::id())
+}
+
+/// Host pids of the python processes whose command line carries `tag`.
+fn python_pids(tag: &str) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmd
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if args.first().is_some_and(|a| a.contains("python")) && args.iter().any(|a| a == tag) {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+async fn items(st: &Arc<vm_api::AppState>) -> (StatusCode, Value) {
+    call_json(st, "GET", "/projects/p1/live/api/items?q=1", Value::Null).await
+}
+
+#[tokio::test]
+async fn publish_switch_refuse_a_crashing_candidate_and_recover_from_a_kill() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = Arc::new(state(&tmp));
+    let data = tmp.path();
+
+    // Nothing live: the proxy answers 503 with a JSON error, the status 404.
+    let (s, v) = items(&st).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "no_live_deployment");
+    let (s, _) = call_json(&st, "GET", "/projects/p1/deployments/live", Value::Null).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    // Not built: nothing to start.
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-one/start",
+        start_body("one", "x"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert_eq!(v["error"]["code"], "no_such_deployment");
+
+    make_deployment(data, "p1", "d-one");
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-one/start",
+        start_body("one", &tag("one")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["healthy"], true, "{v}");
+    assert_eq!(v["status"], "running");
+    // Started is not live.
+    let (s, v) = items(&st).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-one/activate",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["live"]["deployment"], "d-one");
+    assert_eq!(v["live"]["status"], "running");
+    assert!(v.get("previous").is_none(), "{v}");
+    let root = data.join("deploy/p1");
+    assert_eq!(
+        std::fs::read_to_string(root.join("keep")).unwrap(),
+        "d-one\n"
+    );
+    let rec: Value =
+        serde_json::from_slice(&std::fs::read(root.join("live.json")).unwrap()).unwrap();
+    assert_eq!(rec["deployment"], "d-one");
+    assert_eq!(rec["spec"]["health_path"], "/api/health");
+
+    // Through the proxy: a POST with a body, then a GET with a query.
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/live/api/items",
+        json!({"name": "first"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, v) = items(&st).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["version"], "one");
+    assert_eq!(v["items"], json!([{"name": "first"}]));
+    assert_eq!(
+        v["path"], "/api/items?q=1",
+        "the signature's nonce is not forwarded"
+    );
+    let headers = v["headers"].as_object().unwrap();
+    assert!(
+        headers.keys().all(|k| !k.starts_with("x-or-")),
+        "signing headers reached the backend: {headers:?}"
+    );
+    assert!(data.join("deploy-data/p1/items.json").is_file());
+    // The status never shows the port.
+    let (s, v) = call_json(&st, "GET", "/projects/p1/deployments/live", Value::Null).await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["deployment"], "d-one");
+    assert!(v.get("port").is_none(), "{v}");
+
+    // A second deployment: the data is still there, the first backend is stopped.
+    make_deployment(data, "p1", "d-two");
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-two/start",
+        start_body("two", &tag("two")),
+    )
+    .await;
+    assert_eq!((s, &v["healthy"]), (StatusCode::OK, &json!(true)), "{v}");
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-two/activate",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["previous"], "d-one");
+    let (s, v) = items(&st).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["version"], "two");
+    assert_eq!(v["items"], json!([{"name": "first"}]));
+    assert!(
+        python_pids(&tag("one")).is_empty(),
+        "the first backend still runs"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("keep")).unwrap(),
+        "d-two\n"
+    );
+
+    // A candidate that crashes at start is reported, stopped, and can never go live.
+    make_deployment(data, "p1", "d-bad");
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-bad/start",
+        start_body("crash", &tag("bad")),
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["healthy"], false, "{v}");
+    assert_eq!(v["status"], "exited");
+    assert!(v["error"].as_str().unwrap().contains("exited"), "{v}");
+    assert!(
+        v["last_lines"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|l| l.as_str().unwrap().contains("boom")),
+        "{v}"
+    );
+    let (s, v) = call_json(
+        &st,
+        "GET",
+        "/projects/p1/deployments/d-bad/logs?tail=5",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(v["lines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|l| l["line"].as_str().unwrap().contains("boom")));
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-bad/activate",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "deployment_not_healthy");
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-nope/activate",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert_eq!(v["error"]["code"], "deployment_not_started");
+    let (s, v) = items(&st).await;
+    assert_eq!((s, &v["version"]), (StatusCode::OK, &json!("two")), "{v}");
+    assert_eq!(
+        std::fs::read_to_string(root.join("keep")).unwrap(),
+        "d-two\n"
+    );
+
+    // Killed from outside: the supervisor brings it back, with the same data.
+    let pids = python_pids(&tag("two"));
+    assert_eq!(pids.len(), 1, "{pids:?}");
+    let pid = rustix::process::Pid::from_raw(pids[0]).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    let mut recovered = None;
+    for _ in 0..300 {
+        let (_, status) = call_json(&st, "GET", "/projects/p1/deployments/live", Value::Null).await;
+        if status["restarts"].as_u64() >= Some(1) && status["status"] == "running" {
+            let (s, v) = items(&st).await;
+            if s == StatusCode::OK {
+                recovered = Some(v);
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v = recovered.expect("the killed backend came back");
+    assert_eq!(v["items"], json!([{"name": "first"}]));
+    let new_pids = python_pids(&tag("two"));
+    assert_eq!(new_pids.len(), 1);
+    assert_ne!(new_pids, pids);
+    let (_, logs) = call_json(
+        &st,
+        "GET",
+        "/projects/p1/deployments/d-two/logs?tail=200",
+        Value::Null,
+    )
+    .await;
+    assert!(
+        // bwrap reports its child's SIGKILL as exit code 128 + 9.
+        logs["lines"].as_array().unwrap().iter().any(|l| {
+            let line = l["line"].as_str().unwrap();
+            line == "[process exited with code 137]" || line == "[process killed by signal 9]"
+        }),
+        "{logs}"
+    );
+
+    // Unpublish: nothing live, the backend stopped, the data kept.
+    let (s, v) = call_json(&st, "DELETE", "/projects/p1/deployments/live", Value::Null).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["stopped"], "d-two");
+    let (s, v) = items(&st).await;
+    assert_eq!(s, StatusCode::SERVICE_UNAVAILABLE, "{v}");
+    assert_eq!(v["error"]["code"], "no_live_deployment");
+    assert!(python_pids(&tag("two")).is_empty());
+    assert!(!root.join("live.json").exists());
+    assert!(data.join("deploy-data/p1/items.json").is_file());
+    let (s, _) = call_json(&st, "DELETE", "/projects/p1/deployments/live", Value::Null).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    st.shutdown().await;
+}
+
+#[tokio::test]
+async fn bad_ids_and_paths_are_400_and_unsigned_requests_401() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = Arc::new(state(&tmp));
+    make_deployment(tmp.path(), "p1", "d-one");
+    for (path, code) in [
+        (
+            "/projects/p1/deployments/D-ONE/start",
+            "invalid_deployment_id",
+        ),
+        (
+            "/projects/p1/deployments/one/start",
+            "invalid_deployment_id",
+        ),
+        ("/projects/p1/deployments/d-/start", "invalid_deployment_id"),
+        (
+            "/projects/p1/deployments/%2e%2e/start",
+            "invalid_deployment_id",
+        ),
+        (
+            "/projects/p1/deployments/d-a_b/start",
+            "invalid_deployment_id",
+        ),
+        (
+            "/projects/P_1/deployments/d-one/start",
+            "invalid_project_id",
+        ),
+    ] {
+        let (s, v) = call_json(&st, "POST", path, start_body("one", "x")).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{path}: {v}");
+        assert_eq!(v["error"]["code"], code, "{path}");
+    }
+    for dir in ["../d-one", "backend/../../x", "/etc"] {
+        let mut body = start_body("one", "x");
+        body["backend_dir"] = json!(dir);
+        let (s, v) = call_json(&st, "POST", "/projects/p1/deployments/d-one/start", body).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{dir}: {v}");
+        assert_eq!(v["error"]["code"], "invalid_backend_dir");
+    }
+    let mut body = start_body("one", "x");
+    body["backend_dir"] = json!("missing");
+    let (s, v) = call_json(&st, "POST", "/projects/p1/deployments/d-one/start", body).await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_backend_dir"))
+    );
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-one/start",
+        json!({"command": "x", "port": 1}),
+    )
+    .await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (StatusCode::BAD_REQUEST, &json!("invalid_json"))
+    );
+    let (s, _) = call_json(
+        &st,
+        "GET",
+        "/projects/p1/deployments/d-x_y/logs",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    use tower::ServiceExt;
+    for (method, path) in [
+        ("POST", "/projects/p1/deployments/d-one/start"),
+        ("POST", "/projects/p1/deployments/d-one/activate"),
+        ("GET", "/projects/p1/deployments/live"),
+        ("DELETE", "/projects/p1/deployments/live"),
+        ("GET", "/projects/p1/deployments/d-one/logs"),
+        ("GET", "/projects/p1/live/api/items"),
+        ("POST", "/projects/p1/live"),
+    ] {
+        let req = axum::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(axum::body::Body::from(start_body("one", "x").to_string()))
+            .unwrap();
+        let resp = vm_api::app(st.clone()).oneshot(req).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::UNAUTHORIZED, "{method} {path}");
+    }
+    assert!(
+        !tmp.path().join("deploy-data").exists(),
+        "no refused request created anything"
+    );
+}

@@ -425,3 +425,161 @@ async fn bad_ids_and_paths_are_400_and_unsigned_requests_401() {
         "no refused request created anything"
     );
 }
+
+/// The real binary, stopped with SIGTERM (or killed when a test fails).
+struct Service {
+    child: Option<std::process::Child>,
+    addr: String,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Service {
+    /// Starts `vm-api` (the default, hardened sandbox) on free loopback ports over `data`.
+    fn start(data: &Path) -> Service {
+        use std::io::{BufRead, BufReader};
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vm-api"))
+            .args(["--host", "127.0.0.1", "--port", "0", "--preview-port", "0"])
+            .arg("--data-dir")
+            .arg(data)
+            .env("VM_API_SECRET", std::str::from_utf8(SECRET).unwrap())
+            .env("RUST_LOG", "vm_api=info")
+            .env("NO_COLOR", "1")
+            .env_remove("AZURE_STORAGE_CONNECTION_STRING")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = loop {
+            let line = lines.next().expect("service printed its address").unwrap();
+            if let Some(rest) = line.split("addr=").nth(1) {
+                break rest.split_whitespace().next().unwrap().to_string();
+            }
+        };
+        std::thread::spawn(move || for _ in lines {});
+        Service {
+            child: Some(child),
+            addr,
+        }
+    }
+
+    async fn call(&self, method: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let path = vm_api::auth::with_nonce(path);
+        let bytes = if body.is_null() {
+            Vec::new()
+        } else {
+            body.to_string().into_bytes()
+        };
+        let mut rb = reqwest::Client::new()
+            .request(
+                method.parse().unwrap(),
+                format!("http://{}{path}", self.addr),
+            )
+            .body(bytes.clone());
+        for (k, v) in vm_api::signed_headers(SECRET, method, &path, &bytes) {
+            rb = rb.header(k, v);
+        }
+        let resp = rb.send().await.unwrap();
+        let status = StatusCode::from_u16(resp.status().as_u16()).unwrap();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v)
+    }
+
+    /// SIGTERM, then waits for the exit.
+    async fn stop(mut self) {
+        let mut child = self.child.take().unwrap();
+        let pid = rustix::process::Pid::from_raw(child.id() as i32).unwrap();
+        rustix::process::kill_process(pid, rustix::process::Signal::TERM).unwrap();
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+#[tokio::test]
+async fn the_live_backend_and_its_data_survive_a_restart_of_the_vm_api() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().canonicalize().unwrap();
+    make_deployment(&data, "p1", "d-one");
+    let t = tag("restart");
+
+    let svc = Service::start(&data);
+    let (s, v) = svc
+        .call(
+            "POST",
+            "/projects/p1/deployments/d-one/start",
+            start_body("one", &t),
+        )
+        .await;
+    assert_eq!((s, &v["healthy"]), (StatusCode::OK, &json!(true)), "{v}");
+    let (s, v) = svc
+        .call(
+            "POST",
+            "/projects/p1/deployments/d-one/activate",
+            Value::Null,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = svc
+        .call(
+            "POST",
+            "/projects/p1/live/api/items",
+            json!({"name": "kept"}),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // The hardened sandbox runs the backend as the project's own uid: it owns the data it wrote.
+    use std::os::unix::fs::MetadataExt;
+    let owner = std::fs::metadata(data.join("deploy-data/p1/items.json"))
+        .unwrap()
+        .uid();
+    assert!(owner >= 1_000_000_000, "items.json is owned by uid {owner}");
+    // Unsigned through the real socket: refused by the middleware.
+    let unsigned = reqwest::get(format!("http://{}/projects/p1/live/api/items", svc.addr))
+        .await
+        .unwrap();
+    assert_eq!(unsigned.status(), 401);
+
+    // Shutdown stops the backend's process group with the service.
+    svc.stop().await;
+    assert!(
+        python_pids(&t).is_empty(),
+        "the backend outlived the VM API"
+    );
+
+    // The next start brings the live deployment back by itself, with its data.
+    let svc = Service::start(&data);
+    let mut back = None;
+    for _ in 0..600 {
+        let (s, v) = svc
+            .call("GET", "/projects/p1/live/api/items", Value::Null)
+            .await;
+        if s == StatusCode::OK {
+            back = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v = back.expect("the live deployment came back after the restart");
+    assert_eq!(v["items"], json!([{"name": "kept"}]));
+    assert_eq!(v["version"], "one");
+    let (s, v) = svc
+        .call("GET", "/projects/p1/deployments/live", Value::Null)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(v["deployment"], "d-one");
+    assert_eq!(v["status"], "running");
+    svc.stop().await;
+    assert!(python_pids(&t).is_empty());
+}

@@ -16,6 +16,13 @@ use std::time::{Duration, Instant};
 /// `GET /projects/{id}/host-status`: reading it does not count as using the project.
 pub const STATUS_SUFFIX: &str = "/host-status";
 
+/// Whether a signed request for `/projects/{id}{rest}` counts as using the project: reading
+/// the host status is how one watches the reaper, and visitors of the published app
+/// (`/live/…`) are not working on the project, so neither does.
+pub fn counts_as_use(rest: &str) -> bool {
+    rest != STATUS_SUFFIX && rest != "/live" && !rest.starts_with("/live/")
+}
+
 #[derive(Default)]
 struct Entry {
     last: Option<Instant>,
@@ -175,6 +182,16 @@ pub async fn status_route(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_reads_and_live_traffic_are_not_use() {
+        assert!(!counts_as_use("/host-status"));
+        assert!(!counts_as_use("/live"));
+        assert!(!counts_as_use("/live/api/items"));
+        assert!(counts_as_use("/livestock"));
+        assert!(counts_as_use("/exec"));
+        assert!(counts_as_use("/deployments/d-1/start"));
+    }
 
     #[test]
     fn idle_projects_are_found_and_holds_keep_them() {

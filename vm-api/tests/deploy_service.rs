@@ -447,6 +447,8 @@ impl Service {
         use std::io::{BufRead, BufReader};
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_vm-api"))
             .args(["--host", "127.0.0.1", "--port", "0", "--preview-port", "0"])
+            // The reaper sweeps every second: it must leave the live backend alone.
+            .args(["--project-idle-secs", "1"])
             .arg("--data-dir")
             .arg(data)
             .env("VM_API_SECRET", std::str::from_utf8(SECRET).unwrap())
@@ -539,6 +541,27 @@ async fn the_live_backend_and_its_data_survive_a_restart_of_the_vm_api() {
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{v}");
+    // The idle reaper takes the project (its activity is forgotten; the published app's
+    // traffic is not use) and leaves the backend and the network namespace it lives in.
+    let mut reaped = false;
+    for _ in 0..300 {
+        let (s, v) = svc
+            .call("GET", "/projects/p1/host-status", Value::Null)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        if v.get("idle_ms").is_none_or(|i| i.is_null()) {
+            assert_eq!(v["network"], true, "{v}");
+            reaped = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reaped, "the reaper never took the idle project");
+    let (s, v) = svc
+        .call("GET", "/projects/p1/live/api/items", Value::Null)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["items"], json!([{"name": "kept"}]));
     // The hardened sandbox runs the backend as the project's own uid: it owns the data it wrote.
     use std::os::unix::fs::MetadataExt;
     let owner = std::fs::metadata(data.join("deploy-data/p1/items.json"))

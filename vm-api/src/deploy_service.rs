@@ -30,6 +30,8 @@ use std::time::{Duration, Instant};
 pub const LIVE_FILE: &str = "live.json";
 /// Deployments the build side must not delete, one per line, beside `live.json`.
 pub const KEEP_FILE: &str = "keep";
+/// Candidates (started, not live) kept per project; stopped ones make room for new ones.
+const MAX_CANDIDATES: usize = 8;
 /// One health probe's limit.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -120,10 +122,19 @@ impl Backend {
                 "the deployment was stopped",
             ));
         }
-        let result = st
-            .admission
-            .dev_server()
-            .and_then(|slot| self.m.launch(st.sandbox.as_ref(), slot));
+        // Checked here, not only at `start`: a restored or restarted backend whose build was
+        // deleted is reported as such (the sandbox would create an empty directory instead).
+        let dir = &self.m.spec().project_dir;
+        let result = if dir.is_dir() {
+            st.admission
+                .dev_server()
+                .and_then(|slot| self.m.launch(st.sandbox.as_ref(), slot))
+        } else {
+            Err(ApiError::not_found(
+                "no_such_deployment",
+                format!("the deployment's directory {} is missing", dir.display()),
+            ))
+        };
         match &result {
             Ok(()) => {
                 ctl.phase = ServiceStatus::Running;
@@ -358,6 +369,19 @@ pub async fn start_route(
                 format!("deployment {deployment} is live already"),
             ));
         }
+        if p.candidates.len() >= MAX_CANDIDATES && !p.candidates.contains_key(&deployment) {
+            // Stopped candidates are only kept for their logs.
+            p.candidates.retain(|_, c| !c.is_retired());
+            if p.candidates.len() >= MAX_CANDIDATES {
+                return Err(ApiError::conflict(
+                    "too_many_candidates",
+                    format!(
+                        "the project already runs {MAX_CANDIDATES} started deployments that are \
+                         not live; activate or stop one"
+                    ),
+                ));
+            }
+        }
         p.candidates.insert(deployment.clone(), b.clone())
     };
     if let Some(old) = replaced {
@@ -459,6 +483,48 @@ pub async fn activate_route(
     }))
 }
 
+/// `POST /projects/{id}/deployments/{deployment}/stop`: stops a started candidate that is not
+/// live (its logs stay readable until it makes room for another).
+pub async fn stop_route(
+    State(st): State<Arc<AppState>>,
+    UrlPath((id, deployment)): UrlPath<(String, String)>,
+) -> Result<Json<LogsReply>, ApiError> {
+    check_ids(&id, &deployment)?;
+    let b = {
+        let g = lock(&st.deployments.projects);
+        let p = g.get(&id);
+        if p.and_then(|p| p.live.as_ref())
+            .is_some_and(|l| l.deployment == deployment)
+        {
+            return Err(ApiError::conflict(
+                "deployment_live",
+                format!("deployment {deployment} is live; unpublish it instead"),
+            ));
+        }
+        p.and_then(|p| p.candidates.get(&deployment).cloned())
+            .ok_or_else(|| not_started(&deployment))?
+    };
+    b.retire().await;
+    Ok(Json(logs_reply(&b, LAST_LINES_ON_EXIT)))
+}
+
+fn not_started(deployment: &str) -> ApiError {
+    ApiError::not_found(
+        "no_such_deployment",
+        format!("deployment {deployment} was not started on this host"),
+    )
+}
+
+fn logs_reply(b: &Backend, tail: usize) -> LogsReply {
+    let info = b.m.info();
+    LogsReply {
+        name: b.deployment.clone(),
+        status: info.status,
+        exit_code: info.exit_code,
+        lines: b.m.tail(tail),
+    }
+}
+
 fn not_live(id: &str) -> ApiError {
     ApiError::not_found(
         "no_live_deployment",
@@ -512,20 +578,12 @@ pub async fn logs_route(
     Query(q): Query<LogsQuery>,
 ) -> Result<Json<LogsReply>, ApiError> {
     check_ids(&id, &deployment)?;
-    let b = st.deployments.find(&id, &deployment).ok_or_else(|| {
-        ApiError::not_found(
-            "no_such_deployment",
-            format!("deployment {deployment} was not started on this host"),
-        )
-    })?;
+    let b = st
+        .deployments
+        .find(&id, &deployment)
+        .ok_or_else(|| not_started(&deployment))?;
     let tail = q.tail.unwrap_or(100).min(LOG_RING_LINES as u64) as usize;
-    let info = b.m.info();
-    Ok(Json(LogsReply {
-        name: deployment,
-        status: info.status,
-        exit_code: info.exit_code,
-        lines: b.m.tail(tail),
-    }))
+    Ok(Json(logs_reply(&b, tail)))
 }
 
 fn unavailable(code: &'static str, message: String) -> ApiError {

@@ -107,6 +107,10 @@ impl Managed {
         })
     }
 
+    pub(crate) fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
     /// The current (or last) run.
     pub(crate) fn generation(&self) -> u64 {
         lock(&self.st).generation

@@ -62,6 +62,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             post(crate::deploy_service::activate_route),
         )
         .route(
+            "/projects/{id}/deployments/{deployment}/stop",
+            post(crate::deploy_service::stop_route),
+        )
+        .route(
             "/projects/{id}/deployments/{deployment}/logs",
             get(crate::deploy_service::logs_route),
         )

@@ -406,6 +406,7 @@ async fn bad_ids_and_paths_are_400_and_unsigned_requests_401() {
     for (method, path) in [
         ("POST", "/projects/p1/deployments/d-one/start"),
         ("POST", "/projects/p1/deployments/d-one/activate"),
+        ("POST", "/projects/p1/deployments/d-one/stop"),
         ("GET", "/projects/p1/deployments/live"),
         ("DELETE", "/projects/p1/deployments/live"),
         ("GET", "/projects/p1/deployments/d-one/logs"),
@@ -605,4 +606,107 @@ async fn the_live_backend_and_its_data_survive_a_restart_of_the_vm_api() {
     assert_eq!(v["status"], "running");
     svc.stop().await;
     assert!(python_pids(&t).is_empty());
+}
+
+#[tokio::test]
+async fn restore_starts_recorded_backends_and_reports_what_cannot_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path();
+    let t = tag("restore");
+    make_deployment(data, "p1", "d-one");
+    let record = |deployment: &str, body: Value| {
+        json!({"deployment": deployment, "spec": body, "activated_at": 1}).to_string()
+    };
+    for (project, text) in [
+        ("p1", record("d-one", start_body("one", &t))),
+        // Its build was deleted: reported, never fatal.
+        ("p2", record("d-gone", start_body("one", "x"))),
+        ("p3", "{not json".to_string()),
+    ] {
+        let root = data.join("deploy").join(project);
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::write(root.join("live.json"), text).unwrap();
+    }
+    let st = Arc::new(state(&tmp));
+    vm_api::deploy_service::restore(st.clone());
+
+    let mut back = false;
+    for _ in 0..300 {
+        if items(&st).await.0 == StatusCode::OK {
+            back = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(back, "p1's live deployment was not restored");
+    let mut crashed = None;
+    for _ in 0..300 {
+        let (s, v) = call_json(&st, "GET", "/projects/p2/deployments/live", Value::Null).await;
+        if s == StatusCode::OK && v["status"] == "crashed" {
+            crashed = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v = crashed.expect("the missing deployment shows as crashed");
+    assert!(v["error"].as_str().unwrap().contains("missing"), "{v}");
+    assert!(
+        !data.join("deploy/p2/d-gone").exists(),
+        "nothing made it up"
+    );
+    let (s, _) = call_json(&st, "GET", "/projects/p3/deployments/live", Value::Null).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // A started candidate that is not live can be stopped (the live one cannot be, that way).
+    make_deployment(data, "p1", "d-two");
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-two/start",
+        start_body("two", &tag("cand")),
+    )
+    .await;
+    assert_eq!((s, &v["healthy"]), (StatusCode::OK, &json!(true)), "{v}");
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-two/stop",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (s, &v["status"]),
+        (StatusCode::OK, &json!("stopped")),
+        "{v}"
+    );
+    assert!(python_pids(&tag("cand")).is_empty());
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-two/activate",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("deployment_not_healthy"))
+    );
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-one/stop",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("deployment_live"))
+    );
+    let (s, v) = items(&st).await;
+    assert_eq!((s, &v["version"]), (StatusCode::OK, &json!("one")));
+    st.shutdown().await;
+    assert!(
+        python_pids(&t).is_empty(),
+        "shutdown stopped the live backend"
+    );
 }

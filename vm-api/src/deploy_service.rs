@@ -685,7 +685,6 @@ pub fn restore(st: Arc<AppState>) {
                     continue;
                 }
             };
-            lock(&b.ctl).healthy = true;
             lock(&st.deployments.projects)
                 .entry(project.clone())
                 .or_default()

@@ -155,7 +155,8 @@ pub struct StartBackendReply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceStatus {
-    /// The process runs (it answered its health path when it was started).
+    /// The process runs (it answered its health path before it went live; restarts and the
+    /// restore on boot are not health-gated).
     Running,
     /// It exited; the supervisor starts it again after the backoff.
     Restarting,

@@ -136,11 +136,8 @@ impl Backend {
             ))
         };
         match &result {
-            Ok(()) => {
-                ctl.phase = ServiceStatus::Running;
-                ctl.error = None;
-                ctl.run_started = Instant::now();
-            }
+            // `Running` only once its health path answers (`gate`).
+            Ok(()) => ctl.run_started = Instant::now(),
             Err(e) => {
                 ctl.phase = ServiceStatus::Crashed;
                 ctl.error = Some(e.message.clone());
@@ -302,11 +299,21 @@ async fn wait_healthy(st: &AppState, project: &str, b: &Backend) -> Result<(), S
 
 /// Keeps a live backend running: each exit is followed by a new run after the backoff, until
 /// the backend is retired or the service shuts down.
-fn supervise(st: Arc<AppState>, project: String, b: Arc<Backend>) {
+fn supervise(st: Arc<AppState>, project: String, b: Arc<Backend>, launch_first: bool) {
     let mut stop = st.shutdown_signal();
     tokio::spawn(async move {
         let mut backoff = Backoff::default();
+        let mut launch = launch_first;
         loop {
+            if launch {
+                match b.launch(&st) {
+                    Ok(()) => gate(&st, &project, &b).await,
+                    Err(e) => {
+                        tracing::error!(project = %project, deployment = %b.deployment, "live backend did not start: {e}")
+                    }
+                }
+            }
+            launch = true;
             // A failed launch did not start a new run: `ended` returns at once.
             b.m.ended(b.m.generation()).await;
             if b.is_retired() {
@@ -329,11 +336,32 @@ fn supervise(st: Arc<AppState>, project: String, b: Arc<Backend>) {
                 return;
             }
             b.m.count_restart();
-            if let Err(e) = b.launch(&st) {
-                tracing::error!(project = %project, deployment = %b.deployment, "live backend did not start: {e}");
-            }
         }
     });
+}
+
+/// After a restart (or the restore on boot) the backend is `running` again only once its health
+/// path answers; a run that never does within `health_timeout_s` is stopped, so the supervisor
+/// starts another after the backoff.
+async fn gate(st: &AppState, project: &str, b: &Backend) {
+    let health = wait_healthy(st, project, b).await;
+    {
+        let mut ctl = lock(&b.ctl);
+        match &health {
+            Ok(()) => {
+                ctl.phase = ServiceStatus::Running;
+                ctl.error = None;
+            }
+            Err(e) => {
+                ctl.phase = ServiceStatus::Restarting;
+                ctl.error = Some(e.clone());
+            }
+        }
+    }
+    if let Err(e) = health {
+        tracing::warn!(project = %project, deployment = %b.deployment, "live backend is not healthy: {e}");
+        b.m.stop().await;
+    }
 }
 
 /// `POST /projects/{id}/deployments/{deployment}/start`: starts the deployment's backend as a
@@ -472,7 +500,7 @@ pub async fn activate_route(
         p.candidates.remove(&deployment);
         (cand.clone(), p.live.replace(cand))
     };
-    supervise(st.clone(), id.clone(), new.clone());
+    supervise(st.clone(), id.clone(), new.clone(), false);
     if let Some(old) = &old {
         old.retire().await;
     }
@@ -685,19 +713,13 @@ pub fn restore(st: Arc<AppState>) {
                     continue;
                 }
             };
+            lock(&b.ctl).phase = ServiceStatus::Restarting;
             lock(&st.deployments.projects)
                 .entry(project.clone())
                 .or_default()
                 .live = Some(b.clone());
-            match b.launch(&st) {
-                Ok(()) => {
-                    tracing::info!(project = %project, deployment = %b.deployment, "live deployment restored")
-                }
-                Err(e) => {
-                    tracing::error!(project = %project, deployment = %b.deployment, "live deployment did not start: {e}")
-                }
-            }
-            supervise(st.clone(), project, b);
+            tracing::info!(project = %project, deployment = %b.deployment, "restoring the live deployment");
+            supervise(st.clone(), project, b, true);
         }
     });
 }

@@ -155,10 +155,11 @@ pub struct StartBackendReply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum ServiceStatus {
-    /// The process runs (it answered its health path before it went live; restarts and the
-    /// restore on boot are not health-gated).
+    /// The process runs and its health path answered 2xx.
     Running,
-    /// It exited; the supervisor starts it again after the backoff.
+    /// It exited (or was started again and has not answered its health path yet; one that
+    /// does not within `health_timeout_s` is stopped); the supervisor starts it again after
+    /// the backoff.
     Restarting,
     /// The last attempt to start it failed (see `error`); the supervisor keeps trying.
     Crashed,

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// A small `http.server` backend: `/api/health`, and `/api/items` kept in a JSON file beside
-/// `DATABASE_PATH`. `argv[1]` is its version (`crash` exits at once); `argv[2]` a tag that
+/// A small `http.server` backend: `/api/health` (500 while a `sick` file lies in the data
+/// folder), and `/api/items` kept in a JSON file beside `DATABASE_PATH`. `argv[1]` is its version (`crash` exits at once); `argv[2]` a tag that
 /// finds its process.
 const SERVER_PY: &str = r#"
 import http.server, json, os, sys
@@ -39,7 +39,8 @@ class H(http.server.BaseHTTPRequestHandler):
         self.wfile.write(body)
     def do_GET(self):
         if self.path == "/api/health":
-            return self.reply(200, {"ok": True})
+            sick = os.path.exists(os.path.join(os.path.dirname(store), "sick"))
+            return self.reply(500 if sick else 200, {"ok": not sick})
         if self.path.startswith("/api/items"):
             return self.reply(200, {"items": load(), "version": version, "path": self.path,
                                     "headers": {k.lower(): v for k, v in self.headers.items()}})
@@ -720,4 +721,71 @@ async fn restore_starts_recorded_backends_and_reports_what_cannot_start() {
         python_pids(&t).is_empty(),
         "shutdown stopped the live backend"
     );
+}
+
+#[tokio::test]
+async fn a_restart_that_never_answers_its_health_path_is_stopped_and_retried() {
+    let tmp = tempfile::tempdir().unwrap();
+    let st = Arc::new(state(&tmp));
+    let t = tag("sick");
+    make_deployment(tmp.path(), "p1", "d-one");
+    let mut body = start_body("one", &t);
+    body["health_timeout_s"] = json!(2);
+    let (s, v) = call_json(&st, "POST", "/projects/p1/deployments/d-one/start", body).await;
+    assert_eq!((s, &v["healthy"]), (StatusCode::OK, &json!(true)), "{v}");
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-one/activate",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // From now on the health path answers 500; the backend is killed.
+    let sick = tmp.path().join("deploy-data/p1/sick");
+    std::fs::write(&sick, "").unwrap();
+    let pids = python_pids(&t);
+    assert_eq!(pids.len(), 1);
+    let pid = rustix::process::Pid::from_raw(pids[0]).unwrap();
+    rustix::process::kill_process(pid, rustix::process::Signal::KILL).unwrap();
+    // Each new run fails its health gate: it stays `restarting`, says why, and is run again.
+    let mut seen = None;
+    for _ in 0..300 {
+        let (_, v) = call_json(&st, "GET", "/projects/p1/deployments/live", Value::Null).await;
+        // (Until the supervisor saw the exit, the killed run may still show as running.)
+        if v["restarts"].as_u64() >= Some(1) {
+            assert_ne!(
+                v["status"], "running",
+                "running while its health path fails: {v}"
+            );
+        }
+        if v["restarts"].as_u64() >= Some(2)
+            && v["error"].as_str().is_some_and(|e| e.contains("500"))
+        {
+            seen = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v = seen.expect("the unhealthy restarts were stopped and retried");
+    assert_eq!(v["status"], "restarting", "{v}");
+
+    // Healthy again: the next run goes back to `running`, the error cleared.
+    std::fs::remove_file(&sick).unwrap();
+    let mut ok = None;
+    for _ in 0..600 {
+        let (_, v) = call_json(&st, "GET", "/projects/p1/deployments/live", Value::Null).await;
+        if v["status"] == "running" {
+            ok = Some(v);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let v = ok.expect("the backend came back once healthy");
+    assert!(v.get("error").is_none(), "{v}");
+    let (s, _) = items(&st).await;
+    assert_eq!(s, StatusCode::OK);
+    st.shutdown().await;
+    assert!(python_pids(&t).is_empty());
 }

@@ -9,7 +9,7 @@
 //! as its home `/home/user`, where `DATABASE_PATH` points.
 
 use crate::error::{check_env, check_project_id, parse_json, ApiError};
-use crate::procs::{free_port, now_ms, Managed, Spec, LAST_LINES_ON_EXIT, LOG_RING_LINES};
+use crate::procs::{free_port, now_ms, Managed, Spec, LAST_LINES_ON_EXIT};
 use crate::state::AppState;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path as UrlPath, Query, Request, State};
@@ -599,19 +599,19 @@ pub async fn unpublish_route(
     }))
 }
 
-/// `GET /projects/{id}/deployments/{deployment}/logs?tail=N`: the backend's recent lines.
+/// `GET /projects/{id}/deployments/{deployment}/logs?tail=N[&follow=1]`: the backend's recent
+/// lines, as for a dev server.
 pub async fn logs_route(
     State(st): State<Arc<AppState>>,
     UrlPath((id, deployment)): UrlPath<(String, String)>,
     Query(q): Query<LogsQuery>,
-) -> Result<Json<LogsReply>, ApiError> {
+) -> Result<Response, ApiError> {
     check_ids(&id, &deployment)?;
     let b = st
         .deployments
         .find(&id, &deployment)
         .ok_or_else(|| not_started(&deployment))?;
-    let tail = q.tail.unwrap_or(100).min(LOG_RING_LINES as u64) as usize;
-    Ok(Json(logs_reply(&b, tail)))
+    crate::procs::logs_response(&st, b.m.clone(), q)
 }
 
 fn unavailable(code: &'static str, message: String) -> ApiError {

@@ -552,6 +552,16 @@ pub async fn logs_route(
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
     let m = find(&st, &id, &name)?;
+    logs_response(&st, m, q)
+}
+
+/// The log reply of one managed process (a dev server or a deployment's backend): the last
+/// `tail` lines of its ring, or with `follow` NDJSON of them and then live lines until it ends.
+pub(crate) fn logs_response(
+    st: &AppState,
+    m: Arc<Managed>,
+    q: LogsQuery,
+) -> Result<Response, ApiError> {
     let tail = q.tail.unwrap_or(100).min(LOG_RING_LINES as u64) as usize;
     let follow = matches!(q.follow.as_deref(), Some("1" | "true" | "yes"));
     if !follow {

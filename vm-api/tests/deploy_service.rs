@@ -259,6 +259,20 @@ async fn publish_switch_refuse_a_crashing_candidate_and_recover_from_a_kill() {
         .unwrap()
         .iter()
         .any(|l| l["line"].as_str().unwrap().contains("boom")));
+    // Followed: the same lines as NDJSON, then its end.
+    let (s, body) = call(
+        &st,
+        "GET",
+        "/projects/p1/deployments/d-bad/logs?tail=5&follow=1",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK);
+    let events = ndjson(&body);
+    assert!(events
+        .iter()
+        .any(|e| e["type"] == "log" && e["line"].as_str().unwrap().contains("boom")));
+    assert_eq!(events.last().unwrap()["type"], "exit", "{events:?}");
     let (s, v) = call_json(
         &st,
         "POST",

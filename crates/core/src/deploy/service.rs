@@ -5,8 +5,9 @@
 //! `StartBackendReply`), `POST …/{deployment}/activate` (→ `ActivateReply`),
 //! `GET /projects/{id}/deployments/live` (→ `LiveReply`), `DELETE` of the same path (→
 //! `UnpublishReply`), `GET …/{deployment}/logs?tail=N` (the process log replies,
-//! `vm_api::LogsReply` or with `follow=1` `vm_api::LogFollowEvent`s), `POST …/{deployment}/stop`
-//! (a candidate's `vm_api::LogsReply`), `ANY /projects/{id}/live/{*path}` (the reverse proxy). `LiveRecord` is
+//! `vm_api::LogsReply`, or `vm_api::LogFollowEvent`s with `follow=1`),
+//! `POST …/{deployment}/stop` (a candidate's `vm_api::LogsReply`) and
+//! `ANY /projects/{id}/live/{*path}` (the reverse proxy). `LiveRecord` is
 //! `{data_dir}/deploy/{project}/live.json`. `Backoff` is the restart policy of a live backend.
 
 use crate::vm_api::ProcessStatus;

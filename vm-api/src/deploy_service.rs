@@ -192,9 +192,19 @@ struct ProjectBackends {
 #[derive(Default)]
 pub struct Deployments {
     projects: Mutex<HashMap<String, ProjectBackends>>,
+    /// Per project: held while the set of candidates or the live backend changes, so the
+    /// records can be written without holding `projects` (which every proxied request reads).
+    switches: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Deployments {
+    fn switch_lock(&self, project: &str) -> Arc<tokio::sync::Mutex<()>> {
+        lock(&self.switches)
+            .entry(project.to_string())
+            .or_default()
+            .clone()
+    }
+
     /// Whether the project has a live backend or a running candidate (the idle reaper then
     /// leaves its network alone).
     pub fn runs(&self, project: &str) -> bool {
@@ -388,6 +398,8 @@ pub async fn start_route(
             .map_err(|e| ApiError::bad_request("invalid_backend_dir", e.message))?;
     }
     let b = Backend::new(&st, &id, &deployment, spec)?;
+    let switch = st.deployments.switch_lock(&id);
+    let switching = switch.lock().await;
     let replaced = {
         let mut g = lock(&st.deployments.projects);
         let p = g.entry(id.clone()).or_default();
@@ -412,6 +424,7 @@ pub async fn start_route(
         }
         p.candidates.insert(deployment.clone(), b.clone())
     };
+    drop(switching);
     if let Some(old) = replaced {
         old.retire().await;
     }
@@ -451,16 +464,21 @@ pub async fn activate_route(
     UrlPath((id, deployment)): UrlPath<(String, String)>,
 ) -> Result<Json<ActivateReply>, ApiError> {
     check_ids(&id, &deployment)?;
-    let (new, old) = {
-        let mut g = lock(&st.deployments.projects);
-        let p = g.entry(id.clone()).or_default();
-        if let Some(live) = p.live.as_ref().filter(|l| l.deployment == deployment) {
+    let switch = st.deployments.switch_lock(&id);
+    let switching = switch.lock().await;
+    let new = {
+        let g = lock(&st.deployments.projects);
+        let p = g.get(&id);
+        if let Some(live) = p
+            .and_then(|p| p.live.as_ref())
+            .filter(|l| l.deployment == deployment)
+        {
             return Ok(Json(ActivateReply {
                 live: live.status(),
                 previous: None,
             }));
         }
-        let Some(cand) = p.candidates.get(&deployment).cloned() else {
+        let Some(cand) = p.and_then(|p| p.candidates.get(&deployment)).cloned() else {
             return Err(ApiError::conflict(
                 "deployment_not_started",
                 format!(
@@ -479,27 +497,36 @@ pub async fn activate_route(
                 ),
             ));
         }
-        // Recorded before the switch: a restart of the VM API brings back what is live.
-        let record = LiveRecord {
-            deployment: deployment.clone(),
-            spec: cand.spec.clone(),
-            activated_at: now_ms(),
-        };
-        let root = deploy_root(&st, &id);
+        cand
+    };
+    // Recorded before the switch: a restart of the VM API brings back what is live.
+    let record = LiveRecord {
+        deployment: deployment.clone(),
+        spec: new.spec.clone(),
+        activated_at: now_ms(),
+    };
+    let root = deploy_root(&st, &id);
+    let keep = format!("{deployment}\n");
+    tokio::task::spawn_blocking(move || {
         let json = serde_json::to_vec_pretty(&record).unwrap_or_default();
         write_atomic(&root.join(LIVE_FILE), &json)
-            .and_then(|()| {
-                write_atomic(&root.join(KEEP_FILE), format!("{deployment}\n").as_bytes())
-            })
-            .map_err(|e| {
-                ApiError::internal(
-                    "deploy_record",
-                    format!("cannot record the live deployment: {e}"),
-                )
-            })?;
+            .and_then(|()| write_atomic(&root.join(KEEP_FILE), keep.as_bytes()))
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+    .map_err(|e| {
+        ApiError::internal(
+            "deploy_record",
+            format!("cannot record the live deployment: {e}"),
+        )
+    })?;
+    let old = {
+        let mut g = lock(&st.deployments.projects);
+        let p = g.entry(id.clone()).or_default();
         p.candidates.remove(&deployment);
-        (cand.clone(), p.live.replace(cand))
+        p.live.replace(new.clone())
     };
+    drop(switching);
     supervise(st.clone(), id.clone(), new.clone(), false);
     if let Some(old) = &old {
         old.retire().await;
@@ -576,6 +603,8 @@ pub async fn unpublish_route(
     UrlPath(id): UrlPath<String>,
 ) -> Result<Json<UnpublishReply>, ApiError> {
     check_project_id(&id)?;
+    let switch = st.deployments.switch_lock(&id);
+    let _switching = switch.lock().await;
     let b = {
         let mut g = lock(&st.deployments.projects);
         let b = g

@@ -133,6 +133,28 @@ pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     }
 }
 
+/// When the server switched protocols (a WebSocket), joins the client's upgraded connection
+/// to the server's in the background; `hold` lives as long as the socket does.
+pub(crate) fn splice_upgrade(
+    client: hyper::upgrade::OnUpgrade,
+    resp: &mut Response<hyper::body::Incoming>,
+    hold: Option<crate::reaper::Hold>,
+) {
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return;
+    }
+    let upstream = hyper::upgrade::on(resp);
+    tokio::spawn(async move {
+        let _hold = hold;
+        let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
+            return;
+        };
+        let _ =
+            tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(upstream))
+                .await;
+    });
+}
+
 /// An HTTP/1 connection to `port` of the project's network (through the sandbox, which knows
 /// where the project's loopback is), driven in the background with upgrades enabled.
 pub(crate) async fn connect_upstream(
@@ -173,7 +195,7 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-fn is_upgrade(headers: &HeaderMap) -> bool {
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONNECTION)
         .and_then(|v| v.to_str().ok())
@@ -327,24 +349,9 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
         Ok(r) => r,
         Err(e) => return page(StatusCode::BAD_GATEWAY, "Dev server error", &e.to_string()),
     };
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_upgrade) = client_upgrade {
-            let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            // An open socket (a dev server's hot reload) keeps the project in use.
-            let hold = st.activity.hold(&project);
-            tokio::spawn(async move {
-                let _hold = hold;
-                let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade)
-                else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(
-                    &mut TokioIo::new(client),
-                    &mut TokioIo::new(upstream),
-                )
-                .await;
-            });
-        }
+    if let Some(client_upgrade) = client_upgrade {
+        // An open socket (a dev server's hot reload) keeps the project in use.
+        splice_upgrade(client_upgrade, &mut resp, Some(st.activity.hold(&project)));
     }
     if wants_html && is_plain_html(resp.headers()) {
         return with_capture(resp).await;

@@ -648,7 +648,8 @@ fn unavailable(code: &'static str, message: String) -> ApiError {
 }
 
 /// `ANY /projects/{id}/live/{*path}`: the request, without hop-by-hop and signing headers and
-/// without the signature's `or_nonce`, to the live backend; its answer streamed back.
+/// without the signature's `or_nonce`, to the live backend; its answer streamed back (and a
+/// WebSocket upgrade joined through).
 pub async fn proxy_route(
     State(st): State<Arc<AppState>>,
     UrlPath(params): UrlPath<HashMap<String, String>>,
@@ -690,8 +691,12 @@ pub async fn proxy_route(
     *req.uri_mut() = pq
         .parse()
         .map_err(|_| ApiError::bad_request("invalid_path", "unparsable path"))?;
-    crate::preview::strip_hop_by_hop(req.headers_mut());
+    let upgrade = crate::preview::is_upgrade(req.headers());
+    if !upgrade {
+        crate::preview::strip_hop_by_hop(req.headers_mut());
+    }
     crate::preview::strip_service_headers(req.headers_mut());
+    let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let mut sender = crate::preview::connect_upstream(&st, &id, b.m.port())
         .await
         .map_err(|e| unavailable("backend_down", format!("the live backend: {e}")))?;
@@ -699,7 +704,12 @@ pub async fn proxy_route(
         .send_request(req)
         .await
         .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "backend_error", e.to_string()))?;
-    crate::preview::strip_hop_by_hop(resp.headers_mut());
+    match client_upgrade {
+        // A WebSocket: the socket is joined to the backend's (visitors are not use of the
+        // project, so nothing holds it for the reaper).
+        Some(client) => crate::preview::splice_upgrade(client, &mut resp, None),
+        None => crate::preview::strip_hop_by_hop(resp.headers_mut()),
+    }
     resp.headers_mut()
         .entry(header::CACHE_CONTROL)
         .or_insert(HeaderValue::from_static("no-store"));

@@ -12,7 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 /// A small `http.server` backend: `/api/health` (500 while a `sick` file lies in the data
-/// folder), and `/api/items` kept in a JSON file beside `DATABASE_PATH`. `argv[1]` is its version (`crash` exits at once); `argv[2]` a tag that
+/// folder), `/api/items` kept in a JSON file beside `DATABASE_PATH`, and `/api/echo`, an
+/// upgraded connection that echoes lines. `argv[1]` is its version (`crash` exits at once); `argv[2]` a tag that
 /// finds its process.
 const SERVER_PY: &str = r#"
 import http.server, json, os, sys
@@ -30,6 +31,7 @@ def load():
         return []
 
 class H(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
     def reply(self, code, obj):
         body = json.dumps(obj).encode()
         self.send_response(code)
@@ -41,6 +43,18 @@ class H(http.server.BaseHTTPRequestHandler):
         if self.path == "/api/health":
             sick = os.path.exists(os.path.join(os.path.dirname(store), "sick"))
             return self.reply(500 if sick else 200, {"ok": not sick})
+        if self.path == "/api/echo" and self.headers.get("upgrade") == "echo":
+            # A minimal upgraded protocol: every line comes back prefixed.
+            self.send_response(101)
+            self.send_header("upgrade", "echo")
+            self.send_header("connection", "Upgrade")
+            self.end_headers()
+            self.wfile.flush()
+            for line in self.rfile:
+                self.wfile.write(b"echo:" + line)
+                self.wfile.flush()
+            self.close_connection = True
+            return
         if self.path.startswith("/api/items"):
             return self.reply(200, {"items": load(), "version": version, "path": self.path,
                                     "headers": {k.lower(): v for k, v in self.headers.items()}})
@@ -56,7 +70,7 @@ class H(http.server.BaseHTTPRequestHandler):
         print("request", self.path, flush=True)
 
 print("listening on", os.environ["PORT"], flush=True)
-http.server.HTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
+http.server.ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), H).serve_forever()
 "#;
 
 /// Writes a built deployment (as the build side leaves it) under the data dir.
@@ -800,6 +814,66 @@ async fn a_restart_that_never_answers_its_health_path_is_stopped_and_retried() {
     assert!(v.get("error").is_none(), "{v}");
     let (s, _) = items(&st).await;
     assert_eq!(s, StatusCode::OK);
+    st.shutdown().await;
+    assert!(python_pids(&t).is_empty());
+}
+
+#[tokio::test]
+async fn an_upgraded_connection_is_joined_through_to_the_live_backend() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let tmp = tempfile::tempdir().unwrap();
+    make_deployment(tmp.path(), "p1", "d-one");
+    let (st, api, _) = serve(state(&tmp)).await;
+    let t = tag("echo");
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-one/start",
+        start_body("one", &t),
+    )
+    .await;
+    assert_eq!((s, &v["healthy"]), (StatusCode::OK, &json!(true)), "{v}");
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-one/activate",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    let path = vm_api::auth::with_nonce("/projects/p1/live/api/echo");
+    let mut head =
+        format!("GET {path} HTTP/1.1\r\nhost: {api}\r\nconnection: Upgrade\r\nupgrade: echo\r\n");
+    for (k, v) in vm_api::signed_headers(SECRET, "GET", &path, b"") {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut sock = BufReader::new(tokio::net::TcpStream::connect(api).await.unwrap());
+    sock.get_mut().write_all(head.as_bytes()).await.unwrap();
+    let mut status = String::new();
+    sock.read_line(&mut status).await.unwrap();
+    assert!(status.starts_with("HTTP/1.1 101"), "{status}");
+    loop {
+        let mut line = String::new();
+        sock.read_line(&mut line).await.unwrap();
+        if line == "\r\n" {
+            break;
+        }
+    }
+    for word in ["hello", "again"] {
+        sock.get_mut()
+            .write_all(format!("{word}\n").as_bytes())
+            .await
+            .unwrap();
+        let mut line = String::new();
+        tokio::time::timeout(Duration::from_secs(10), sock.read_line(&mut line))
+            .await
+            .expect("the echo came back")
+            .unwrap();
+        assert_eq!(line, format!("echo:{word}\n"));
+    }
+    drop(sock);
     st.shutdown().await;
     assert!(python_pids(&t).is_empty());
 }

@@ -429,10 +429,20 @@ pub async fn start_route(
         old.retire().await;
     }
     let t0 = Instant::now();
-    let health = match b.launch(&st) {
-        Ok(()) => wait_healthy(&st, &id, &b).await,
-        Err(e) => Err(e.message),
-    };
+    if let Err(e) = b.launch(&st) {
+        // Nothing ran (the host is full, no sandbox): an error to retry, not a failed candidate.
+        b.retire().await;
+        if let Some(p) = lock(&st.deployments.projects).get_mut(&id) {
+            if p.candidates
+                .get(&deployment)
+                .is_some_and(|c| Arc::ptr_eq(c, &b))
+            {
+                p.candidates.remove(&deployment);
+            }
+        }
+        return Err(e);
+    }
+    let health = wait_healthy(&st, &id, &b).await;
     let healthy = health.is_ok();
     if healthy {
         lock(&b.ctl).healthy = true;

@@ -877,3 +877,46 @@ async fn an_upgraded_connection_is_joined_through_to_the_live_backend() {
     st.shutdown().await;
     assert!(python_pids(&t).is_empty());
 }
+
+#[tokio::test]
+async fn a_full_host_refuses_the_start_with_429_and_keeps_no_candidate() {
+    let tmp = tempfile::tempdir().unwrap();
+    make_deployment(tmp.path(), "p1", "d-one");
+    let mut st = state(&tmp);
+    st.admission = vm_api::admission::Admission::new(vm_api::admission::Caps {
+        dev_servers: 0,
+        ..Default::default()
+    });
+    let st = Arc::new(st);
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-one/start",
+        start_body("one", "x"),
+    )
+    .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{v}");
+    assert_eq!(v["error"]["code"], "too_many_dev_servers");
+    let (s, v) = call_json(
+        &st,
+        "GET",
+        "/projects/p1/deployments/d-one/logs",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (StatusCode::NOT_FOUND, &json!("no_such_deployment"))
+    );
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/deployments/d-one/activate",
+        Value::Null,
+    )
+    .await;
+    assert_eq!(
+        (s, &v["error"]["code"]),
+        (StatusCode::CONFLICT, &json!("deployment_not_started"))
+    );
+}

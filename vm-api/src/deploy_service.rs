@@ -56,7 +56,9 @@ struct Ctl {
     healthy: bool,
     phase: ServiceStatus,
     error: Option<String>,
-    run_started: Instant,
+    /// When the current run answered its health path; the backoff starts over after a minute
+    /// of that.
+    healthy_since: Option<Instant>,
 }
 
 /// One deployment's backend process and what the supervisor knows about it.
@@ -107,7 +109,7 @@ impl Backend {
                 healthy: false,
                 phase: ServiceStatus::Running,
                 error: None,
-                run_started: Instant::now(),
+                healthy_since: None,
             }),
         }))
     }
@@ -137,7 +139,7 @@ impl Backend {
         };
         match &result {
             // `Running` only once its health path answers (`gate`).
-            Ok(()) => ctl.run_started = Instant::now(),
+            Ok(()) => ctl.healthy_since = None,
             Err(e) => {
                 ctl.phase = ServiceStatus::Crashed;
                 ctl.error = Some(e.message.clone());
@@ -334,7 +336,8 @@ fn supervise(st: Arc<AppState>, project: String, b: Arc<Backend>, launch_first: 
                 if ctl.phase == ServiceStatus::Running {
                     ctl.phase = ServiceStatus::Restarting;
                 }
-                ctl.run_started.elapsed().as_millis() as u64
+                ctl.healthy_since
+                    .map_or(0, |t| t.elapsed().as_millis() as u64)
             };
             let delay = backoff.next_delay(ran_ms);
             tracing::warn!(project = %project, deployment = %b.deployment, delay_ms = delay, "live backend exited; restarting");
@@ -361,6 +364,7 @@ async fn gate(st: &AppState, project: &str, b: &Backend) {
             Ok(()) => {
                 ctl.phase = ServiceStatus::Running;
                 ctl.error = None;
+                ctl.healthy_since = Some(Instant::now());
             }
             Err(e) => {
                 ctl.phase = ServiceStatus::Restarting;
@@ -445,7 +449,9 @@ pub async fn start_route(
     let health = wait_healthy(&st, &id, &b).await;
     let healthy = health.is_ok();
     if healthy {
-        lock(&b.ctl).healthy = true;
+        let mut ctl = lock(&b.ctl);
+        ctl.healthy = true;
+        ctl.healthy_since = Some(Instant::now());
     } else {
         b.retire().await;
     }

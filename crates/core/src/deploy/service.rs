@@ -209,7 +209,7 @@ pub struct LiveRecord {
 }
 
 /// Restart delays of a live backend that exits: `initial_ms` doubling up to `max_ms`; a run
-/// that lasted `reset_after_ms` or longer counts as healthy and starts the series again.
+/// that served healthy for `reset_after_ms` or longer starts the series again.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Backoff {
     pub initial_ms: u64,
@@ -235,7 +235,8 @@ impl Backoff {
         }
     }
 
-    /// The backend exited after running `ran_ms`: how long to wait before starting it again.
+    /// The backend exited after serving healthy for `ran_ms` (0 when it never answered its
+    /// health path): how long to wait before starting it again.
     pub fn next_delay(&mut self, ran_ms: u64) -> u64 {
         if ran_ms >= self.reset_after_ms {
             self.failures = 0;

@@ -154,8 +154,7 @@ pub async fn require_signature(
         return ApiError::unauthorized(AuthError::BodyMismatch.to_string()).into_response();
     }
     if let Some((project, rest)) = open_replit_core::ids::split_project_path(parts.uri.path()) {
-        // Reading the host status is how one watches the reaper: it must not count as use.
-        if rest != crate::reaper::STATUS_SUFFIX {
+        if crate::reaper::counts_as_use(rest) {
             st.activity.touch(project);
         }
     }

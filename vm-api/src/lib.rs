@@ -8,6 +8,7 @@ pub mod browser;
 pub mod changes;
 pub mod config;
 pub mod deploy_build;
+pub mod deploy_service;
 pub mod deps;
 pub mod error;
 pub mod exec;

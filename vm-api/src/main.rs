@@ -95,6 +95,9 @@ async fn main() -> anyhow::Result<()> {
             std::time::Duration::from_secs(cfg.project_idle_secs),
         );
     }
+    // Published deployments come back in the background; one that cannot start is logged and
+    // shows as crashed, never stopping the service.
+    vm_api::deploy_service::restore(state.clone());
     let preview_addr = paddr
         .map(|a| a.to_string())
         .unwrap_or_else(|| "none".into());

@@ -110,8 +110,79 @@ fn scrub_request_headers(headers: &mut HeaderMap) {
     }
     headers.remove(header::AUTHORIZATION);
     headers.remove(header::PROXY_AUTHORIZATION);
-    headers.remove(open_replit_core::vm_auth::HEADER_SIGNATURE);
-    headers.remove(open_replit_core::vm_auth::HEADER_TIMESTAMP);
+    strip_service_headers(headers);
+}
+
+/// Drops every `x-or-*` header (the VM API's signature, timestamp, body hash and acting user):
+/// what authenticates a request to us never reaches a project's server.
+pub(crate) fn strip_service_headers(headers: &mut HeaderMap) {
+    let ours: Vec<_> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("x-or-"))
+        .cloned()
+        .collect();
+    for k in ours {
+        headers.remove(k);
+    }
+}
+
+/// Drops the hop-by-hop headers of a request or response that is not an upgrade.
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for h in HOP_BY_HOP {
+        headers.remove(*h);
+    }
+}
+
+/// When the server switched protocols (a WebSocket), joins the client's upgraded connection
+/// to the server's in the background; `hold` lives as long as the socket does.
+pub(crate) fn splice_upgrade(
+    client: hyper::upgrade::OnUpgrade,
+    resp: &mut Response<hyper::body::Incoming>,
+    hold: Option<crate::reaper::Hold>,
+) {
+    if resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        return;
+    }
+    let upstream = hyper::upgrade::on(resp);
+    tokio::spawn(async move {
+        let _hold = hold;
+        let (Ok(client), Ok(upstream)) = tokio::join!(client, upstream) else {
+            return;
+        };
+        let _ =
+            tokio::io::copy_bidirectional(&mut TokioIo::new(client), &mut TokioIo::new(upstream))
+                .await;
+    });
+}
+
+/// An HTTP/1 connection to `port` of the project's network (through the sandbox, which knows
+/// where the project's loopback is), driven in the background with upgrades enabled.
+pub(crate) async fn connect_upstream(
+    st: &AppState,
+    project: &str,
+    port: u16,
+) -> Result<hyper::client::conn::http1::SendRequest<Body>, String> {
+    if st.is_own_port(port) {
+        return Err(format!("port {port} belongs to the VM API"));
+    }
+    // The sandbox tries 127.0.0.1 then ::1 (Node ≥ 17 may bind "localhost" to ::1).
+    let sandbox = st.sandbox.clone();
+    let project_id = project.to_string();
+    let stream = tokio::task::spawn_blocking(move || sandbox.connect(&project_id, port))
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
+        .and_then(|s| {
+            s.set_nonblocking(true)?;
+            tokio::net::TcpStream::from_std(s)
+        })
+        .map_err(|e| format!("nothing answers on port {port} ({e})"))?;
+    let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+        .await
+        .map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = conn.with_upgrades().await;
+    });
+    Ok(sender)
 }
 
 const HOP_BY_HOP: &[&str] = &[
@@ -124,7 +195,7 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
-fn is_upgrade(headers: &HeaderMap) -> bool {
+pub(crate) fn is_upgrade(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONNECTION)
         .and_then(|v| v.to_str().ok())
@@ -241,9 +312,7 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
         st.browser_reports.navigated(&project);
     }
     if !upgrade {
-        for h in HOP_BY_HOP {
-            req.headers_mut().remove(*h);
-        }
+        strip_hop_by_hop(req.headers_mut());
     }
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let pq = req
@@ -262,61 +331,27 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
     req.headers_mut()
         .insert("x-forwarded-proto", HeaderValue::from_static("http"));
 
-    // The sandbox knows where the project's loopback is (the host's, or inside the project's
-    // network namespace); it tries 127.0.0.1 then ::1 (Node ≥ 17 may bind "localhost" to ::1).
-    let sandbox = st.sandbox.clone();
-    let project_id = project.clone();
-    let connected = tokio::task::spawn_blocking(move || sandbox.connect(&project_id, port))
-        .await
-        .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())))
-        .and_then(|s| {
-            s.set_nonblocking(true)?;
-            tokio::net::TcpStream::from_std(s)
-        });
-    let stream = match connected {
+    let mut sender = match connect_upstream(&st, &project, port).await {
         Ok(s) => s,
         Err(e) => {
             return page(
                 StatusCode::BAD_GATEWAY,
                 "Dev server not reachable",
                 &format!(
-                    "Process {:?} is running but nothing answers on port {port} yet ({e}). \
+                    "Process {:?} is running but cannot be reached: {e}. \
                      It may still be starting; reload in a moment.",
                     target.name
                 ),
             )
         }
     };
-    let (mut sender, conn) = match hyper::client::conn::http1::handshake(TokioIo::new(stream)).await
-    {
-        Ok(x) => x,
-        Err(e) => return page(StatusCode::BAD_GATEWAY, "Dev server error", &e.to_string()),
-    };
-    tokio::spawn(async move {
-        let _ = conn.with_upgrades().await;
-    });
     let mut resp = match sender.send_request(req).await {
         Ok(r) => r,
         Err(e) => return page(StatusCode::BAD_GATEWAY, "Dev server error", &e.to_string()),
     };
-    if resp.status() == StatusCode::SWITCHING_PROTOCOLS {
-        if let Some(client_upgrade) = client_upgrade {
-            let upstream_upgrade = hyper::upgrade::on(&mut resp);
-            // An open socket (a dev server's hot reload) keeps the project in use.
-            let hold = st.activity.hold(&project);
-            tokio::spawn(async move {
-                let _hold = hold;
-                let (Ok(client), Ok(upstream)) = tokio::join!(client_upgrade, upstream_upgrade)
-                else {
-                    return;
-                };
-                let _ = tokio::io::copy_bidirectional(
-                    &mut TokioIo::new(client),
-                    &mut TokioIo::new(upstream),
-                )
-                .await;
-            });
-        }
+    if let Some(client_upgrade) = client_upgrade {
+        // An open socket (a dev server's hot reload) keeps the project in use.
+        splice_upgrade(client_upgrade, &mut resp, Some(st.activity.hold(&project)));
     }
     if wants_html && is_plain_html(resp.headers()) {
         return with_capture(resp).await;

@@ -26,7 +26,7 @@ pub const LOG_RING_LINES: usize = 2000;
 /// A line longer than this is split, so one chatty line cannot eat the ring.
 const MAX_LINE_BYTES: usize = 8 * 1024;
 /// Lines included with an exited process's status, for the agent to read.
-const LAST_LINES_ON_EXIT: usize = 20;
+pub(crate) const LAST_LINES_ON_EXIT: usize = 20;
 const MAX_PROCESSES_PER_PROJECT: usize = 16;
 
 #[derive(Debug, Clone)]
@@ -35,14 +35,16 @@ enum LogEvent {
     Exit,
 }
 
-struct Spec {
-    project_id: String,
-    command: String,
-    cwd: String,
-    env: BTreeMap<String, String>,
-    port: u16,
-    project_dir: PathBuf,
-    home_dir: PathBuf,
+/// What a managed process runs, and where (a deployment's backend runs from its deployment
+/// directory, with its data folder as home: see `deploy_service`).
+pub(crate) struct Spec {
+    pub project_id: String,
+    pub command: String,
+    pub cwd: String,
+    pub env: BTreeMap<String, String>,
+    pub port: u16,
+    pub project_dir: PathBuf,
+    pub home_dir: PathBuf,
 }
 
 struct ProcState {
@@ -82,6 +84,49 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Managed {
+    /// A process that has not run yet (`launch` starts it).
+    pub(crate) fn new(name: String, order: u64, spec: Spec) -> Arc<Managed> {
+        Arc::new(Managed {
+            name,
+            order,
+            spec,
+            st: Mutex::new(ProcState {
+                pid: None,
+                status: Status::Exited,
+                exit_code: None,
+                signal: None,
+                started_at_ms: 0,
+                restarts: 0,
+                generation: 0,
+                stopping: false,
+            }),
+            logs: Mutex::new(VecDeque::new()),
+            next_seq: AtomicU64::new(0),
+            events: broadcast::channel(1024).0,
+            finished: watch::channel(0).0,
+        })
+    }
+
+    pub(crate) fn spec(&self) -> &Spec {
+        &self.spec
+    }
+
+    /// The current (or last) run.
+    pub(crate) fn generation(&self) -> u64 {
+        lock(&self.st).generation
+    }
+
+    /// Waits until run `generation` has fully ended.
+    pub(crate) async fn ended(&self, generation: u64) {
+        let mut rx = self.finished.subscribe();
+        let _ = rx.wait_for(|g| *g >= generation).await;
+    }
+
+    /// Counts one more start after the first.
+    pub(crate) fn count_restart(&self) {
+        lock(&self.st).restarts += 1;
+    }
+
     pub fn port(&self) -> u16 {
         self.spec.port
     }
@@ -145,7 +190,7 @@ impl Managed {
 
     /// Starts a new run (generation) of the process; `slot` (its place under the host's caps)
     /// is held until the run ends.
-    fn launch(
+    pub(crate) fn launch(
         self: &Arc<Self>,
         sandbox: &dyn crate::sandbox::Sandbox,
         slot: crate::admission::Slot,
@@ -335,7 +380,7 @@ fn check_name(name: &str) -> Result<(), ApiError> {
 }
 
 /// A port nothing listens on right now (the OS picks it; we release it for the child).
-fn free_port() -> Result<u16, ApiError> {
+pub(crate) fn free_port() -> Result<u16, ApiError> {
     std::net::TcpListener::bind(("127.0.0.1", 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -381,10 +426,10 @@ pub async fn start_route(
             ));
         }
     }
-    let m = Arc::new(Managed {
-        name: req.name.clone(),
-        order: st.processes.order.fetch_add(1, Ordering::Relaxed),
-        spec: Spec {
+    let m = Managed::new(
+        req.name.clone(),
+        st.processes.order.fetch_add(1, Ordering::Relaxed),
+        Spec {
             project_id: id.clone(),
             command: req.command,
             cwd: req.cwd,
@@ -393,21 +438,7 @@ pub async fn start_route(
             project_dir,
             home_dir,
         },
-        st: Mutex::new(ProcState {
-            pid: None,
-            status: Status::Exited,
-            exit_code: None,
-            signal: None,
-            started_at_ms: 0,
-            restarts: 0,
-            generation: 0,
-            stopping: false,
-        }),
-        logs: Mutex::new(VecDeque::new()),
-        next_seq: AtomicU64::new(0),
-        events: broadcast::channel(1024).0,
-        finished: watch::channel(0).0,
-    });
+    );
     {
         let mut g = lock(&st.processes.procs);
         let procs = g.entry(id.clone()).or_default();
@@ -470,7 +501,7 @@ pub async fn restart_route(
 ) -> Result<Json<ProcessInfo>, ApiError> {
     let m = find(&st, &id, &name)?;
     m.stop().await;
-    lock(&m.st).restarts += 1;
+    m.count_restart();
     m.launch(st.sandbox.as_ref(), st.admission.dev_server()?)?;
     Ok(Json(m.info()))
 }
@@ -521,6 +552,16 @@ pub async fn logs_route(
     Query(q): Query<LogsQuery>,
 ) -> Result<Response, ApiError> {
     let m = find(&st, &id, &name)?;
+    logs_response(&st, m, q)
+}
+
+/// The log reply of one managed process (a dev server or a deployment's backend): the last
+/// `tail` lines of its ring, or with `follow` NDJSON of them and then live lines until it ends.
+pub(crate) fn logs_response(
+    st: &AppState,
+    m: Arc<Managed>,
+    q: LogsQuery,
+) -> Result<Response, ApiError> {
     let tail = q.tail.unwrap_or(100).min(LOG_RING_LINES as u64) as usize;
     let follow = matches!(q.follow.as_deref(), Some("1" | "true" | "yes"));
     if !follow {

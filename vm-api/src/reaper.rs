@@ -1,7 +1,9 @@
 //! The idle reaper: a project nobody has used for `--project-idle-secs` (no signed request for
 //! it, no preview traffic, no open preview socket or terminal, no running command) loses its
 //! dev servers and its network namespace. The working copy and home stay; the next preview
-//! start brings the servers (and, with the first command, the namespace) back.
+//! start brings the servers (and, with the first command, the namespace) back. Deployments'
+//! backends are not dev servers and are never stopped here; a project running one keeps its
+//! network namespace.
 
 use crate::state::AppState;
 use axum::extract::{Path as UrlPath, State};
@@ -13,6 +15,13 @@ use std::time::{Duration, Instant};
 
 /// `GET /projects/{id}/host-status`: reading it does not count as using the project.
 pub const STATUS_SUFFIX: &str = "/host-status";
+
+/// Whether a signed request for `/projects/{id}{rest}` counts as using the project: reading
+/// the host status is how one watches the reaper, and visitors of the published app
+/// (`/live/…`) are not working on the project, so neither does.
+pub fn counts_as_use(rest: &str) -> bool {
+    rest != STATUS_SUFFIX && rest != "/live" && !rest.starts_with("/live/")
+}
 
 #[derive(Default)]
 struct Entry {
@@ -127,9 +136,11 @@ pub async fn sweep(st: &Arc<AppState>, idle: Duration) -> Vec<String> {
             m.stop().await;
         }
         // Used again while the servers stopped (a preview start, a command): keep its network.
+        // A published deployment lives in that network: it is never torn down under it.
         let reused = st.activity.idle_for(&project).is_some()
             || st.exec_running(&project)
-            || st.pty.count(Some(&project)) > 0;
+            || st.pty.count(Some(&project)) > 0
+            || st.deployments.runs(&project);
         if !reused {
             let sb = st.sandbox.clone();
             let p = project.clone();
@@ -171,6 +182,16 @@ pub async fn status_route(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn status_reads_and_live_traffic_are_not_use() {
+        assert!(!counts_as_use("/host-status"));
+        assert!(!counts_as_use("/live"));
+        assert!(!counts_as_use("/live/api/items"));
+        assert!(counts_as_use("/livestock"));
+        assert!(counts_as_use("/exec"));
+        assert!(counts_as_use("/deployments/d-1/start"));
+    }
 
     #[test]
     fn idle_projects_are_found_and_holds_keep_them() {

@@ -1,7 +1,7 @@
 //! The HTTP router of the VM API: every route, behind the HMAC middleware except `/health`.
 
 use crate::state::AppState;
-use axum::routing::{get, post};
+use axum::routing::{any, get, post};
 use axum::{middleware, Json, Router};
 use open_replit_core::vm_api::VmHealth;
 use std::sync::Arc;
@@ -52,6 +52,34 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route(
             "/projects/{id}/browser-reports",
             get(crate::browser::reports_route),
+        )
+        .route(
+            "/projects/{id}/deployments/live",
+            get(crate::deploy_service::live_route).delete(crate::deploy_service::unpublish_route),
+        )
+        .route(
+            "/projects/{id}/deployments/{deployment}/start",
+            post(crate::deploy_service::start_route),
+        )
+        .route(
+            "/projects/{id}/deployments/{deployment}/activate",
+            post(crate::deploy_service::activate_route),
+        )
+        .route(
+            "/projects/{id}/deployments/{deployment}/stop",
+            post(crate::deploy_service::stop_route),
+        )
+        .route(
+            "/projects/{id}/deployments/{deployment}/logs",
+            get(crate::deploy_service::logs_route),
+        )
+        .route(
+            "/projects/{id}/live",
+            any(crate::deploy_service::proxy_route),
+        )
+        .route(
+            "/projects/{id}/live/{*path}",
+            any(crate::deploy_service::proxy_route),
         )
         .route_layer(middleware::from_fn_with_state(
             state.clone(),

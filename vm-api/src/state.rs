@@ -1,5 +1,5 @@
 //! The state every handler shares (`AppState`: secret, data directory, sandbox, the process,
-//! browser-report and dependency-cache managers, admission caps, activity for the reaper,
+//! browser-report, dependency-cache and deployment managers, admission caps, activity for the reaper,
 //! per-project locks) and its `Limits`.
 
 use crate::error::ApiError;
@@ -66,6 +66,8 @@ pub struct AppState {
     pub activity: crate::reaper::Activity,
     /// Projects building a deployment now (see `deploy_build`).
     pub deploy_builds: crate::deploy_build::Builds,
+    /// Deployments' live backends and candidates (see `deploy_service`).
+    pub deployments: crate::deploy_service::Deployments,
     exec_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     sync_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -81,6 +83,7 @@ impl AppState {
             admission: Default::default(),
             activity: Default::default(),
             deploy_builds: Default::default(),
+            deployments: Default::default(),
             data_dir,
             sandbox,
             limits: Limits::default(),
@@ -164,6 +167,7 @@ impl AppState {
     pub async fn shutdown(&self) {
         let _ = self.shutdown.send(true);
         self.processes.stop_all().await;
+        self.deployments.stop_all().await;
         self.pty.stop_all().await;
         self.sandbox.shutdown();
     }

@@ -2,6 +2,8 @@
 //! the VM API. `build.rs`: building a checkpoint into static files and a backend (request,
 //! progress events, limits, the static manifest). `service.rs`: the backend of a deployment as a
 //! supervised production service (start, health gate, activation, restart policy, status).
+//! `serve.rs`: serving a published app at the edge (host → app, path → file or backend, headers).
 
 pub mod build;
+pub mod serve;
 pub mod service;

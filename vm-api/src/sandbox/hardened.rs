@@ -14,7 +14,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::process::Command;
 
 const MIB: u64 = 1024 * 1024;
@@ -64,9 +64,18 @@ struct Shared {
     /// Projects that ran something: every directory their commands were given (working copy,
     /// home, deployment build directories), for the disk check; removed ones are dropped.
     dirs: Mutex<HashMap<String, BTreeSet<PathBuf>>>,
+    /// Each project's last measured usage and when: a command's start reuses a measurement
+    /// under the quota for [`USAGE_REUSE`] instead of walking the working copy and its caches
+    /// (tens of thousands of files with node_modules and .venv) every time.
+    measured: Mutex<HashMap<String, (Instant, u64)>>,
     quota_bytes: u64,
     stop: AtomicBool,
 }
+
+/// How long a measurement under the quota stands in for a new walk when a command starts. The
+/// disk watcher measures running projects every few seconds and kills an offender, so a command
+/// started on a measurement this old cannot keep a project over its quota.
+const USAGE_REUSE: Duration = Duration::from_secs(5);
 
 impl Shared {
     fn usage(&self, project: &str) -> Option<u64> {
@@ -76,7 +85,25 @@ impl Shared {
             set.retain(|d| d.exists());
             set.iter().cloned().collect()
         };
-        Some(dirs.iter().map(|d| identity::disk_usage(d)).sum())
+        let used: u64 = dirs.iter().map(|d| identity::disk_usage(d)).sum();
+        self.measured
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(project.to_string(), (Instant::now(), used));
+        Some(used)
+    }
+
+    /// The project's usage for a command about to start: a recent measurement when it was under
+    /// the quota, else a new one (so files deleted to get under it count at once).
+    fn usage_for_start(&self, project: &str) -> Option<u64> {
+        let recent = self
+            .measured
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(project)
+            .filter(|(at, used)| at.elapsed() < USAGE_REUSE && *used <= self.quota_bytes)
+            .map(|(_, used)| *used);
+        recent.or_else(|| self.usage(project))
     }
 }
 
@@ -146,6 +173,7 @@ impl Hardened {
         let shared = Arc::new(Shared {
             cgroups,
             dirs: Mutex::new(HashMap::new()),
+            measured: Mutex::new(HashMap::new()),
             quota_bytes: cfg.disk_quota_mb * MIB,
             stop: AtomicBool::new(false),
         });
@@ -278,7 +306,7 @@ impl Hardened {
             .or_default()
             .extend([spec.project_dir.to_path_buf(), spec.home_dir.to_path_buf()]);
         if self.cfg.disk_quota_mb > 0 {
-            let used = self.shared.usage(project).unwrap_or(0);
+            let used = self.shared.usage_for_start(project).unwrap_or(0);
             if used > self.shared.quota_bytes {
                 return Err(SandboxError::QuotaExceeded(format!(
                     "project {project} uses {} MiB of its {} MiB (working copy and caches); \

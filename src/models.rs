@@ -9,6 +9,7 @@ use open_replit_core::llm_config::Provider;
 use serde_json::json;
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::rc::Rc;
 use worker::{Env, Fetch, Headers, Request, RequestInit, Response};
 
 /// One fetched list: when, from which provider, what.
@@ -16,7 +17,9 @@ use worker::{Env, Fetch, Headers, Request, RequestInit, Response};
 struct Cached {
     at: f64,
     provider: &'static str,
-    models: Vec<ModelInfo>,
+    /// Shared, not copied: every turn and every priced step reads the list (hundreds of
+    /// models on OpenRouter).
+    models: Rc<Vec<ModelInfo>>,
 }
 
 thread_local! {
@@ -32,7 +35,7 @@ const FAILED_TTL_MS: f64 = 60_000.0;
 
 /// The model list of the first of `providers` that answers (the operator's, or a person's own
 /// key: each list is fetched with its provider's key), from the cache when it is fresh.
-pub async fn list(providers: &[Provider]) -> Result<(&'static str, Vec<ModelInfo>), String> {
+pub async fn list(providers: &[Provider]) -> Result<(&'static str, Rc<Vec<ModelInfo>>), String> {
     let now = js_sys::Date::now();
     let mut errors = Vec::new();
     // The first provider that answers wins, in the same order turns use them.
@@ -58,13 +61,14 @@ pub async fn list(providers: &[Provider]) -> Result<(&'static str, Vec<ModelInfo
         }
         match fetch_models(&p.base_url, p.api_key.as_deref()).await {
             Ok(models) => {
+                let models = Rc::new(models);
                 CACHE.with(|c| {
                     c.borrow_mut().insert(
                         key,
                         Cached {
                             at: now,
                             provider: p.name,
-                            models: models.clone(),
+                            models: Rc::clone(&models),
                         },
                     )
                 });

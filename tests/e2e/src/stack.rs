@@ -447,6 +447,34 @@ impl Stack {
             .with_context(|| format!("GET {path} answered {status} with non-JSON: {text}"))?;
         Ok((status, v))
     }
+
+    /// A request straight to the VM API, signed as the Worker signs it (a fresh nonce each
+    /// call, no acting user): for tests that look behind the Worker.
+    pub async fn vm_call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Vec<u8>,
+    ) -> Result<reqwest::Response> {
+        use open_replit_core::vm_auth;
+        use std::sync::atomic::{AtomicU64, Ordering};
+        static N: AtomicU64 = AtomicU64::new(1);
+        let path = vm_auth::with_nonce(path, N.fetch_add(1, Ordering::Relaxed));
+        let ts = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        let secret = self.vm_secret.as_bytes();
+        let mut rb = self
+            .http
+            .request(method.clone(), format!("{}{path}", self.vm_url));
+        for (k, v) in vm_auth::request_headers(secret, method.as_str(), &path, ts, &body, None) {
+            rb = rb.header(k, v);
+        }
+        if !body.is_empty() {
+            rb = rb.header("content-type", "application/json").body(body);
+        }
+        Ok(rb.send().await?)
+    }
 }
 
 /// Starts Azurite's blob service (strict mode: no `--loose`) with data under `state/azurite`.

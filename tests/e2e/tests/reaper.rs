@@ -3,7 +3,6 @@
 //! its files stay, and the next preview start brings everything back and the page loads.
 
 use e2e::stack::{Options, Stack};
-use open_replit_core::vm_auth;
 use std::time::{Duration, Instant};
 
 const IDLE_SECS: &str = "4";
@@ -11,21 +10,14 @@ const IDLE_SECS: &str = "4";
 /// `GET /projects/{id}/host-status` on the VM API, signed as the Worker signs (reading it does
 /// not count as use).
 async fn host_status(stack: &Stack, id: &str) -> serde_json::Value {
-    static N: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
-    let path = vm_auth::with_nonce(
-        &format!("/projects/{id}/host-status"),
-        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
-    );
-    let ts = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
-    let mut rb = stack.http.get(format!("{}{path}", stack.vm_url));
-    for (k, v) in vm_auth::request_headers(stack.vm_secret.as_bytes(), "GET", &path, ts, b"", None)
-    {
-        rb = rb.header(k, v);
-    }
-    let r = rb.send().await.unwrap();
+    let r = stack
+        .vm_call(
+            reqwest::Method::GET,
+            &format!("/projects/{id}/host-status"),
+            Vec::new(),
+        )
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
     r.json().await.unwrap()
 }

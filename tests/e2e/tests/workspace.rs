@@ -34,24 +34,11 @@ async fn terminal(stack: &Stack, id: &str, command: &str) -> Vec<Value> {
 /// that every command through the Worker gets; returns its output lines.
 async fn vm_exec_unscanned(stack: &Stack, id: &str, command: &str) -> String {
     use open_replit_core::vm_api::ExecRequest;
-    use open_replit_core::vm_auth;
     let body = serde_json::to_vec(&ExecRequest::new(command, "", 30).unscanned()).unwrap();
-    let nonce = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos() as u64;
-    let path = vm_auth::with_nonce(&format!("/projects/{id}/exec"), nonce);
-    let ts = (nonce / 1_000_000_000) as i64;
-    let mut r = stack
-        .http
-        .post(format!("{}{path}", stack.vm_url))
-        .header("content-type", "application/json");
-    for (k, v) in
-        vm_auth::request_headers(stack.vm_secret.as_bytes(), "POST", &path, ts, &body, None)
-    {
-        r = r.header(k, v);
-    }
-    let r = r.body(body).send().await.unwrap();
+    let r = stack
+        .vm_call(reqwest::Method::POST, &format!("/projects/{id}/exec"), body)
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200, "{command}");
     r.text().await.unwrap()
 }

@@ -273,3 +273,58 @@ export const getQuota = (): Promise<QuotaStatus> => getJson("/api/quota");
 export const saveOwnKey = (key: string): Promise<QuotaStatus["key"]> =>
   call("PUT", "/api/quota/key", JSON.stringify({ key }), { "content-type": "application/json" });
 export const removeOwnKey = (): Promise<QuotaStatus["key"]> => call("DELETE", "/api/quota/key");
+
+// Publishing (docs/protocol.md, "Publishing (Worker)"; core's `deploy::record`).
+export type DeployStatus = "queued" | "building" | "starting" | "live" | "previous" | "failed" | "interrupted" | "stopped";
+export type DeployStep = "queued" | "building" | "uploading" | "starting" | "live" | "failed";
+export type Visibility = "public" | "members";
+
+export interface Deployment {
+  id: string;
+  checkpoint: number;
+  status: DeployStatus;
+  created_ms: number;
+  finished_ms?: number;
+  by: string;
+  site?: string;
+  files: number;
+  bytes: number;
+  total: number;
+  uploaded: number;
+  backend: boolean;
+  error?: string;
+  last_lines?: string[];
+  duration_ms?: number;
+}
+
+export interface DeploymentsReply {
+  url?: string;
+  slug?: string;
+  live?: string;
+  visibility: Visibility;
+  publishable: boolean;
+  deployments: Deployment[];
+}
+
+/** The VM API's `LogsReply` for a deployment's backend. */
+export interface DeployLogs {
+  name: string;
+  status: "running" | "exited" | "stopped";
+  exit_code: number | null;
+  lines: { seq: number; stream: "stdout" | "stderr" | "system"; line: string; ts_ms: number }[];
+}
+
+const deps = (id: string): string => `${proj(id)}/deployments`;
+export const listDeployments = (id: string): Promise<DeploymentsReply> => getJson(deps(id));
+/** Answers when the deployment is live or failed; progress meanwhile comes from the socket. */
+export const publishProject = (id: string, checkpoint?: number): Promise<Deployment> =>
+  postJson(deps(id), checkpoint ? { checkpoint } : {});
+export const rollbackDeployment = (id: string, d: string): Promise<Deployment> =>
+  postJson(`${deps(id)}/${encodeURIComponent(d)}/rollback`, {});
+export const setVisibility = (id: string, visibility: Visibility): Promise<DeploymentsReply> =>
+  call("PUT", `${deps(id)}/visibility`, JSON.stringify({ visibility }), { "content-type": "application/json" });
+export const unpublish = (id: string): Promise<DeploymentsReply> => call("DELETE", `${deps(id)}/live`);
+export const deploymentLogs = (id: string, d: string, tail = 200): Promise<DeployLogs> =>
+  getJson(`${deps(id)}/${encodeURIComponent(d)}/logs?tail=${tail}`);
+/** Redirects a signed-in member to a `members` app with an access token. */
+export const openDeploymentUrl = (id: string): string => `${apiBase}${deps(id)}/open`;

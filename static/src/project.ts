@@ -1,4 +1,4 @@
-// The project page: resizable panels (chat | files+checkpoints | editor over terminal | preview)
+// The project page: resizable panels (chat | files+checkpoints+publish | editor over terminal | preview)
 // fed by one project WebSocket, and the glue between them.
 
 import { deleteFile, exportUrl, getProject, listFiles, readFile, saveFile } from "./api";
@@ -8,6 +8,7 @@ import { button, confirmDialog, el, promptDialog } from "./dom";
 import { EditorPanel } from "./editor";
 import { FIRST_PROMPT_KEY } from "./home";
 import { PreviewPanel } from "./preview";
+import { PublishPanel } from "./publish";
 import { ProjectSocket, type ConnState, type ServerEvent } from "./socket";
 import { TerminalPanel } from "./terminal";
 import { FileTree } from "./tree";
@@ -110,6 +111,7 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
   const checkpoints = new CheckpointsPanel(id, (cp) => {
     head = Math.max(head, cp.n);
   });
+  const publish = new PublishPanel(id, () => showSide("publish"));
 
   const refreshFiles = debounce(async () => {
     try {
@@ -172,6 +174,7 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
   const toolNames = new Map<string, string>();
   function dispatch(e: ServerEvent): void {
     chat.handle(e);
+    publish.handle(e);
     switch (e.type) {
       case "hello":
         conn.dataset.lastSeq = String(e.last_seq);
@@ -233,21 +236,24 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
     el("span", { class: "project-name" }, meta.project.name),
     conn,
     el("a", { href: exportUrl(id), download: `${id}.zip`, class: "btn", id: "download-zip", "aria-label": "Download the project as a zip" }, "Download zip"),
+    publish.button,
   );
 
-  // Sidebar: files and checkpoints as tabs.
+  // Sidebar: files, checkpoints and publishing as tabs.
   const filesTab = button("Files", () => showSide("files"), { role: "tab", id: "tab-files", "aria-selected": "true" });
   const cpsTab = button("Checkpoints", () => showSide("cps"), { role: "tab", id: "tab-checkpoints", "aria-selected": "false" });
+  const publishTab = button("Publish", () => showSide("publish"), { role: "tab", id: "tab-publish", "aria-selected": "false" });
   const sideBody = el("div", { class: "side-body" }, tree.root);
-  function showSide(which: "files" | "cps"): void {
+  function showSide(which: "files" | "cps" | "publish"): void {
     filesTab.setAttribute("aria-selected", String(which === "files"));
     cpsTab.setAttribute("aria-selected", String(which === "cps"));
-    sideBody.replaceChildren(which === "files" ? tree.root : checkpoints.root);
+    publishTab.setAttribute("aria-selected", String(which === "publish"));
+    sideBody.replaceChildren(which === "files" ? tree.root : which === "cps" ? checkpoints.root : publish.root);
     if (which === "cps") void checkpoints.refresh();
   }
 
   const chatSec = section("chat-panel", "Chat", "1", chat.root);
-  const sideSec = section("files-panel", "Files and checkpoints", "2", el("div", { class: "panel-head", role: "tablist" }, filesTab, cpsTab), sideBody);
+  const sideSec = section("files-panel", "Files, checkpoints and publishing", "2", el("div", { class: "panel-head", role: "tablist" }, filesTab, cpsTab, publishTab), sideBody);
   const editorSec = section("editor-panel", "Editor", "3", editor.root);
   const termSec = section("terminal-panel", "Terminal", "4", el("div", { class: "panel-head" }, el("h2", {}, "Terminal")), terminal.root);
   const previewSec = section("preview-panel", "Preview", "5", preview.root);
@@ -290,6 +296,7 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
 
   refreshFiles();
   void preview.refresh();
+  void publish.refresh();
   void terminal.ensure();
   socket.start();
   // Exposed for diagnosis from the console (and for tests that simulate a dropped network).

@@ -1,7 +1,7 @@
 // The project WebSocket: reconnects with backoff and resumes with `since` = the last seq seen,
 // so every logged event reaches the page exactly once even across drops and reloads.
 
-import { socketUrl, type CheckpointInfo, type Diff } from "./api";
+import { socketUrl, type CheckpointInfo, type Deployment, type DeployStep, type Diff } from "./api";
 
 export type TurnEnd = "done" | "stopped" | "step_cap" | "stuck" | "length" | "content_filter" | "error";
 
@@ -39,6 +39,9 @@ export type ServerEvent = { seq: number } & (
       displaced?: string[];
       displaced_more?: number;
     }
+  | { type: "deploy_updated"; deployment: Deployment }
+  | { type: "deploy_progress"; deployment: string; step: DeployStep; message: string }
+  | { type: "deploy_log"; deployment: string; stream: "stdout" | "stderr"; data: string }
 );
 
 export type ConnState =

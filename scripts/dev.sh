@@ -125,6 +125,8 @@ else
 fi
 
 worker_vars+=(--var "PREVIEW_URL:http://{id}.preview.localhost:$PREVIEW_PORT/")
+# Published apps get their own host on the Worker's port (*.localhost resolves to loopback).
+worker_vars+=(--var "PUBLISH_URL:http://{slug}.apps.localhost:$PORT/")
 # wrangler reads .dev.vars next to wrangler.toml by itself; another file must be named.
 [ "$DEV_VARS" -ef "$ROOT/.dev.vars" ] || worker_vars+=(--env-file "$DEV_VARS")
 [ -z "${INSPECTOR_PORT:-}" ] || worker_vars+=(--inspector-port "$INSPECTOR_PORT")

@@ -89,6 +89,15 @@ elif what == "install":
 elif what == "check":
     for e in m.get("check", []):
         row(e["name"], e["cwd"], e["command"])
+elif what == "publish_build":
+    for e in m.get("publish", {}).get("build", []):
+        row(e.get("cwd", "."), e["command"])
+elif what == "publish_static":
+    print(m.get("publish", {}).get("static_dir", ""))
+elif what == "publish_backend":
+    b = m.get("publish", {}).get("backend")
+    if b:
+        row(b.get("cwd", "."), b.get("port_env", "PORT"), b["health_path"], b["command"])
 elif what == "dev":
     # Processes another depends on start first.
     dev = m.get("dev", {})
@@ -279,6 +288,38 @@ run_dev() {
   stop_procs
 }
 
+# The production recipe (template.json `publish`): the build commands, the static folder they
+# leave (with an index.html), and the backend's production command answering its health path
+# without a reloader.
+run_publish() {
+  local tname="$1" app="$2" cwd cmd static port_env health port pid logf
+  local tj="$TEMPLATES_DIR/$tname/template.json"
+  if ! grep -q '"publish"' "$tj"; then log "  (no publish recipe)"; return 0; fi
+  while IFS=$'\x1f' read -r cwd cmd; do
+    run_logged "$tname.publish.build" "$app/$cwd" bash -c "$cmd"
+  done < <(manifest "$tj" publish_build)
+  static="$(manifest "$tj" publish_static)"
+  if [[ -n "$static" ]]; then
+    if [[ ! -f "$app/$static/index.html" ]]; then
+      warn "  FAIL $tname.publish.static: $static/index.html is missing after the build"; return 1
+    fi
+    log "  ok   $tname.publish.static ($(find "$app/$static" -type f | wc -l) files in $static)"
+  fi
+  while IFS=$'\x1f' read -r cwd port_env health cmd; do
+    port="$(free_port)"
+    logf="$WORK/logs/$tname.publish.backend.log"
+    (cd "$app/$cwd" && exec setsid env "$port_env=$port" DATABASE_PATH="$WORK/$tname-prod.db" bash -c "exec $cmd") >"$logf" 2>&1 &
+    pid=$!
+    PIDS+=("$pid")
+    wait_ready "http://127.0.0.1:$port$health" "$pid" "$logf"
+    expect_http "$tname.publish.health" "http://127.0.0.1:$port$health" 200 '"status":"ok"'
+    if [[ "$cmd" == *--reload* ]]; then warn "  FAIL $tname.publish.backend runs with --reload"; return 1; fi
+    [[ -f "$WORK/$tname-prod.db" ]] || { warn "  FAIL $tname.publish.backend ignored DATABASE_PATH"; return 1; }
+    log "  ok   $tname.publish.backend (DATABASE_PATH honoured)"
+  done < <(manifest "$tj" publish_backend)
+  stop_procs
+}
+
 test_template() {
   local tname="$1" app="$WORK/apps/$1"
   # Runs in a subshell, which does not inherit the traps: end this template's processes here.
@@ -289,6 +330,7 @@ test_template() {
   install_deps "$tname" "$app"
   run_checks "$tname" "$app"
   run_dev "$tname" "$app"
+  run_publish "$tname" "$app"
 }
 
 mkdir -p "$WORK/logs" "$WORK/apps"

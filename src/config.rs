@@ -1,6 +1,7 @@
 //! Reads the Worker's vars and secrets into typed settings: once per request for the routes in
 //! `lib.rs`, once per object for a `ProjectRoom` (they are fixed for an object's lifetime).
 
+use open_replit_core::deploy::serve::PublishUrl;
 use open_replit_core::llm_config::{LlmSettings, LlmStatus};
 use open_replit_core::quota::{
     AllowList, RateLimits, DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_MAX_QUEUED,
@@ -62,6 +63,15 @@ fn get(env: &Env, name: &str) -> Option<String> {
 /// its own for the CSP of every page).
 pub fn preview_url(env: &Env) -> String {
     get(env, "PREVIEW_URL").unwrap_or_else(|| "http://{id}.preview.localhost:8001/".to_string())
+}
+
+/// Where published apps live (`PUBLISH_URL`, e.g. `https://{slug}.apps.example.com/`): `None`
+/// when unset or empty (publishing is off), `Err` with the reason when it does not parse.
+pub fn publish_url(env: &Env) -> Result<Option<PublishUrl>, String> {
+    match get(env, "PUBLISH_URL").filter(|v| !v.trim().is_empty()) {
+        None => Ok(None),
+        Some(v) => PublishUrl::parse(&v).map(Some),
+    }
 }
 
 impl Config {

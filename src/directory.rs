@@ -42,6 +42,7 @@ impl DurableObject for Directory {
             "CREATE TABLE IF NOT EXISTS projects (id TEXT PRIMARY KEY, owner TEXT NOT NULL, created_ms INTEGER NOT NULL)",
             "CREATE TABLE IF NOT EXISTS members (project TEXT NOT NULL, user_id TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (project, user_id))",
             "CREATE TABLE IF NOT EXISTS invites (project TEXT NOT NULL, handle TEXT NOT NULL, role TEXT NOT NULL, PRIMARY KEY (project, handle))",
+            "CREATE TABLE IF NOT EXISTS slugs (slug TEXT PRIMARY KEY, project TEXT NOT NULL UNIQUE)",
             "CREATE INDEX IF NOT EXISTS members_by_user ON members (user_id)",
             "CREATE INDEX IF NOT EXISTS invites_by_handle ON invites (handle)",
         ] {
@@ -144,6 +145,18 @@ impl Directory {
         // Drain the cursor so the count covers the whole statement.
         let _: Vec<serde_json::Value> = cursor.to_array()?;
         Ok(cursor.rows_written() > 0)
+    }
+
+    fn slug_of(&self, project: &str) -> Result<Option<String>> {
+        #[derive(Deserialize)]
+        struct S {
+            slug: String,
+        }
+        let rows: Vec<S> = self.rows(
+            "SELECT slug FROM slugs WHERE project = ?",
+            vec![project.into()],
+        )?;
+        Ok(rows.into_iter().next().map(|r| r.slug))
     }
 
     fn user(&self, id: &str) -> Result<Option<User>> {
@@ -369,6 +382,38 @@ impl Directory {
                     vec![project.into(), handle.into()],
                 )?;
                 json!({ "removed": by_user || by_handle })
+            }
+            DirRequest::ClaimSlug {
+                project,
+                candidates,
+            } => {
+                if let Some(s) = self.slug_of(&project)? {
+                    return Ok(json!(s));
+                }
+                for c in candidates {
+                    open_replit_core::deploy::serve::validate_slug(&c).map_err(DirError::Bad)?;
+                    if self.changed(
+                        "INSERT INTO slugs (slug, project) VALUES (?, ?) ON CONFLICT DO NOTHING",
+                        vec![c.as_str().into(), project.as_str().into()],
+                    )? {
+                        return Ok(json!(c));
+                    }
+                }
+                return Err(DirError::Bad(format!(
+                    "every candidate slug for {project} is taken"
+                )));
+            }
+            DirRequest::SlugOf { project } => json!(self.slug_of(&project)?),
+            DirRequest::SlugProject { slug } => {
+                #[derive(Deserialize)]
+                struct P {
+                    project: String,
+                }
+                let rows: Vec<P> = self.rows(
+                    "SELECT project FROM slugs WHERE slug = ?",
+                    vec![slug.into()],
+                )?;
+                json!(rows.into_iter().next().map(|r| r.project))
             }
         })
     }

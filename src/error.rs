@@ -55,6 +55,23 @@ impl ApiError {
         }
     }
 
+    /// The HTTP status this error answers with.
+    pub fn status(&self) -> u16 {
+        match self {
+            ApiError::BadRequest(_) | ApiError::Rule { .. } => 400,
+            ApiError::NotFound(_) => 404,
+            ApiError::Unauthorized(_) => 401,
+            ApiError::Forbidden(_) => 403,
+            ApiError::Unavailable { .. } => 503,
+            ApiError::MethodNotAllowed(_) => 405,
+            ApiError::Conflict { .. } => 409,
+            ApiError::TooLarge(_) => 413,
+            ApiError::RateLimited(_) => 429,
+            ApiError::Upstream(_) => 502,
+            ApiError::Internal(_) => 500,
+        }
+    }
+
     pub fn into_response(self) -> Response {
         let (status, code, message, extra) = match self {
             ApiError::BadRequest(m) => (400, "bad_request", m, None),

@@ -8,6 +8,7 @@ mod changes;
 mod chat_stream;
 mod config;
 mod cors;
+mod deployments;
 mod directory;
 mod error;
 mod headers;
@@ -17,6 +18,8 @@ mod preview;
 mod project_api;
 mod projects;
 mod pty;
+mod publish;
+mod publish_host;
 mod quota;
 mod room;
 mod room_state;
@@ -39,6 +42,18 @@ use worker::*;
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let url = req.url()?;
     let https = url.scheme() == "https";
+    // A published app's host (`PUBLISH_URL`) is answered before the IDE's origins, routes and
+    // sign-in, and without the IDE's security headers: the app is its own site.
+    if let Ok(Some(publish)) = config::publish_url(&env) {
+        let host = req
+            .headers()
+            .get("host")?
+            .or_else(|| url.host_str().map(String::from))
+            .unwrap_or_default();
+        if let Some(slug) = publish.slug_of(&host) {
+            return publish_host::handle(req, &env, &slug, https).await;
+        }
+    }
     let preview_url = config::preview_url(&env);
     let resp = dispatch(req, env, &url).await?;
     Ok(headers::secure(resp, https, &preview_url))

@@ -214,6 +214,9 @@ pub async fn handle(
             Ok(Response::from_json(&started.state)?)
         }
         (Method::Post, ["terminal"]) => crate::terminal::handle(room.clone(), req, id, &p).await,
+        (_, ["deployments", ..]) | (Method::Get, ["site"]) => {
+            crate::publish::handle(room, req, id, rest).await
+        }
         _ => Err(ApiError::NotFound(format!("{method} /projects/{id}{rest}"))),
     }
 }

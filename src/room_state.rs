@@ -3,6 +3,7 @@
 //! reaches the Durable Object's storage through these methods, never through raw SQL.
 
 use crate::config::Config;
+use crate::deployments::Deployments;
 use crate::error::ApiError;
 use crate::turn_log::TurnLog;
 use open_replit_core::manifest::Diff;
@@ -44,6 +45,10 @@ pub struct Room {
     /// The one debounced save of what shells changed on the VM, shared by every terminal of
     /// the project (two open terminals must not run two saves of the same changes).
     terminal_save: Cell<SaveState>,
+    /// Publishes (and rollbacks, unpublishes) of the project run one at a time.
+    publish_lock: futures_util::lock::Mutex<()>,
+    /// The agent's `publish` tool ran in the running turn: publish once it ends.
+    publish_after_turn: Cell<bool>,
 }
 
 /// Where the project's terminal save stands.
@@ -107,7 +112,8 @@ impl Room {
                 console_error!("ProjectRoom schema: {e}");
             }
         }
-        TurnLog::new(sql).create_schema();
+        TurnLog::new(sql.clone()).create_schema();
+        Deployments::new(sql).create_schema();
         let room = Room {
             state,
             env: env.clone(),
@@ -118,6 +124,8 @@ impl Room {
             turns: TurnQueue::default(),
             pending: RefCell::new(Vec::new()),
             terminal_save: Cell::new(SaveState::Idle),
+            publish_lock: futures_util::lock::Mutex::new(()),
+            publish_after_turn: Cell::new(false),
         };
         room.seq.set(room.max_seq().unwrap_or(0));
         room
@@ -135,6 +143,26 @@ impl Room {
     /// The turns and the model's history, stored beside the event log.
     pub fn turn_log(&self) -> TurnLog {
         TurnLog::new(self.sql())
+    }
+
+    /// The project's deployments, stored beside the event log.
+    pub fn deployments(&self) -> Deployments {
+        Deployments::new(self.sql())
+    }
+
+    /// Held by the publish, rollback or unpublish that runs; the next one waits.
+    pub fn publish_lock(&self) -> &futures_util::lock::Mutex<()> {
+        &self.publish_lock
+    }
+
+    /// Asks for a publish when the running turn ends (the agent's `publish` tool).
+    pub fn publish_after_turn(&self) {
+        self.publish_after_turn.set(true);
+    }
+
+    /// Whether the turn that just ended asked for a publish (and clears the request).
+    pub fn take_publish_request(&self) -> bool {
+        self.publish_after_turn.replace(false)
     }
 
     fn sql(&self) -> SqlStorage {
@@ -164,6 +192,12 @@ impl Room {
             "INSERT INTO kv (k, v) VALUES (?, ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
             vec![k.into(), v.into()],
         )?;
+        Ok(())
+    }
+
+    pub fn delete_kv(&self, k: &str) -> Result<()> {
+        self.sql()
+            .exec("DELETE FROM kv WHERE k = ?", vec![k.into()])?;
         Ok(())
     }
 
@@ -317,7 +351,9 @@ impl Room {
     fn try_emit(&self, event: ServerEvent) -> Result<()> {
         let streamed = matches!(
             event,
-            ServerEvent::AssistantDelta { .. } | ServerEvent::ToolOutput { .. }
+            ServerEvent::AssistantDelta { .. }
+                | ServerEvent::ToolOutput { .. }
+                | ServerEvent::DeployLog { .. }
         );
         let seq = self.seq.get() + 1;
         let body = serde_json::to_string(&Envelope { seq, event })?;

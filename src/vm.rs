@@ -6,6 +6,10 @@ use crate::config::Config;
 use crate::error::ApiError;
 use futures_util::future::{select, Either};
 use futures_util::StreamExt;
+use open_replit_core::deploy::build::{self, BuildEvent, BuildRequest};
+use open_replit_core::deploy::service::{
+    ActivateReply, StartBackendReply, StartBackendRequest, UnpublishReply,
+};
 use open_replit_core::manifest::Manifest;
 use open_replit_core::store::Transport;
 use open_replit_core::vm_api::{
@@ -38,6 +42,8 @@ pub struct ExecOutcome {
 
 /// Most calls answer at once; this bounds them.
 const SHORT: Duration = Duration::from_secs(10);
+/// A published app's API request: as long as a person would wait for a page.
+const LIVE_TIMEOUT: Duration = Duration::from_secs(100);
 /// Process starts and restarts wait for the old process to go.
 const PROCESS_CHANGE: Duration = Duration::from_secs(30);
 
@@ -419,6 +425,188 @@ impl Vm {
             ApiError::Upstream("the command's output ended without an exit status".into())
         })?;
         Ok(ExecOutcome { exit, changes })
+    }
+
+    /// Builds a deployment (`POST …/deployments/build`), calling `on_event` for each NDJSON
+    /// line; answers the last one (`built` or `error`). A broken stream (the VM API restarted)
+    /// is an `Err`.
+    pub async fn deploy_build(
+        &self,
+        project: &str,
+        req: &BuildRequest,
+        mut on_event: impl FnMut(&BuildEvent),
+    ) -> Result<BuildEvent, ApiError> {
+        let body = serde_json::to_vec(req)?;
+        let timeout =
+            Duration::from_secs(req.timeout_s.unwrap_or(build::DEFAULT_BUILD_TIMEOUT_S) + 60);
+        let mut r = self
+            .send(
+                Method::Post,
+                &format!("/projects/{project}/deployments/build"),
+                Some(body),
+                timeout,
+                None,
+            )
+            .await?;
+        let status = r.status_code();
+        if !(200..300).contains(&status) {
+            let text = r.text().await.unwrap_or_default();
+            return Err(error_from(status, &text));
+        }
+        let mut stream = r.stream()?;
+        let mut buf: Vec<u8> = Vec::new();
+        let mut last: Option<BuildEvent> = None;
+        let read = async {
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| {
+                    ApiError::Upstream(format!("the VM API's build stream broke: {e}"))
+                })?;
+                buf.extend_from_slice(&chunk);
+                while let Some(nl) = buf.iter().position(|b| *b == b'\n') {
+                    let line: Vec<u8> = buf.drain(..=nl).collect();
+                    if let Ok(ev) = serde_json::from_slice::<BuildEvent>(&line) {
+                        on_event(&ev);
+                        if matches!(ev, BuildEvent::Built(_) | BuildEvent::Error(_)) {
+                            last = Some(ev);
+                        }
+                    }
+                }
+            }
+            Ok::<(), ApiError>(())
+        };
+        match select(Box::pin(read), Box::pin(Delay::from(timeout))).await {
+            Either::Left((r, _)) => r?,
+            Either::Right(_) => {
+                return Err(ApiError::Upstream(format!(
+                    "the build did not end within {} s",
+                    timeout.as_secs()
+                )))
+            }
+        }
+        last.ok_or_else(|| {
+            ApiError::Upstream(
+                "the VM API's build stream ended without a result (did the VM API restart?)".into(),
+            )
+        })
+    }
+
+    /// Starts a deployment's backend as a candidate and waits for its health path.
+    pub async fn deploy_start(
+        &self,
+        project: &str,
+        deployment: &str,
+        req: &StartBackendRequest,
+    ) -> Result<StartBackendReply, ApiError> {
+        self.call(
+            Method::Post,
+            &format!("/projects/{project}/deployments/{deployment}/start"),
+            Some(req),
+            Duration::from_secs(req.health_timeout_s + 40),
+        )
+        .await
+    }
+
+    /// Makes a healthy candidate the live backend (the previous one is stopped after).
+    pub async fn deploy_activate(
+        &self,
+        project: &str,
+        deployment: &str,
+    ) -> Result<ActivateReply, ApiError> {
+        self.call(
+            Method::Post,
+            &format!("/projects/{project}/deployments/{deployment}/activate"),
+            None::<&()>,
+            PROCESS_CHANGE,
+        )
+        .await
+    }
+
+    /// Stops a candidate that did not go live.
+    pub async fn deploy_stop(&self, project: &str, deployment: &str) -> Result<(), ApiError> {
+        self.call::<serde_json::Value>(
+            Method::Post,
+            &format!("/projects/{project}/deployments/{deployment}/stop"),
+            None::<&()>,
+            PROCESS_CHANGE,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Unpublishes: stops the live backend (its data folder stays). `Ok(None)` when nothing
+    /// was live.
+    pub async fn deploy_unpublish(&self, project: &str) -> Result<Option<String>, ApiError> {
+        match self
+            .call::<UnpublishReply>(
+                Method::Delete,
+                &format!("/projects/{project}/deployments/live"),
+                None::<&()>,
+                PROCESS_CHANGE,
+            )
+            .await
+        {
+            Ok(r) => Ok(Some(r.stopped)),
+            Err(ApiError::NotFound(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The last lines of a deployment's backend log.
+    pub async fn deploy_logs(
+        &self,
+        project: &str,
+        deployment: &str,
+        tail: u32,
+    ) -> Result<LogsReply, ApiError> {
+        self.call(
+            Method::Get,
+            &format!("/projects/{project}/deployments/{deployment}/logs?tail={tail}"),
+            None::<&()>,
+            SHORT,
+        )
+        .await
+    }
+
+    /// Forwards a request of a published app to its live backend (`…/live/{path}`), signed;
+    /// the answer is the backend's (or the VM API's JSON error), streamed.
+    pub async fn live_proxy(
+        &self,
+        project: &str,
+        method: Method,
+        path_and_query: &str,
+        headers: &Headers,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, ApiError> {
+        let nonce = crate::azure::FetchTransport { timeout: SHORT }.random_u64();
+        let path = vm_auth::with_nonce(&format!("/projects/{project}/live{path_and_query}"), nonce);
+        let signed =
+            self.auth_headers(method.as_ref(), &path, body.as_deref().unwrap_or_default())?;
+        for (k, v) in signed.entries() {
+            headers.set(&k, &v)?;
+        }
+        let mut init = RequestInit::new();
+        if let Some(bytes) = &body {
+            init.with_body(Some(js_sys::Uint8Array::from(bytes.as_slice()).into()));
+        }
+        init.with_method(method)
+            .with_headers(headers.clone())
+            .with_redirect(worker::RequestRedirect::Manual);
+        let req = Request::new_with_init(&format!("{}{path}", self.base), &init)?;
+        match select(
+            Box::pin(Fetch::Request(req).send()),
+            Box::pin(Delay::from(LIVE_TIMEOUT)),
+        )
+        .await
+        {
+            Either::Left((Ok(r), _)) => Ok(r),
+            Either::Left((Err(e), _)) => Err(ApiError::Upstream(format!(
+                "the app's backend is unreachable: {e}"
+            ))),
+            Either::Right(_) => Err(ApiError::Upstream(format!(
+                "the app's backend did not answer within {} s",
+                LIVE_TIMEOUT.as_secs()
+            ))),
+        }
     }
 
     /// A minted preview token for `project`, valid for `secs`.

@@ -82,6 +82,13 @@ async fn run_turn(room: &Room, text: String, model: Option<String>, user: &str) 
         usage: ending.usage,
         checkpoint: ending.checkpoint,
     });
+    // The agent's `publish` tool: the turn's checkpoint (or the head), once the turn is over;
+    // a turn that failed or was stopped publishes nothing.
+    if room.take_publish_request() && matches!(ending.end, TurnEnd::Done | TurnEnd::StepCap) {
+        if let Some(id) = room.project_id() {
+            let _ = crate::publish::publish(room, &id, ending.checkpoint, "agent", user).await;
+        }
+    }
 }
 
 async fn turn_body(room: &Room, turn_id: u64, text: &str, model: String, user: &str) -> Ending {

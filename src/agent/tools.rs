@@ -311,5 +311,29 @@ pub async fn run_tool(
                 Err(e) => Err(e.into()),
             }
         }
+        ToolArgs::Publish(_) => {
+            if let Err(e) = crate::config::publish_url(room.env()) {
+                return Err(model(format!("publishing is misconfigured: {e}")));
+            }
+            if crate::config::publish_url(room.env())
+                .ok()
+                .flatten()
+                .is_none()
+            {
+                return Err(model(
+                    "publishing is not set up on this server (no PUBLISH_URL); tell the person \
+                     the app cannot be published here",
+                ));
+            }
+            room.publish_after_turn();
+            Ok(
+                "Publishing is scheduled: when this turn ends, the platform builds its \
+                checkpoint for production and switches the public URL to it once the backend \
+                answers its health check. The person sees the steps and the URL in the Publish \
+                panel; a failed build leaves the previous version live. Tell the person it is \
+                being published; do not call publish again this turn."
+                    .into(),
+            )
+        }
     }
 }

@@ -1,10 +1,12 @@
 // Drives the golden-path app in headless Chromium through the preview origin: the todo list
 // loads, adding an item makes a real backend request, and the item survives a reload.
-// Usage: node golden-preview.mjs PREVIEW_URL ARTIFACT_DIR   → prints one JSON line.
+// Usage: node golden-preview.mjs PREVIEW_URL ARTIFACT_DIR [published]   → prints one JSON line.
+// With `published`, URL is the app's public URL (a production build: no HMR to wait for).
 import { chromium } from 'playwright-core'
 import { mkdirSync } from 'node:fs'
 
-const [url, artifacts = 'test-artifacts'] = process.argv.slice(2)
+const [url, artifacts = 'test-artifacts', mode = 'preview'] = process.argv.slice(2)
+const published = mode === 'published'
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   headless: true,
@@ -20,7 +22,7 @@ try {
   result.steps.push('list loaded (empty)')
   // Vite's client logs this once its HMR WebSocket is up: the upgrade went through the proxy.
   const deadline = Date.now() + 15000
-  while (!result.console.some((l) => l.includes('[vite] connected')) && Date.now() < deadline) {
+  while (!published && !result.console.some((l) => l.includes('[vite] connected')) && Date.now() < deadline) {
     await page.waitForTimeout(100)
   }
   result.hmr = result.console.some((l) => l.includes('[vite] connected'))
@@ -40,7 +42,7 @@ try {
 } catch (e) {
   result.error = String(e)
   mkdirSync(artifacts, { recursive: true })
-  await page.screenshot({ path: `${artifacts}/golden-preview.png` }).catch(() => {})
+  await page.screenshot({ path: `${artifacts}/golden-${mode}.png` }).catch(() => {})
   result.html = (await page.content().catch(() => '')).slice(0, 2000)
 } finally {
   await browser.close()

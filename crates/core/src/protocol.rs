@@ -172,6 +172,22 @@ pub enum ServerEvent {
         tokens_before: u64,
         tokens_after: u64,
     },
+    /// A deployment was created or changed status (publish, rollback, unpublish).
+    DeployUpdated {
+        deployment: crate::deploy::record::Deployment,
+    },
+    /// A publish reached a step (`uploading` carries "12 new files of 40").
+    DeployProgress {
+        deployment: String,
+        step: crate::deploy::record::DeployStep,
+        message: String,
+    },
+    /// Output of a publish's install or build command (streamed, like `tool_output`).
+    DeployLog {
+        deployment: String,
+        stream: String,
+        data: String,
+    },
     /// A message the server could not act on; the connection stays open.
     Error {
         message: String,
@@ -255,6 +271,30 @@ mod tests {
             "{s}"
         );
         assert_eq!(serde_json::from_str::<Envelope>(&s).unwrap(), e);
+    }
+
+    #[test]
+    fn publish_events_are_tagged_and_flat() {
+        let e = ServerEvent::DeployProgress {
+            deployment: "d-2".into(),
+            step: crate::deploy::record::DeployStep::Uploading,
+            message: "3 new files of 12".into(),
+        };
+        assert_eq!(
+            serde_json::to_string(&e).unwrap(),
+            r#"{"type":"deploy_progress","deployment":"d-2","step":"uploading","message":"3 new files of 12"}"#
+        );
+        let s = r#"{"seq":9,"type":"deploy_updated","deployment":{"id":"d-2","checkpoint":4,
+            "status":"live","created_ms":1,"by":"local","files":3,"bytes":10,"total":3,
+            "uploaded":1,"backend":true}}"#;
+        let env: Envelope = serde_json::from_str(s).unwrap();
+        match env.event {
+            ServerEvent::DeployUpdated { deployment } => {
+                assert_eq!(deployment.status, crate::deploy::record::DeployStatus::Live);
+                assert_eq!(deployment.site, None);
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

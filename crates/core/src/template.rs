@@ -7,6 +7,8 @@
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::deploy::build::{BuildRequest, BuildStep, InstallStep};
+use crate::deploy::service::StartBackendRequest;
 use crate::manifest::Manifest;
 
 /// A template's `template.json`. Every field is optional in the file; absent ones are empty.
@@ -41,9 +43,47 @@ pub struct TemplateManifest {
     /// how the generated app deploys.
     #[serde(default)]
     pub deploy: BTreeMap<String, Deploy>,
+    /// How the app is published (`POST /projects/{id}/deployments`): build commands, the
+    /// static folder and the backend's production command. Absent: the template cannot publish.
+    #[serde(default)]
+    pub publish: Option<Publish>,
     /// How the agent's system prompt describes this template (`agent::prompt`).
     #[serde(default)]
     pub prompt: PromptSpec,
+}
+
+/// The production recipe of a template (`publish` in `template.json`). The build runs the
+/// template's `install` entries first (through the dependency cache), then `build` in order,
+/// in the project's sandbox, from a checkpoint.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Publish {
+    /// Build commands, in order (`npm run build` in `frontend`).
+    #[serde(default)]
+    pub build: Vec<Deploy>,
+    /// The folder whose files are the static site (`frontend/dist`), served at the edge.
+    #[serde(default, deserialize_with = "opt_project_dir")]
+    pub static_dir: Option<String>,
+    /// The backend, run as a supervised production service. Without a static folder it
+    /// answers every path; with one, `/api/*`.
+    #[serde(default)]
+    pub backend: Option<PublishBackend>,
+}
+
+/// The production backend of a `publish` recipe.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishBackend {
+    /// Directory relative to the project root; `""` is the root.
+    #[serde(default, deserialize_with = "project_dir")]
+    pub cwd: String,
+    /// The production command (uvicorn without `--reload`), listening on `$PORT`.
+    pub command: String,
+    /// The environment variable holding the port (default `PORT`).
+    #[serde(default)]
+    pub port_env: Option<String>,
+    /// Answers 2xx once the backend serves (`/api/health`); the deployment goes live only then.
+    pub health_path: String,
 }
 
 /// A template's own description for the agent's system prompt. Paths are relative to the
@@ -164,6 +204,10 @@ pub fn project_dir<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::
     Ok(normalize_dir(&s))
 }
 
+fn opt_project_dir<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(Option::<String>::deserialize(d)?.map(|s| normalize_dir(&s)))
+}
+
 fn normalize_dir(s: &str) -> String {
     match s.trim_end_matches('/') {
         "." => String::new(),
@@ -244,6 +288,57 @@ impl TemplateManifest {
         let mut cycle: Vec<String> = path[start..].iter().map(|s| s.to_string()).collect();
         cycle.push(at.to_string());
         Err(TemplateError::Cycle { cycle })
+    }
+}
+
+impl TemplateManifest {
+    /// The build request of deployment `deployment` of a checkpoint with `manifest`: the
+    /// template's installs (in name order, as the preview runs them) and its `publish` recipe.
+    /// `None` when the template has no `publish` block.
+    pub fn build_request(&self, deployment: &str, manifest: &Manifest) -> Option<BuildRequest> {
+        let p = self.publish.as_ref()?;
+        Some(BuildRequest {
+            deployment: deployment.to_string(),
+            manifest: manifest.clone(),
+            install: self
+                .install
+                .values()
+                .map(|i| InstallStep {
+                    cwd: i.cwd.clone(),
+                    command: i.command.clone(),
+                    when_changed: i.when_changed.clone(),
+                    outputs: i.outputs.clone(),
+                })
+                .collect(),
+            build: p
+                .build
+                .iter()
+                .map(|b| BuildStep {
+                    cwd: b.cwd.clone(),
+                    command: b.command.clone(),
+                })
+                .collect(),
+            static_dir: p.static_dir.clone(),
+            backend_dir: p
+                .backend
+                .as_ref()
+                .map(|b| b.cwd.clone())
+                .filter(|d| !d.is_empty()),
+            timeout_s: None,
+        })
+    }
+
+    /// How to start the deployment's backend, when the recipe has one.
+    pub fn start_request(&self) -> Option<StartBackendRequest> {
+        let b = self.publish.as_ref()?.backend.as_ref()?;
+        Some(StartBackendRequest {
+            backend_dir: b.cwd.clone(),
+            command: b.command.clone(),
+            port_env: b.port_env.clone().unwrap_or_else(|| "PORT".into()),
+            health_path: b.health_path.clone(),
+            env: BTreeMap::new(),
+            health_timeout_s: crate::deploy::service::DEFAULT_HEALTH_TIMEOUT_S,
+        })
     }
 }
 
@@ -352,6 +447,48 @@ mod tests {
             fs.check.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),
             ["typecheck", "build", "pytest"]
         );
+    }
+
+    #[test]
+    fn every_template_publishes_with_a_production_backend() {
+        let [(_, fe), (_, be), (_, fs)] = all();
+        let m = Manifest::default();
+        let r = fs.build_request("d-1", &m).unwrap();
+        r.validate().unwrap();
+        assert_eq!(r.static_dir.as_deref(), Some("frontend/dist"));
+        assert_eq!(r.backend_dir.as_deref(), Some("backend"));
+        assert_eq!(r.build[0].command, "npm run build");
+        assert_eq!(r.build[0].cwd, "frontend");
+        // Every install runs through the dependency cache, as the preview's do.
+        assert_eq!(r.install.len(), 2);
+        assert!(r.install.iter().all(|i| !i.outputs.is_empty()));
+        let start = fs.start_request().unwrap();
+        start.validate().unwrap();
+        assert_eq!(start.health_path, "/api/health");
+        assert_eq!(start.backend_dir, "backend");
+        // Production: no reloader watching files.
+        assert!(!start.command.contains("--reload"), "{}", start.command);
+        let r = be.build_request("d-1", &m).unwrap();
+        r.validate().unwrap();
+        assert_eq!(r.static_dir, None);
+        assert_eq!(r.backend_dir, None, "the backend is the project root");
+        assert!(r.build.is_empty());
+        assert_eq!(be.start_request().unwrap().backend_dir, "");
+        let r = fe.build_request("d-1", &m).unwrap();
+        r.validate().unwrap();
+        assert_eq!(r.static_dir.as_deref(), Some("dist"));
+        assert!(fe.start_request().is_none());
+        assert!(TemplateManifest::default()
+            .build_request("d-1", &m)
+            .is_none());
+    }
+
+    #[test]
+    fn a_publish_block_with_an_unknown_key_is_refused() {
+        let e = TemplateManifest::parse(r#"{"publish": {"static": "dist"}}"#).unwrap_err();
+        assert!(e.to_string().contains("unknown field"), "{e}");
+        let t = TemplateManifest::parse(r#"{"publish": {"static_dir": "./web/dist/"}}"#).unwrap();
+        assert_eq!(t.publish.unwrap().static_dir.as_deref(), Some("web/dist"));
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub const HEADER_USER: &str = "x-or-user";
 const INFO_REQUEST: &[u8] = b"open-replit vm-api request signature v1";
 /// HKDF `info` of the preview-token key.
 const INFO_PREVIEW: &[u8] = b"open-replit vm-api preview token v1";
+/// Info of the key that signs a private published app's access tokens (`deploy::record`).
+const INFO_APP_ACCESS: &[u8] = b"open-replit app access token v1";
 /// How far a request's timestamp may be from the verifier's clock, in seconds.
 pub const MAX_SKEW_SECS: i64 = 300;
 
@@ -237,6 +239,49 @@ pub fn verify_preview_token(
     Ok(expiry)
 }
 
+fn app_mac(secret: &[u8], project: &str, expiry: i64) -> String {
+    hex(&mac(
+        &derive_key(secret, INFO_APP_ACCESS),
+        &format!("app:{project}:{expiry}"),
+    )
+    .finalize()
+    .into_bytes())
+}
+
+/// An access token to project `project`'s private published app, minted by the Worker for a
+/// signed-in member: `{expiry}.{hex(HMAC-SHA256(app key, "app:{project}:{expiry}"))}`. The
+/// app's host turns it into its own cookie. Its key is derived apart from the request and
+/// preview keys, so neither a preview token nor a request signature is ever an app token.
+pub fn mint_app_token(secret: &[u8], project: &str, expiry: i64) -> String {
+    format!("{expiry}.{}", app_mac(secret, project, expiry))
+}
+
+/// Checks an app-access token for `project` at `now`; the token may not outlive `max_secs`.
+pub fn verify_app_token(
+    secret: &[u8],
+    project: &str,
+    token: &str,
+    now: i64,
+    max_secs: i64,
+) -> Result<i64, &'static str> {
+    let (exp, sig) = token.split_once('.').ok_or("malformed token")?;
+    let expiry: i64 = exp.parse().map_err(|_| "malformed token expiry")?;
+    if expiry <= now {
+        return Err("token expired");
+    }
+    if expiry - now > max_secs {
+        return Err("token lifetime too long");
+    }
+    let given = decode_hex(sig).ok_or("bad token signature")?;
+    mac(
+        &derive_key(secret, INFO_APP_ACCESS),
+        &format!("app:{project}:{expiry}"),
+    )
+    .verify_slice(&given)
+    .map_err(|_| "bad token signature")?;
+    Ok(expiry)
+}
+
 /// Appends a signed `or_nonce` query parameter, so two identical requests in the same second
 /// still differ and the VM API's replay cache accepts both.
 pub fn with_nonce(path_and_query: &str, nonce: u64) -> String {
@@ -442,5 +487,28 @@ mod tests {
             sha256_hex(b""),
             "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
         );
+    }
+
+    #[test]
+    fn app_tokens_are_bound_to_their_project_and_key() {
+        let secret = b"s3cret";
+        let t = mint_app_token(secret, "todo-abc", 2000);
+        assert_eq!(
+            verify_app_token(secret, "todo-abc", &t, 1000, 3600),
+            Ok(2000)
+        );
+        assert!(verify_app_token(secret, "other", &t, 1000, 3600).is_err());
+        assert!(verify_app_token(b"other", "todo-abc", &t, 1000, 3600).is_err());
+        assert_eq!(
+            verify_app_token(secret, "todo-abc", &t, 2000, 3600),
+            Err("token expired")
+        );
+        assert_eq!(
+            verify_app_token(secret, "todo-abc", &t, 1000, 10),
+            Err("token lifetime too long")
+        );
+        // A preview token for the same project and expiry is not an app token.
+        let p = mint_preview_token(secret, "todo-abc", 2000);
+        assert!(verify_app_token(secret, "todo-abc", &p, 1000, 3600).is_err());
     }
 }

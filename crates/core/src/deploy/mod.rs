@@ -2,8 +2,11 @@
 //! the VM API. `build.rs`: building a checkpoint into static files and a backend (request,
 //! progress events, limits, the static manifest). `service.rs`: the backend of a deployment as a
 //! supervised production service (start, health gate, activation, restart policy, status).
+//! `record.rs`: a project's deployment records, the publish routes' requests and replies, the
+//! publish progress steps and the app-access cookie of private apps.
 //! `serve.rs`: serving a published app at the edge (host → app, path → file or backend, headers).
 
 pub mod build;
+pub mod record;
 pub mod serve;
 pub mod service;

@@ -205,6 +205,31 @@ pub fn slug_from_name(name: &str) -> String {
     s
 }
 
+/// The slugs to try, in order, for a project's first publish: its name's slug, then that slug
+/// with the end of the project id (its random part) so a taken name still gets a readable
+/// slug, then the project id itself (unique) cut to the limit.
+pub fn slug_candidates(name: &str, project_id: &str) -> Vec<String> {
+    let base = slug_from_name(name);
+    let tail: String = project_id
+        .rsplit('-')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .take(8)
+        .collect();
+    let mut out = vec![base.clone()];
+    if !tail.is_empty() {
+        let keep = MAX_SLUG_CHARS - 1 - tail.len();
+        let head: String = base.chars().take(keep).collect();
+        out.push(format!("{}-{tail}", head.trim_end_matches('-')));
+    }
+    let id: String = project_id.chars().take(MAX_SLUG_CHARS).collect();
+    out.push(slug_from_name(&id));
+    out.retain(|s| validate_slug(s).is_ok());
+    out.dedup();
+    out
+}
+
 /// The public URL template (`PUBLISH_URL`, e.g. `https://{slug}.apps.example.com/`): where the
 /// `{slug}` label sits in a host name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -432,5 +457,18 @@ mod tests {
         ] {
             assert!(PublishUrl::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn slug_candidates_start_with_the_name_and_end_unique() {
+        assert_eq!(
+            slug_candidates("Todo App", "todo-app-k3j9x2"),
+            ["todo-app", "todo-app-k3j9x2"]
+        );
+        let long = "a".repeat(60);
+        let c = slug_candidates(&long, &format!("{}-zz12", "b".repeat(50)));
+        assert!(c.iter().all(|s| validate_slug(s).is_ok()), "{c:?}");
+        assert!(c[1].ends_with("-zz12"), "{c:?}");
+        assert_eq!(slug_candidates("!!", "app-9x")[0], "app");
     }
 }

@@ -300,6 +300,25 @@ impl<'a, T: Transport> Projects<'a, T> {
         Ok(r.body)
     }
 
+    /// Stores `body` as a content-addressed object of project `id`, create-only (an object
+    /// already there is the same bytes); returns its sha256.
+    pub async fn put_object(&self, id: &str, body: Vec<u8>) -> Result<String, StoreError> {
+        let sha = crate::vm_auth::sha256_hex(&body);
+        match self
+            .blob
+            .put(
+                &object_name(id, &sha),
+                body,
+                "application/octet-stream",
+                Cond::IfNoneMatchAny,
+            )
+            .await
+        {
+            Ok(_) | Err(BlobError::Precondition(_)) => Ok(sha),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Every file of a checkpoint, fetched in parallel, in path order.
     pub async fn read_all(
         &self,

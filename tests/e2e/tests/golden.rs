@@ -640,8 +640,90 @@ async fn publish_use_republish_roll_back_and_restart(stack: &mut Stack, id: &str
         .unwrap();
     assert_eq!(r.status(), 200);
 
-    // The VM API is killed and started again: the live backend comes back with its data.
+    // A backend that crashes at start is never switched to.
+    put_file(stack, id, "frontend/src/App.tsx", &app_tsx).await;
+    let main_py = std::fs::read_to_string(
+        stack
+            .state
+            .path()
+            .join("vm-data/projects")
+            .join(id)
+            .join("backend/app/main.py"),
+    )
+    .unwrap();
+    put_file(
+        stack,
+        id,
+        "backend/app/main.py",
+        &format!("{main_py}\nraise RuntimeError('boom at start')\n"),
+    )
+    .await;
+    let d4 = publish(stack, id).await;
+    assert_eq!(d4["status"], "failed", "{d4}");
+    assert!(d4["error"].as_str().unwrap().contains("healthy"), "{d4}");
+    assert!(
+        d4["last_lines"].to_string().contains("boom at start"),
+        "{d4}"
+    );
+    let (s, _, todos) = app(
+        stack,
+        reqwest::Method::GET,
+        &format!("{url}api/todos"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "the live backend kept serving: {todos}");
+    put_file(stack, id, "backend/app/main.py", &main_py).await;
+
+    // Two publishes at once run one after the other, and both go live in turn.
+    let (a, b) = tokio::join!(publish(stack, id), publish(stack, id));
+    assert_eq!(a["status"], "live", "{a}");
+    assert_eq!(b["status"], "live", "{b}");
+    assert_ne!(a["id"], b["id"]);
+    let (_, list) = stack
+        .get_json(&format!("/projects/{id}/deployments"))
+        .await
+        .unwrap();
+    let newest = list["deployments"][0]["id"].as_str().unwrap().to_string();
+    assert_eq!(list["live"], newest.as_str(), "{list}");
+    assert_eq!(list["deployments"][1]["status"], "previous", "{list}");
+
+    // The VM API is killed in the middle of a publish: that publish fails, the live app stays,
+    // and once the VM API is back its backend serves again with its data.
+    let http = stack.http.clone();
+    let publish_url = format!("{}/projects/{id}/deployments", stack.worker_url);
+    let pending = tokio::spawn(async move {
+        let r = http
+            .post(publish_url)
+            .timeout(std::time::Duration::from_secs(600))
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap();
+        r.json::<Value>().await.unwrap()
+    });
+    // Killed while the VM API streams the frontend's build (tsc and vite take over a second);
+    // the socket still holds the earlier publishes' logs, so the id is the next one.
+    let next = format!(
+        "d-{}",
+        newest.trim_start_matches("d-").parse::<u64>().unwrap() + 1
+    );
+    loop {
+        let (e, _) = ws.until("deploy_log").await.unwrap();
+        if e["deployment"] == next.as_str() && e["data"].as_str().unwrap().contains("npm run build")
+        {
+            break;
+        }
+    }
     stack.restart_vm().await.unwrap();
+    let cut = pending.await.unwrap();
+    assert_eq!(cut["status"], "failed", "{cut}");
+    let (_, list) = stack
+        .get_json(&format!("/projects/{id}/deployments"))
+        .await
+        .unwrap();
+    assert_eq!(list["live"], newest.as_str(), "{list}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let (s, _, b) = app(

@@ -98,11 +98,12 @@ async fn file_tools_search_docs_and_logs_give_the_model_what_it_needs() {
             ("read_docs", json!({"name": "app/main.py"})),
             ("read_logs", json!({})),
             ("check_preview", json!({})),
+            ("publish", json!({})),
         ],
     ));
     llm.push(Reply::text("done"));
     let r = turn(&stack, &id, "use the tools").await;
-    assert_eq!(r.len(), 13, "{r:#?}");
+    assert_eq!(r.len(), 14, "{r:#?}");
 
     assert_eq!(
         r[0],
@@ -158,6 +159,59 @@ async fn file_tools_search_docs_and_logs_give_the_model_what_it_needs() {
         r[12].starts_with("error") && r[12].contains("start_preview"),
         "{}",
         r[12]
+    );
+
+    // `publish` publishes the turn's checkpoint once the turn is over: an API-only app, whose
+    // backend answers every path of its host.
+    assert!(r[13].starts_with("Publishing is scheduled"), "{}", r[13]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    let d = loop {
+        let (_, list) = stack
+            .get_json(&format!("/projects/{id}/deployments"))
+            .await
+            .unwrap();
+        let d = list["deployments"][0].clone();
+        if d["status"] == "live" || d["status"] == "failed" {
+            assert_eq!(list["slug"], "tools", "{list}");
+            break d;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no publish ended: {list}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
+    assert_eq!(d["status"], "live", "{d}");
+    assert_eq!(d["by"], "agent", "{d}");
+    assert_eq!(d["checkpoint"], 2, "the turn's own checkpoint: {d}");
+    assert_eq!(d["backend"], true, "{d}");
+    assert!(d.get("site").is_none(), "no static site: {d}");
+    let port: u16 = stack
+        .worker_url
+        .rsplit(':')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .resolve("tools.apps.localhost", ([127, 0, 0, 1], port).into())
+        .build()
+        .unwrap();
+    let health = client
+        .get(format!("{}api/health", stack.app_url("tools")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let docs = client
+        .get(format!("{}docs", stack.app_url("tools")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        docs.status(),
+        200,
+        "FastAPI's docs are served by the backend"
     );
 }
 

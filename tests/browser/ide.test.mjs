@@ -406,3 +406,38 @@ needs("cors", "11 the frontend hosted on another origin uses the API through COR
   assert.equal(r.headers.get("access-control-allow-origin"), null);
   assert.equal(r.status, 403);
 });
+
+test("12 publish from the IDE: steps, the live URL, the app at it, history and rollback", async () => {
+  await withArtifacts("12-publish", page, async () => {
+    await openProject();
+    await page.getByTestId("publish-button").click();
+    await page.getByTestId("publish-panel").waitFor();
+    // Steps as they happen, ending live with the URL (a cold dependency cache installs first).
+    await page.locator('[data-testid=publish-step][data-step=live][data-state=done]').waitFor({ timeout: 240_000 });
+    const href = await page.getByTestId("publish-url").getAttribute("href");
+    assert.match(href, /^http:\/\/browser-test-app\.apps\.localhost:\d+\/$/);
+    assert.ok((await page.getByTestId("publish-log").textContent()).includes("npm run build"));
+    // The app answers at its own host: no preview token, its backend behind /api.
+    const app = await newPage(browser);
+    await withArtifacts("12-published-app", app, async () => {
+      const r = await app.goto(href);
+      assert.equal(r.status(), 200);
+      await app.locator("#root").waitFor({ state: "attached" });
+      // Fetched by the page itself (the browser resolves *.localhost to loopback).
+      const health = await app.evaluate(async () => {
+        const r = await fetch("/api/health");
+        return { status: r.status, body: await r.json() };
+      });
+      assert.deepEqual(health, { status: 200, body: { status: "ok" } });
+    });
+    await app.context().close();
+    // A second deployment, then one click rolls back to the first.
+    await page.getByTestId("publish-button").click();
+    await page.locator('[data-testid=deploy-row][data-id=d-2][data-status=live]').waitFor({ timeout: 240_000 });
+    await page.locator('[data-testid=deploy-row][data-id=d-1][data-status=previous]').waitFor({ timeout: 20_000 });
+    await page.locator('[data-testid=deploy-row][data-id=d-1] [data-testid=deploy-rollback]').click();
+    await page.locator("dialog [data-confirm]").click();
+    await page.locator('[data-testid=deploy-row][data-id=d-1][data-status=live]').waitFor({ timeout: 60_000 });
+    await page.locator('[data-testid=deploy-row][data-id=d-2][data-status=previous]').waitFor({ timeout: 20_000 });
+  });
+});

@@ -65,6 +65,18 @@ pub fn preview_url(env: &Env) -> String {
     get(env, "PREVIEW_URL").unwrap_or_else(|| "http://{id}.preview.localhost:8001/".to_string())
 }
 
+/// The VM API's base URL and signing secret alone (what a published app's API request needs,
+/// without reading every other setting).
+pub fn vm_api(env: &Env) -> (String, Option<String>) {
+    (
+        get(env, "VM_API_URL")
+            .unwrap_or_else(|| "http://127.0.0.1:8000".to_string())
+            .trim_end_matches('/')
+            .to_string(),
+        get(env, "VM_API_SECRET"),
+    )
+}
+
 /// Where published apps live (`PUBLISH_URL`, e.g. `https://{slug}.apps.example.com/`): `None`
 /// when unset or empty (publishing is off), `Err` with the reason when it does not parse.
 pub fn publish_url(env: &Env) -> Result<Option<PublishUrl>, String> {
@@ -89,11 +101,8 @@ impl Config {
             azure_connection_string: get(env, "AZURE_STORAGE_CONNECTION_STRING"),
             azure_container: get(env, "AZURE_STORAGE_CONTAINER")
                 .unwrap_or_else(|| "codebase-projects".to_string()),
-            vm_api_url: get(env, "VM_API_URL")
-                .unwrap_or_else(|| "http://127.0.0.1:8000".to_string())
-                .trim_end_matches('/')
-                .to_string(),
-            vm_api_secret: get(env, "VM_API_SECRET"),
+            vm_api_url: vm_api(env).0,
+            vm_api_secret: vm_api(env).1,
             agent_max_steps: get(env, "AGENT_MAX_STEPS").and_then(|v| v.parse().ok()),
             agent_fix_steps: get(env, "AGENT_FIX_STEPS").and_then(|v| v.parse().ok()),
             max_project_files: get(env, "MAX_PROJECT_FILES").and_then(|v| v.parse().ok()),

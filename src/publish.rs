@@ -123,7 +123,7 @@ async fn slug_of(room: &Room, id: &str) -> Result<Option<String>, ApiError> {
 async fn list(room: &Room, id: &str) -> Result<DeploymentsReply, ApiError> {
     let tpl = publish_url(room)?;
     let deployments = room.deployments();
-    if room.publish_lock().try_lock().is_some() {
+    if room.publishes().get() == 0 {
         for d in deployments.interrupt_stale(now_ms()) {
             room.emit(ServerEvent::DeployUpdated { deployment: d });
         }
@@ -197,6 +197,7 @@ pub async fn publish(
             .ok_or_else(|| ApiError::NotFound(format!("project {id} has no checkpoint")))?,
     };
     let vm = Vm::from_config(room.config())?.acting_for(user);
+    let _counted = Counted::new(room);
     let waiting = room.publish_lock().try_lock().is_none();
     let mut d = Deployment {
         id: deployment_id(room.deployments().next_number()),
@@ -253,6 +254,24 @@ pub async fn publish(
             fail(room, &mut d, error, lines);
             Ok(d)
         }
+    }
+}
+
+/// Counts a publish in the room while it lives (queued included).
+struct Counted<'a>(&'a Room);
+
+impl<'a> Counted<'a> {
+    fn new(room: &'a Room) -> Counted<'a> {
+        room.publishes().set(room.publishes().get() + 1);
+        Counted(room)
+    }
+}
+
+impl Drop for Counted<'_> {
+    fn drop(&mut self) {
+        self.0
+            .publishes()
+            .set(self.0.publishes().get().saturating_sub(1));
     }
 }
 

@@ -302,8 +302,8 @@ async fn object(env: &Env, project: &str, sha: &str) -> Result<Rc<Vec<u8>>, ApiE
 }
 
 fn secret(env: &Env) -> Result<Vec<u8>, ApiError> {
-    Config::from_env(env)
-        .vm_api_secret
+    crate::config::vm_api(env)
+        .1
         .map(String::into_bytes)
         .ok_or_else(|| ApiError::Upstream("VM_API_SECRET is not set".into()))
 }
@@ -431,6 +431,6 @@ async fn backend(mut req: Request, env: &Env, project: &str) -> Result<Response,
         }
         Some(bytes)
     };
-    let vm = Vm::from_config(&Config::from_env(env))?;
+    let vm = Vm::from_env(env)?;
     vm.live_proxy(project, method, &path, &headers, body).await
 }

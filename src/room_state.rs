@@ -49,6 +49,9 @@ pub struct Room {
     publish_lock: futures_util::lock::Mutex<()>,
     /// The agent's `publish` tool ran in the running turn: publish once it ends.
     publish_after_turn: Cell<bool>,
+    /// Publishes this object is running or queueing (a deployment still `building` with none
+    /// is one an earlier object never finished).
+    publishes: Cell<u32>,
 }
 
 /// Where the project's terminal save stands.
@@ -126,6 +129,7 @@ impl Room {
             terminal_save: Cell::new(SaveState::Idle),
             publish_lock: futures_util::lock::Mutex::new(()),
             publish_after_turn: Cell::new(false),
+            publishes: Cell::new(0),
         };
         room.seq.set(room.max_seq().unwrap_or(0));
         room
@@ -153,6 +157,11 @@ impl Room {
     /// Held by the publish, rollback or unpublish that runs; the next one waits.
     pub fn publish_lock(&self) -> &futures_util::lock::Mutex<()> {
         &self.publish_lock
+    }
+
+    /// Counts a publish that started (`+1`) or ended (`-1`) in this object.
+    pub fn publishes(&self) -> &Cell<u32> {
+        &self.publishes
     }
 
     /// Asks for a publish when the running turn ends (the agent's `publish` tool).

@@ -69,13 +69,23 @@ fn error_from(status: u16, text: &str) -> ApiError {
 
 impl Vm {
     pub fn from_config(cfg: &Config) -> Result<Vm, ApiError> {
-        let secret = cfg.vm_api_secret.clone().ok_or_else(|| {
+        Vm::new(cfg.vm_api_url.clone(), cfg.vm_api_secret.clone())
+    }
+
+    /// The client from the VM API's two settings alone (a published app's hot path).
+    pub fn from_env(env: &worker::Env) -> Result<Vm, ApiError> {
+        let (base, secret) = crate::config::vm_api(env);
+        Vm::new(base, secret)
+    }
+
+    fn new(base: String, secret: Option<String>) -> Result<Vm, ApiError> {
+        let secret = secret.ok_or_else(|| {
             ApiError::Upstream(
                 "VM_API_SECRET is not set: the Worker cannot sign VM API requests".into(),
             )
         })?;
         Ok(Vm {
-            base: cfg.vm_api_url.clone(),
+            base,
             secret: secret.into_bytes(),
             user: None,
         })

@@ -5,6 +5,7 @@ mod agent;
 mod auth;
 mod context;
 mod pty;
+mod publish;
 mod storage;
 mod table;
 mod vm;
@@ -50,6 +51,11 @@ async fn main() -> Result<()> {
     if on("auth") {
         if let Err(e) = auth::rows(&mut t).await {
             t.push(Row::new("auth check benchmark", "FAILED".into()).note(format!("{e:#}")));
+        }
+    }
+    if on("publish") {
+        if let Err(e) = publish::rows(&mut t).await {
+            t.push(Row::new("publish benchmarks", "FAILED".into()).note(format!("{e:#}")));
         }
     }
     if on("agent") {

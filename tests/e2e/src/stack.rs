@@ -240,20 +240,25 @@ impl Stack {
         let vm_data = self.state.path().join("vm-data");
         let vm = spawn(
             "vm-api",
-            Command::new(self.root.join("target/debug/vm-api"))
-                .args(["--host", "127.0.0.1", "--port", &port])
-                .args(["--preview-port", &self.preview_port.to_string()])
-                .arg("--data-dir")
-                .arg(&vm_data)
-                .args(&self.vm_args)
-                .env_clear()
-                .env("PATH", tool_path(&self.root))
-                .env("VM_API_SECRET", &self.vm_secret)
-                .env(
-                    "AZURE_STORAGE_CONNECTION_STRING",
-                    azurite_connection_string(self.azurite_port),
-                )
-                .env("RUST_LOG", "vm_api=debug"),
+            // `make bench` runs the optimised build (OPEN_REPLIT_VM_API_BIN); tests the debug one.
+            Command::new(
+                std::env::var_os("OPEN_REPLIT_VM_API_BIN")
+                    .map(PathBuf::from)
+                    .unwrap_or_else(|| self.root.join("target/debug/vm-api")),
+            )
+            .args(["--host", "127.0.0.1", "--port", &port])
+            .args(["--preview-port", &self.preview_port.to_string()])
+            .arg("--data-dir")
+            .arg(&vm_data)
+            .args(&self.vm_args)
+            .env_clear()
+            .env("PATH", tool_path(&self.root))
+            .env("VM_API_SECRET", &self.vm_secret)
+            .env(
+                "AZURE_STORAGE_CONNECTION_STRING",
+                azurite_connection_string(self.azurite_port),
+            )
+            .env("RUST_LOG", "vm_api=debug"),
             self.state.path(),
         )?;
         self.procs.push(vm);

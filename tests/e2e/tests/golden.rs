@@ -745,6 +745,52 @@ async fn publish_use_republish_roll_back_and_restart(stack: &mut Stack, id: &str
         tokio::time::sleep(std::time::Duration::from_millis(250)).await;
     }
 
+    // Rollback to a deployment whose build the VM has pruned (it keeps the newest three):
+    // built again from its checkpoint under the same id, then switched to, data intact.
+    let d1_dir = stack
+        .state
+        .path()
+        .join("vm-data/deploy")
+        .join(id)
+        .join("d-1");
+    assert!(
+        !d1_dir.exists(),
+        "d-1's build should have been pruned by now"
+    );
+    let r = stack
+        .http
+        .post(format!(
+            "{}/projects/{id}/deployments/d-1/rollback",
+            stack.worker_url
+        ))
+        .timeout(std::time::Duration::from_secs(600))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let (_, _, b) = app(stack, reqwest::Method::GET, &url, &[], None).await;
+        if b.contains("<title>Todos</title>") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the rebuilt rollback never showed: {b}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    let (s, _, todos) = app(
+        stack,
+        reqwest::Method::GET,
+        &format!("{url}api/todos"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{todos}");
+    assert!(todos.contains("buy milk"), "{todos}");
+
     // Unpublished: the host says so, and the backend is stopped.
     let r = stack
         .http

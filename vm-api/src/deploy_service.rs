@@ -713,13 +713,16 @@ pub async fn proxy_route(
     }
     crate::preview::strip_service_headers(req.headers_mut());
     let client_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let mut sender = crate::preview::connect_upstream(&st, &id, b.m.port())
+    let mut resp = crate::preview::send_upstream(&st, &id, b.m.port(), req, upgrade)
         .await
-        .map_err(|e| unavailable("backend_down", format!("the live backend: {e}")))?;
-    let mut resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::BAD_GATEWAY, "backend_error", e.to_string()))?;
+        .map_err(|e| match e {
+            crate::preview::UpstreamError::Connect(e) => {
+                unavailable("backend_down", format!("the live backend: {e}"))
+            }
+            crate::preview::UpstreamError::Send(e) => {
+                ApiError::new(StatusCode::BAD_GATEWAY, "backend_error", e)
+            }
+        })?;
     match client_upgrade {
         // A WebSocket: the socket is joined to the backend's (visitors are not use of the
         // project, so nothing holds it for the reaper).

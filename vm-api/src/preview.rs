@@ -1,6 +1,8 @@
 //! The preview origin: `{project}.{preview_domain}` is reverse-proxied (HTTP and WebSocket
 //! upgrades) to the project's running dev server, behind a short-lived HMAC preview token that
-//! is exchanged for a host-only cookie.
+//! is exchanged for a host-only cookie. Also the upstream connections every proxy to a
+//! project's server uses (`connect_upstream`, and `send_upstream` with its pool of idle
+//! keep-alive connections).
 
 use crate::state::AppState;
 use axum::body::Body;
@@ -185,6 +187,109 @@ pub(crate) async fn connect_upstream(
     Ok(sender)
 }
 
+/// How long an idle connection to a project's server is reused: below the keep-alive timeout
+/// of the servers the templates run (uvicorn and Node.js close idle connections after 5 s), so a
+/// pooled connection is very rarely one the server is closing.
+const POOL_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
+/// Idle connections kept per server.
+const POOL_PER_SERVER: usize = 16;
+
+type Sender = hyper::client::conn::http1::SendRequest<Body>;
+/// Idle connections by (project, port), each with when it became idle.
+type Idle = std::collections::HashMap<(String, u16), Vec<(std::time::Instant, Sender)>>;
+
+/// Idle HTTP/1 connections to projects' servers, by (project, port). A new one costs a thread
+/// that joins the project's network namespace, a TCP connect and a handshake; the proxies reuse
+/// one instead whenever a request's answer has been read to the end.
+#[derive(Default, Clone)]
+pub struct UpstreamPool {
+    idle: Arc<std::sync::Mutex<Idle>>,
+}
+
+impl UpstreamPool {
+    fn take(&self, project: &str, port: u16) -> Option<Sender> {
+        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        let list = idle.get_mut(&(project.to_string(), port))?;
+        while let Some((at, s)) = list.pop() {
+            if at.elapsed() < POOL_IDLE && !s.is_closed() {
+                return Some(s);
+            }
+        }
+        None
+    }
+
+    /// Keeps `sender` for reuse once its answer has been read (never, if it is not).
+    fn give_back_when_ready(&self, project: &str, port: u16, mut sender: Sender) {
+        let pool = self.clone();
+        let key = (project.to_string(), port);
+        tokio::spawn(async move {
+            if sender.ready().await.is_err() {
+                return;
+            }
+            let mut idle = pool.idle.lock().unwrap_or_else(|e| e.into_inner());
+            let list = idle.entry(key).or_default();
+            list.retain(|(at, s)| at.elapsed() < POOL_IDLE && !s.is_closed());
+            if list.len() < POOL_PER_SERVER {
+                list.push((std::time::Instant::now(), sender));
+            }
+        });
+    }
+
+    /// Drops every idle connection to `project` (its servers stopped, or its network went).
+    pub fn forget(&self, project: &str) {
+        self.idle
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(p, _), _| p != project);
+    }
+}
+
+/// Why a request could not be proxied.
+pub(crate) enum UpstreamError {
+    /// No connection could be made.
+    Connect(String),
+    /// The connection failed while the request was sent or answered.
+    Send(String),
+}
+
+/// Sends `req` to `port` of the project's network over an idle pooled connection when there is
+/// one, else a new one; the connection goes back to the pool once its answer is read. An
+/// upgrade (a WebSocket) always gets a connection of its own, never pooled.
+pub(crate) async fn send_upstream(
+    st: &AppState,
+    project: &str,
+    port: u16,
+    mut req: Request,
+    upgrade: bool,
+) -> Result<hyper::Response<hyper::body::Incoming>, UpstreamError> {
+    if !upgrade {
+        while let Some(mut sender) = st.upstreams.take(project, port) {
+            match sender.try_send_request(req).await {
+                Ok(resp) => {
+                    st.upstreams.give_back_when_ready(project, port, sender);
+                    return Ok(resp);
+                }
+                Err(mut e) => match e.take_message() {
+                    // Never written (the connection had just closed): the next one.
+                    Some(r) => req = r,
+                    None => return Err(UpstreamError::Send(e.into_error().to_string())),
+                },
+            }
+        }
+    }
+    let mut sender = connect_upstream(st, project, port)
+        .await
+        .map_err(UpstreamError::Connect)?;
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| UpstreamError::Send(e.to_string()))?;
+    if !upgrade {
+        st.upstreams.give_back_when_ready(project, port, sender);
+    }
+    Ok(resp)
+}
+
 const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
@@ -331,9 +436,9 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
     req.headers_mut()
         .insert("x-forwarded-proto", HeaderValue::from_static("http"));
 
-    let mut sender = match connect_upstream(&st, &project, port).await {
-        Ok(s) => s,
-        Err(e) => {
+    let mut resp = match send_upstream(&st, &project, port, req, upgrade).await {
+        Ok(r) => r,
+        Err(UpstreamError::Connect(e)) => {
             return page(
                 StatusCode::BAD_GATEWAY,
                 "Dev server not reachable",
@@ -344,10 +449,9 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
                 ),
             )
         }
-    };
-    let mut resp = match sender.send_request(req).await {
-        Ok(r) => r,
-        Err(e) => return page(StatusCode::BAD_GATEWAY, "Dev server error", &e.to_string()),
+        Err(UpstreamError::Send(e)) => {
+            return page(StatusCode::BAD_GATEWAY, "Dev server error", &e)
+        }
     };
     if let Some(client_upgrade) = client_upgrade {
         // An open socket (a dev server's hot reload) keeps the project in use.

@@ -142,6 +142,8 @@ pub async fn sweep(st: &Arc<AppState>, idle: Duration) -> Vec<String> {
             || st.pty.count(Some(&project)) > 0
             || st.deployments.runs(&project);
         if !reused {
+            // Idle proxy connections into the network go with it.
+            st.upstreams.forget(&project);
             let sb = st.sandbox.clone();
             let p = project.clone();
             let _ = tokio::task::spawn_blocking(move || sb.release_project(&p)).await;

@@ -68,6 +68,8 @@ pub struct AppState {
     pub deploy_builds: crate::deploy_build::Builds,
     /// Deployments' live backends and candidates (see `deploy_service`).
     pub deployments: crate::deploy_service::Deployments,
+    /// Idle keep-alive connections of the preview and live proxies (see `preview`).
+    pub upstreams: crate::preview::UpstreamPool,
     exec_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     sync_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -84,6 +86,7 @@ impl AppState {
             activity: Default::default(),
             deploy_builds: Default::default(),
             deployments: Default::default(),
+            upstreams: Default::default(),
             data_dir,
             sandbox,
             limits: Limits::default(),

@@ -414,17 +414,21 @@ async fn start_backend(
         DeployStep::Starting,
         format!("starting the backend; waiting for {}", start.health_path),
     );
-    let r = vm.deploy_start(id, &d.id, &start).await.map_err(upstream)?;
-    if !r.healthy {
-        return Err((
-            format!(
-                "the backend did not become healthy: {}",
-                r.error.unwrap_or_else(|| "no reason given".into())
-            ),
-            r.last_lines,
-        ));
+    healthy(vm.deploy_start(id, &d.id, &start).await.map_err(upstream)?)
+}
+
+/// A started candidate that did not answer its health path, as a failure with its log.
+fn healthy(r: open_replit_core::deploy::service::StartBackendReply) -> Result<(), Failure> {
+    if r.healthy {
+        return Ok(());
     }
-    Ok(())
+    Err((
+        format!(
+            "the backend did not become healthy: {}",
+            r.error.unwrap_or_else(|| "no reason given".into())
+        ),
+        r.last_lines,
+    ))
 }
 
 /// Makes `d` the live deployment: its backend (already healthy) activated on the VM, or the
@@ -511,15 +515,7 @@ async fn rollback(room: &Room, id: &str, did: &str, user: &str) -> Result<Deploy
                 }
                 r => r.map_err(upstream)?,
             };
-            if !reply.healthy {
-                return Err((
-                    format!(
-                        "the backend did not become healthy: {}",
-                        reply.error.unwrap_or_else(|| "no reason given".into())
-                    ),
-                    reply.last_lines,
-                ));
-            }
+            healthy(reply)?;
         }
         switch_live(room, &vm, id, &mut d).await
     }

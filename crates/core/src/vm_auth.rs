@@ -217,6 +217,30 @@ pub fn mint_preview_token(secret: &[u8], project: &str, expiry: i64) -> String {
     format!("{expiry}.{}", preview_mac(secret, project, expiry))
 }
 
+/// Checks an `{expiry}.{hex mac}` token whose mac is `HMAC(key, message(expiry))`, at `now`,
+/// living at most `max_secs`; the error names the problem.
+fn verify_expiring(
+    key: &[u8],
+    message: impl Fn(i64) -> String,
+    token: &str,
+    now: i64,
+    max_secs: i64,
+) -> Result<i64, &'static str> {
+    let (exp, sig) = token.split_once('.').ok_or("malformed token")?;
+    let expiry: i64 = exp.parse().map_err(|_| "malformed token expiry")?;
+    if expiry <= now {
+        return Err("token expired");
+    }
+    if expiry - now > max_secs {
+        return Err("token lifetime too long");
+    }
+    let given = decode_hex(sig).ok_or("bad token signature")?;
+    mac(key, &message(expiry))
+        .verify_slice(&given)
+        .map_err(|_| "bad token signature")?;
+    Ok(expiry)
+}
+
 /// Checks a token for `project` at time `now`; the error names the problem.
 pub fn verify_preview_token(
     secret: &[u8],
@@ -224,19 +248,13 @@ pub fn verify_preview_token(
     token: &str,
     now: i64,
 ) -> Result<i64, &'static str> {
-    let (exp, sig) = token.split_once('.').ok_or("malformed token")?;
-    let expiry: i64 = exp.parse().map_err(|_| "malformed token expiry")?;
-    if expiry <= now {
-        return Err("token expired");
-    }
-    if expiry - now > MAX_PREVIEW_TOKEN_SECS {
-        return Err("token lifetime too long");
-    }
-    let given = decode_hex(sig).ok_or("bad token signature")?;
-    mac(&preview_key(secret), &format!("{project}:{expiry}"))
-        .verify_slice(&given)
-        .map_err(|_| "bad token signature")?;
-    Ok(expiry)
+    verify_expiring(
+        &preview_key(secret),
+        |e| format!("{project}:{e}"),
+        token,
+        now,
+        MAX_PREVIEW_TOKEN_SECS,
+    )
 }
 
 fn app_mac(secret: &[u8], project: &str, expiry: i64) -> String {
@@ -264,22 +282,13 @@ pub fn verify_app_token(
     now: i64,
     max_secs: i64,
 ) -> Result<i64, &'static str> {
-    let (exp, sig) = token.split_once('.').ok_or("malformed token")?;
-    let expiry: i64 = exp.parse().map_err(|_| "malformed token expiry")?;
-    if expiry <= now {
-        return Err("token expired");
-    }
-    if expiry - now > max_secs {
-        return Err("token lifetime too long");
-    }
-    let given = decode_hex(sig).ok_or("bad token signature")?;
-    mac(
+    verify_expiring(
         &derive_key(secret, INFO_APP_ACCESS),
-        &format!("app:{project}:{expiry}"),
+        |e| format!("app:{project}:{e}"),
+        token,
+        now,
+        max_secs,
     )
-    .verify_slice(&given)
-    .map_err(|_| "bad token signature")?;
-    Ok(expiry)
 }
 
 /// Appends a signed `or_nonce` query parameter, so two identical requests in the same second

@@ -269,6 +269,26 @@ async fn app(
     (status, h, r.text().await.unwrap())
 }
 
+/// Asks the app at `url` until `done(status, body)` holds (an isolate trusts what is live for
+/// 2 s, and a restarted backend takes a moment), failing with `what` after `secs`.
+async fn until_app(
+    stack: &Stack,
+    url: &str,
+    secs: u64,
+    what: &str,
+    done: impl Fn(u16, &str) -> bool,
+) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        let (s, _, b) = app(stack, reqwest::Method::GET, url, &[], None).await;
+        if done(s, &b) {
+            return b;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}: {s} {b}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
 /// `POST /projects/{id}/deployments`: the deployment once it is live or failed.
 async fn publish(stack: &Stack, id: &str) -> Value {
     let r = stack
@@ -548,18 +568,10 @@ async fn publish_use_republish_roll_back_and_restart(stack: &mut Stack, id: &str
         ]
     );
     // The isolate trusts the live deployment for 2 s; a poll sees the switch.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let (_, _, b) = app(stack, reqwest::Method::GET, &url, &[], None).await;
-        if b.contains("<title>Todos</title>") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "rollback never showed: {b}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    until_app(stack, &url, 20, "rollback never showed", |_, b| {
+        b.contains("<title>Todos</title>")
+    })
+    .await;
 
     // Members only: refused without the access cookie; the IDE's open link sets it.
     let r = stack
@@ -573,18 +585,7 @@ async fn publish_use_republish_roll_back_and_restart(stack: &mut Stack, id: &str
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let (s, _, _) = app(stack, reqwest::Method::GET, &url, &[], None).await;
-        if s == 401 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the app stayed public: {s}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    until_app(stack, &url, 20, "the app stayed public", |s, _| s == 401).await;
     let open = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -724,26 +725,15 @@ async fn publish_use_republish_roll_back_and_restart(stack: &mut Stack, id: &str
         .await
         .unwrap();
     assert_eq!(list["live"], newest.as_str(), "{list}");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    loop {
-        let (s, _, b) = app(
-            stack,
-            reqwest::Method::GET,
-            &format!("{url}api/todos"),
-            &[],
-            None,
-        )
-        .await;
-        if s == 200 {
-            assert!(b.contains("buy milk"), "{b}");
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the backend never came back: {s} {b}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
-    }
+    let b = until_app(
+        stack,
+        &format!("{url}api/todos"),
+        60,
+        "the backend never came back",
+        |s, _| s == 200,
+    )
+    .await;
+    assert!(b.contains("buy milk"), "{b}");
 
     // Rollback to a deployment whose build the VM has pruned (it keeps the newest three):
     // built again from its checkpoint under the same id, then switched to, data intact.
@@ -768,18 +758,14 @@ async fn publish_use_republish_roll_back_and_restart(stack: &mut Stack, id: &str
         .await
         .unwrap();
     assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let (_, _, b) = app(stack, reqwest::Method::GET, &url, &[], None).await;
-        if b.contains("<title>Todos</title>") {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the rebuilt rollback never showed: {b}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    until_app(
+        stack,
+        &url,
+        20,
+        "the rebuilt rollback never showed",
+        |_, b| b.contains("<title>Todos</title>"),
+    )
+    .await;
     let (s, _, todos) = app(
         stack,
         reqwest::Method::GET,
@@ -802,16 +788,5 @@ async fn publish_use_republish_roll_back_and_restart(stack: &mut Stack, id: &str
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    loop {
-        let (s, _, _) = app(stack, reqwest::Method::GET, &url, &[], None).await;
-        if s == 404 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the app stayed up: {s}"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-    }
+    until_app(stack, &url, 20, "the app stayed up", |s, _| s == 404).await;
 }

@@ -174,6 +174,11 @@ pub fn admit(cfg: &AuthConfig, req: &Request, url: &Url) -> Result<(), ApiError>
 fn credential(req: &Request, url: &Url) -> Option<(Credential, Via)> {
     let h = req.headers();
     if let Ok(Some(a)) = h.get("authorization") {
+        // git and other HTTP clients send a token as Basic auth's password.
+        if let Some(t) = token::basic_password(&a) {
+            return token::looks_like(Kind::Personal, &t)
+                .then(|| (Credential::Token(token::hash(&t)), Via::Token));
+        }
         let t = a
             .strip_prefix("Bearer ")
             .or_else(|| a.strip_prefix("bearer "))?

@@ -11,6 +11,7 @@ mod cors;
 mod deployments;
 mod directory;
 mod error;
+mod git;
 mod headers;
 mod health;
 mod models;

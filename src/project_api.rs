@@ -214,6 +214,7 @@ pub async fn handle(
             Ok(Response::from_json(&started.state)?)
         }
         (Method::Post, ["terminal"]) => crate::terminal::handle(room.clone(), req, id, &p).await,
+        (_, ["git", ..]) => crate::git::handle(room, req, &p, id, rest).await,
         (_, ["deployments", ..]) | (Method::Get, ["site"]) => {
             crate::publish::handle(room, req, id, rest).await
         }

@@ -10,6 +10,7 @@ use open_replit_core::deploy::build::{self, BuildEvent, BuildRequest};
 use open_replit_core::deploy::service::{
     ActivateReply, StartBackendReply, StartBackendRequest, UnpublishReply,
 };
+use open_replit_core::git::{ExportRequest, GitState};
 use open_replit_core::manifest::Manifest;
 use open_replit_core::store::Transport;
 use open_replit_core::vm_api::{
@@ -587,8 +588,26 @@ impl Vm {
         headers: &Headers,
         body: Option<Vec<u8>>,
     ) -> Result<Response, ApiError> {
+        self.forward(
+            method,
+            &format!("/projects/{project}/live{path_and_query}"),
+            headers,
+            body,
+        )
+        .await
+    }
+
+    /// Sends a request to the VM API's `path_and_query` with the caller's `headers` (plus the
+    /// signature) and answers the VM API's response as it is, streamed.
+    pub async fn forward(
+        &self,
+        method: Method,
+        path_and_query: &str,
+        headers: &Headers,
+        body: Option<Vec<u8>>,
+    ) -> Result<Response, ApiError> {
         let nonce = crate::azure::FetchTransport { timeout: SHORT }.random_u64();
-        let path = vm_auth::with_nonce(&format!("/projects/{project}/live{path_and_query}"), nonce);
+        let path = vm_auth::with_nonce(path_and_query, nonce);
         let signed =
             self.auth_headers(method.as_ref(), &path, body.as_deref().unwrap_or_default())?;
         for (k, v) in signed.entries() {
@@ -610,13 +629,39 @@ impl Vm {
         {
             Either::Left((Ok(r), _)) => Ok(r),
             Either::Left((Err(e), _)) => Err(ApiError::Upstream(format!(
-                "the app's backend is unreachable: {e}"
+                "the VM API is unreachable: {e}"
             ))),
             Either::Right(_) => Err(ApiError::Upstream(format!(
-                "the app's backend did not answer within {} s",
+                "the VM API did not answer within {} s",
                 LIVE_TIMEOUT.as_secs()
             ))),
         }
+    }
+
+    /// Where the project's git history stands on the VM.
+    pub async fn git_state(&self, project: &str) -> Result<GitState, ApiError> {
+        self.call(
+            Method::Get,
+            &format!("/projects/{project}/git/state"),
+            None::<&()>,
+            SHORT,
+        )
+        .await
+    }
+
+    /// Commits checkpoints onto the project's git history.
+    pub async fn git_export(
+        &self,
+        project: &str,
+        req: &ExportRequest,
+    ) -> Result<GitState, ApiError> {
+        self.call(
+            Method::Post,
+            &format!("/projects/{project}/git/export"),
+            Some(req),
+            Duration::from_secs(120),
+        )
+        .await
     }
 
     /// A minted preview token for `project`, valid for `secs`.

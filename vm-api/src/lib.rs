@@ -13,6 +13,7 @@ pub mod deps;
 pub mod error;
 pub mod exec;
 pub mod fsafe;
+pub mod git;
 pub mod page_check;
 pub mod preview;
 pub mod process;

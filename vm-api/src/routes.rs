@@ -40,6 +40,12 @@ pub fn app(state: Arc<AppState>) -> Router {
             post(crate::deploy_build::build_route),
         )
         .route("/projects/{id}/search", post(crate::search::search_route))
+        .route("/projects/{id}/git/state", get(crate::git::state_route))
+        .route("/projects/{id}/git/export", post(crate::git::export_route))
+        .route(
+            "/projects/{id}/git/{*rest}",
+            any(crate::git::http_backend_route),
+        )
         .route(
             "/projects/{id}/preview-check",
             post(crate::page_check::check_route),

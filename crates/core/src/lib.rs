@@ -8,6 +8,7 @@ pub mod api;
 pub mod auth;
 pub mod azure;
 pub mod deploy;
+pub mod git;
 pub mod health;
 pub mod ids;
 pub mod llm;

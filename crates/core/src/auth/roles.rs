@@ -87,6 +87,8 @@ pub fn action_for(method: &str, rest: &str) -> Action {
         (_, "preview") => Action::Preview,
         (_, "members") if !get => Action::Share,
         (_, "deployments") if !get => Action::Publish,
+        // Cloning is reading: the fetch negotiation is a POST.
+        (_, "git") if rest.ends_with("/git-upload-pack") || get => Action::Read,
         (
             true,
             "" | "ws" | "files" | "checkpoints" | "export.zip" | "members" | "deployments" | "site",
@@ -114,6 +116,8 @@ mod tests {
             ("GET", "/deployments/d-2/logs"),
             ("GET", "/deployments/open"),
             ("GET", "/site"),
+            ("GET", "/git/info/refs"),
+            ("POST", "/git/git-upload-pack"),
         ] {
             assert_eq!(action_for(m, r), Action::Read, "{m} {r}");
             assert!(Role::Viewer.may(action_for(m, r)));
@@ -134,6 +138,7 @@ mod tests {
             ("POST", "/deployments/d-1/rollback", Action::Publish),
             ("PUT", "/deployments/visibility", Action::Publish),
             ("DELETE", "/deployments/live", Action::Publish),
+            ("POST", "/git/git-receive-pack", Action::Write),
         ] {
             assert_eq!(action_for(m, r), a, "{m} {r}");
             assert!(!Role::Viewer.may(a), "{m} {r}");

@@ -35,6 +35,20 @@ pub fn encode(kind: Kind, random: &[u8; 32]) -> String {
     )
 }
 
+/// The password of an `Authorization: Basic …` value (git and other HTTP clients send a
+/// personal token that way), if the value is Basic auth at all.
+pub fn basic_password(value: &str) -> Option<String> {
+    use base64::Engine;
+    let b = value
+        .strip_prefix("Basic ")
+        .or_else(|| value.strip_prefix("basic "))?;
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(b.trim())
+        .ok()?;
+    let pair = String::from_utf8(raw).ok()?;
+    pair.split_once(':').map(|(_, p)| p.trim().to_string())
+}
+
 /// Whether `s` has the shape of a secret of `kind` (cheap refusal before any lookup).
 pub fn looks_like(kind: Kind, s: &str) -> bool {
     s.strip_prefix(kind.prefix()).is_some_and(|rest| {
@@ -80,5 +94,16 @@ mod tests {
             hash("abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
         );
+    }
+
+    #[test]
+    fn basic_auth_gives_its_password() {
+        // "git:orp_abc" in base64.
+        assert_eq!(
+            basic_password("Basic Z2l0Om9ycF9hYmM=").as_deref(),
+            Some("orp_abc")
+        );
+        assert_eq!(basic_password("Bearer x"), None);
+        assert_eq!(basic_password("Basic !!!"), None);
     }
 }

@@ -1,0 +1,300 @@
+//! A project's checkpoints as a git history (issue 17): the VM API's export route's wire types,
+//! and the `git fast-import` stream that turns checkpoints into commits (one per checkpoint,
+//! only the files that changed since the previous one, a `cp-N` tag on each). Pure, so the
+//! stream is unit-tested here; the VM API feeds it to Debian's git.
+//!
+//! Routes (VM API, signed): `GET /projects/{id}/git/state` (→ [`GitState`]),
+//! `POST /projects/{id}/git/export` ([`ExportRequest`] → [`GitState`]),
+//! `GET /projects/{id}/git/info/refs?service=git-upload-pack` and
+//! `POST /projects/{id}/git/git-upload-pack` (git's smart HTTP, read-only).
+
+use crate::manifest::Manifest;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+/// Most checkpoints one export request may carry (the Worker sends the rest in later ones).
+pub const MAX_EXPORT_CHECKPOINTS: usize = 20;
+/// The branch the history is on.
+pub const BRANCH: &str = "main";
+
+/// Where a project's history stands on the VM.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GitState {
+    /// The last checkpoint that is a commit (0: none yet).
+    pub last_checkpoint: u64,
+    /// That commit's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head: Option<String>,
+}
+
+/// One checkpoint to commit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExportCheckpoint {
+    pub n: u64,
+    /// `agent`, `user` or `system` (or a person's name).
+    pub author: String,
+    pub summary: String,
+    pub created_ms: u64,
+    pub manifest: Manifest,
+}
+
+/// `POST /projects/{id}/git/export`: the checkpoints after the VM's `last_checkpoint`, in
+/// order, and the manifest of that last one (what the first commit changes from).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExportRequest {
+    /// Must equal the VM's `last_checkpoint` (else `409 history_moved`).
+    pub after: u64,
+    /// The manifest of checkpoint `after` (empty when `after` is 0).
+    #[serde(default)]
+    pub base: Manifest,
+    pub checkpoints: Vec<ExportCheckpoint>,
+}
+
+impl ExportRequest {
+    /// Consecutive checkpoints right after `after`, at most [`MAX_EXPORT_CHECKPOINTS`].
+    pub fn validate(&self) -> Result<(), String> {
+        if self.checkpoints.len() > MAX_EXPORT_CHECKPOINTS {
+            return Err(format!(
+                "at most {MAX_EXPORT_CHECKPOINTS} checkpoints per export, got {}",
+                self.checkpoints.len()
+            ));
+        }
+        for (i, c) in self.checkpoints.iter().enumerate() {
+            if c.n != self.after + 1 + i as u64 {
+                return Err(format!(
+                    "checkpoints must follow {} one by one; got {} at position {i}",
+                    self.after, c.n
+                ));
+            }
+            for p in c.manifest.files.keys() {
+                crate::paths::validate_path(p).map_err(|e| format!("{p:?}: {e}"))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The name and email a checkpoint's author commits as.
+pub fn signature(author: &str) -> (String, String) {
+    let name: String = author
+        .chars()
+        .filter(|c| !matches!(c, '<' | '>' | '\n' | '\0'))
+        .take(100)
+        .collect();
+    let name = if name.trim().is_empty() {
+        "open-replit".to_string()
+    } else {
+        name.trim().to_string()
+    };
+    let local: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    (name, format!("{local}@open-replit.invalid"))
+}
+
+/// What changed from `base` to `next`: paths written (added or modified) and removed.
+pub fn changes(base: &Manifest, next: &Manifest) -> (Vec<String>, Vec<String>) {
+    let written = next
+        .files
+        .iter()
+        .filter(|(p, e)| base.files.get(*p).map(|b| &b.sha256) != Some(&e.sha256))
+        .map(|(p, _)| p.clone())
+        .collect();
+    let removed = base
+        .files
+        .keys()
+        .filter(|p| !next.files.contains_key(*p))
+        .cloned()
+        .collect();
+    (written, removed)
+}
+
+fn data(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.extend_from_slice(format!("data {}\n", bytes.len()).as_bytes());
+    out.extend_from_slice(bytes);
+    out.push(b'\n');
+}
+
+/// Quotes a path for fast-import when it needs it (spaces at the ends, quotes, newlines,
+/// backslashes, non-ASCII), as a C-style string.
+fn quote(path: &str) -> String {
+    let plain = !path.starts_with('"')
+        && !path.contains(['\n', '\\', '"'])
+        && !path.starts_with(' ')
+        && !path.ends_with(' ')
+        && path.is_ascii();
+    if plain {
+        return path.to_string();
+    }
+    let mut s = String::from("\"");
+    for b in path.bytes() {
+        match b {
+            b'"' => s.push_str("\\\""),
+            b'\\' => s.push_str("\\\\"),
+            b'\n' => s.push_str("\\n"),
+            0x20..=0x7e => s.push(b as char),
+            _ => s.push_str(&format!("\\{b:03o}")),
+        }
+    }
+    s.push('"');
+    s
+}
+
+/// The `git fast-import` stream committing `request`'s checkpoints onto `parent` (the branch's
+/// current commit, if any). `contents` holds the bytes of every object the commits write, by
+/// sha256. Each commit gets mark `:N` and tag `cp-N`.
+pub fn fast_import_stream(
+    request: &ExportRequest,
+    parent: Option<&str>,
+    contents: &BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<u8>, String> {
+    let mut out = Vec::new();
+    let mut base = &request.base;
+    for (i, c) in request.checkpoints.iter().enumerate() {
+        let (written, removed) = changes(base, &c.manifest);
+        let (name, email) = signature(&c.author);
+        let secs = c.created_ms / 1000;
+        out.extend_from_slice(
+            format!(
+                "commit refs/heads/{BRANCH}\nmark :{}\nauthor {name} <{email}> {secs} +0000\n\
+                 committer {name} <{email}> {secs} +0000\n",
+                c.n
+            )
+            .as_bytes(),
+        );
+        let message = if c.summary.trim().is_empty() {
+            format!("checkpoint {}", c.n)
+        } else {
+            c.summary.clone()
+        };
+        data(&mut out, message.as_bytes());
+        match (i, parent) {
+            (0, Some(p)) => out.extend_from_slice(format!("from {p}\n").as_bytes()),
+            (0, None) => {}
+            _ => out.extend_from_slice(format!("from :{}\n", c.n - 1).as_bytes()),
+        }
+        for p in &removed {
+            out.extend_from_slice(format!("D {}\n", quote(p)).as_bytes());
+        }
+        for p in &written {
+            let sha = &c.manifest.files[p].sha256;
+            let bytes = contents
+                .get(sha)
+                .ok_or_else(|| format!("the content of {p} ({sha}) is missing"))?;
+            out.extend_from_slice(format!("M 100644 inline {}\n", quote(p)).as_bytes());
+            data(&mut out, bytes);
+        }
+        out.push(b'\n');
+        out.extend_from_slice(format!("reset refs/tags/cp-{}\nfrom :{}\n\n", c.n, c.n).as_bytes());
+        base = &c.manifest;
+    }
+    out.extend_from_slice(b"done\n");
+    Ok(out)
+}
+
+/// The pkt-line header of a smart-HTTP ref advertisement (`# service=…` then a flush).
+pub fn service_header(service: &str) -> Vec<u8> {
+    let line = format!("# service={service}\n");
+    let mut out = format!("{:04x}{line}", line.len() + 4).into_bytes();
+    out.extend_from_slice(b"0000");
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::FileEntry;
+
+    fn m(files: &[(&str, &str)]) -> Manifest {
+        let mut m = Manifest::default();
+        for (p, sha) in files {
+            m.files.insert(
+                p.to_string(),
+                FileEntry {
+                    sha256: sha.to_string(),
+                    size: 1,
+                },
+            );
+        }
+        m
+    }
+
+    fn cp(n: u64, files: &[(&str, &str)]) -> ExportCheckpoint {
+        ExportCheckpoint {
+            n,
+            author: "agent".into(),
+            summary: format!("step {n}"),
+            created_ms: 1_700_000_000_000 + n,
+            manifest: m(files),
+        }
+    }
+
+    #[test]
+    fn a_stream_writes_only_what_changed_and_tags_each_checkpoint() {
+        let req = ExportRequest {
+            after: 1,
+            base: m(&[("a.txt", "1"), ("b.txt", "2")]),
+            checkpoints: vec![
+                cp(2, &[("a.txt", "3"), ("b.txt", "2")]),
+                cp(3, &[("a.txt", "3")]),
+            ],
+        };
+        req.validate().unwrap();
+        let contents = BTreeMap::from([("3".to_string(), b"new a".to_vec())]);
+        let s = String::from_utf8(fast_import_stream(&req, Some("abc123"), &contents).unwrap())
+            .unwrap();
+        assert_eq!(
+            s,
+            "commit refs/heads/main\nmark :2\nauthor agent <agent@open-replit.invalid> 1700000000 +0000\n\
+             committer agent <agent@open-replit.invalid> 1700000000 +0000\ndata 6\nstep 2\n\
+             from abc123\nM 100644 inline a.txt\ndata 5\nnew a\n\n\
+             reset refs/tags/cp-2\nfrom :2\n\n\
+             commit refs/heads/main\nmark :3\nauthor agent <agent@open-replit.invalid> 1700000000 +0000\n\
+             committer agent <agent@open-replit.invalid> 1700000000 +0000\ndata 6\nstep 3\n\
+             from :2\nD b.txt\n\nreset refs/tags/cp-3\nfrom :3\n\ndone\n"
+        );
+    }
+
+    #[test]
+    fn gaps_unsafe_paths_and_missing_content_are_refused() {
+        let mut req = ExportRequest {
+            after: 1,
+            base: Manifest::default(),
+            checkpoints: vec![cp(3, &[])],
+        };
+        assert!(req.validate().unwrap_err().contains("follow 1"));
+        req.checkpoints = vec![cp(2, &[("../etc/passwd", "1")])];
+        assert!(req.validate().is_err());
+        req.checkpoints = vec![cp(2, &[("a", "1")])];
+        assert!(fast_import_stream(&req, None, &BTreeMap::new())
+            .unwrap_err()
+            .contains("missing"));
+    }
+
+    #[test]
+    fn odd_names_are_quoted_and_authors_cannot_break_the_header() {
+        assert_eq!(quote("plain/name.txt"), "plain/name.txt");
+        assert_eq!(quote("h\u{e9}llo world.md"), "\"h\\303\\251llo world.md\"");
+        assert_eq!(quote("a\"b"), "\"a\\\"b\"");
+        assert_eq!(
+            signature("Eve <x>\nevil"),
+            (
+                "Eve xevil".to_string(),
+                "eve-xevil@open-replit.invalid".to_string()
+            )
+        );
+        assert_eq!(signature("").0, "open-replit");
+        assert_eq!(
+            service_header("git-upload-pack"),
+            b"001e# service=git-upload-pack\n0000"
+        );
+    }
+}

@@ -2,13 +2,13 @@
 //! {worker}/projects/{id}/git`. Before refs are advertised, the checkpoints the VM's history
 //! lacks are committed there (incrementally: only those after its last one, each with only its
 //! changed files); then git's smart HTTP is passed to the VM API's `git http-backend`, signed.
-//! Fetch only.
+//! Fetch only; `POST …/git/push` pushes the history to a remote with the caller's token.
 
 use crate::error::ApiError;
 use crate::room_state::Room;
 use crate::vm::Vm;
 use futures_util::future::try_join_all;
-use open_replit_core::git::{ExportCheckpoint, ExportRequest, MAX_EXPORT_CHECKPOINTS};
+use open_replit_core::git::{ExportCheckpoint, ExportRequest, PushRequest, MAX_EXPORT_CHECKPOINTS};
 use open_replit_core::manifest::Manifest;
 use open_replit_core::store::project::Projects;
 use open_replit_core::store::Transport;
@@ -28,6 +28,13 @@ pub async fn handle<T: Transport>(
     let tail = rest.trim_start_matches("/git/");
     let query = url.query().unwrap_or("");
     match (method.clone(), tail) {
+        (Method::Post, "push") => {
+            let body: PushRequest = serde_json::from_slice(&req.bytes().await?)
+                .map_err(|e| ApiError::BadRequest(format!("invalid push request: {e}")))?;
+            body.validate().map_err(ApiError::BadRequest)?;
+            bring_up_to_date(&vm, p, id).await?;
+            return Ok(Response::from_json(&vm.git_push(id, &body).await?)?);
+        }
         (Method::Get, "info/refs") if query == "service=git-upload-pack" => {
             bring_up_to_date(&vm, p, id).await?;
         }

@@ -10,7 +10,7 @@ use open_replit_core::deploy::build::{self, BuildEvent, BuildRequest};
 use open_replit_core::deploy::service::{
     ActivateReply, StartBackendReply, StartBackendRequest, UnpublishReply,
 };
-use open_replit_core::git::{ExportRequest, GitState};
+use open_replit_core::git::{ExportRequest, GitState, PushReply, PushRequest};
 use open_replit_core::manifest::Manifest;
 use open_replit_core::store::Transport;
 use open_replit_core::vm_api::{
@@ -662,6 +662,43 @@ impl Vm {
             Duration::from_secs(120),
         )
         .await
+    }
+
+    /// Pushes the project's history to a remote (the request carries the token).
+    pub async fn git_push(&self, project: &str, req: &PushRequest) -> Result<PushReply, ApiError> {
+        let bytes = serde_json::to_vec(req)?;
+        let mut r = self
+            .send(
+                Method::Post,
+                &format!("/projects/{project}/git/push"),
+                Some(bytes),
+                Duration::from_secs(330),
+                None,
+            )
+            .await?;
+        let status = r.status_code();
+        let text = r.text().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            // The VM API's own code says what went wrong at the remote.
+            let body = serde_json::from_str::<ErrorBody>(&text).ok();
+            let message = body
+                .as_ref()
+                .map(|b| b.error.message.clone())
+                .unwrap_or(text);
+            return Err(match status {
+                400 => ApiError::BadRequest(message),
+                401 => {
+                    ApiError::Forbidden(format!("the remote refused the credentials: {message}"))
+                }
+                404 => ApiError::NotFound(message),
+                409 => ApiError::Conflict {
+                    message,
+                    details: serde_json::json!({"code": "remote_rejected"}),
+                },
+                _ => ApiError::Upstream(message),
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| ApiError::Upstream(format!("push reply: {e}")))
     }
 
     /// A minted preview token for `project`, valid for `secs`.

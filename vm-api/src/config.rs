@@ -104,6 +104,11 @@ pub struct Config {
     /// network namespace (its files stay); 0 turns the reaper off.
     #[arg(long, env = "VM_API_PROJECT_IDLE_SECS", default_value_t = 1800)]
     pub project_idle_secs: u64,
+    /// Let `git push` reach remotes on loopback and private networks (a local git server in
+    /// tests or development); off, such remotes are refused so a push cannot probe the host's
+    /// own network.
+    #[arg(long, env = "VM_API_GIT_PRIVATE_REMOTES", default_value_t = false)]
+    pub git_private_remotes: bool,
     /// Azure Blob Storage connection string; sync is unavailable without it.
     #[arg(long, env = "AZURE_STORAGE_CONNECTION_STRING", hide_env_values = true)]
     pub azure_connection_string: Option<String>,
@@ -136,6 +141,7 @@ impl std::fmt::Debug for Config {
             .field("pty", &self.pty_limits())
             .field("caps", &self.caps())
             .field("project_idle_secs", &self.project_idle_secs)
+            .field("git_private_remotes", &self.git_private_remotes)
             .field(
                 "azure_connection_string",
                 &self.azure_connection_string.as_ref().map(|_| "<redacted>"),

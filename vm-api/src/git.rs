@@ -12,7 +12,9 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::{stream, StreamExt, TryStreamExt};
-use open_replit_core::git::{fast_import_stream, ExportRequest, GitState, BRANCH};
+use open_replit_core::git::{
+    fast_import_stream, ExportRequest, GitState, PushReply, PushRequest, BRANCH,
+};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -190,6 +192,140 @@ pub async fn export_route(
     Ok(Json(read_state(&dir).await?))
 }
 
+/// Whether `ip` is one a push may not reach from the VM host: loopback, private, link-local,
+/// unspecified, shared, documentation or multicast addresses (the host's own network).
+fn private(ip: std::net::IpAddr) -> bool {
+    match ip {
+        std::net::IpAddr::V4(v) => {
+            let o = v.octets();
+            v.is_loopback()
+                || v.is_private()
+                || v.is_link_local()
+                || v.is_unspecified()
+                || v.is_broadcast()
+                || v.is_multicast()
+                || v.is_documentation()
+                || o[0] == 0
+                || (o[0] == 100 && (64..128).contains(&o[1]))
+                || (o[0] == 198 && (18..20).contains(&o[1]))
+                || o[0] >= 240
+        }
+        std::net::IpAddr::V6(v) => {
+            let seg = v.segments();
+            v.is_loopback()
+                || v.is_unspecified()
+                || v.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || v.to_ipv4_mapped().is_some_and(|m| private(m.into()))
+        }
+    }
+}
+
+/// `POST /projects/{id}/git/push`: pushes the history's head to a remote branch over HTTP(S),
+/// with the request's token as an HTTP header in that one git's environment.
+pub async fn push_route(
+    State(st): State<Arc<AppState>>,
+    UrlPath(id): UrlPath<String>,
+    body: Bytes,
+) -> Result<Json<PushReply>, ApiError> {
+    check_project_id(&id)?;
+    let req: PushRequest = parse_json(&body)?;
+    let host = req
+        .validate()
+        .map_err(|e| ApiError::bad_request("invalid_push", e))?;
+    if !st.git_private_remotes {
+        let port = if req.url.starts_with("https://") {
+            443
+        } else {
+            80
+        };
+        let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
+            .await
+            .map_err(|e| ApiError::bad_request("unknown_host", format!("{host}: {e}")))?
+            .collect();
+        if addrs.is_empty() || addrs.iter().any(|a| private(a.ip())) {
+            return Err(ApiError::bad_request(
+                "private_remote",
+                format!("{host} is an address of the host's own network; push to a public remote"),
+            ));
+        }
+    }
+    let lock = st.sync_lock(&format!("git:{id}"));
+    let _guard = lock.lock().await;
+    let dir = repo_dir(&st, &id);
+    let no_history = || {
+        ApiError::new(
+            StatusCode::NOT_FOUND,
+            "no_history",
+            "this project has no git history yet",
+        )
+    };
+    if !dir.join("HEAD").is_file() {
+        return Err(no_history());
+    }
+    let state = read_state(&dir).await?;
+    let head = state.head.clone().ok_or_else(no_history)?;
+    let branch = req.branch().to_string();
+    let mut cmd = git(&dir);
+    cmd.args(["push", "--porcelain", "--quiet", "--"])
+        .arg(req.url.trim())
+        .arg(format!("{head}:refs/heads/{branch}"))
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_ALLOW_PROTOCOL", "http:https");
+    if let Some(auth) = req.authorization() {
+        cmd.env("GIT_CONFIG_COUNT", "1")
+            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
+            .env("GIT_CONFIG_VALUE_0", format!("Authorization: {auth}"));
+    }
+    let out = tokio::time::timeout(std::time::Duration::from_secs(300), cmd.output())
+        .await
+        .map_err(|_| {
+            ApiError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "push_timed_out",
+                "the push took over 300 s",
+            )
+        })?
+        .map_err(|e| git_failed("git push", e))?;
+    if !out.status.success() {
+        let mut said = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if let Some(t) = &req.token {
+            said = said.replace(t.as_str(), "<token>");
+        }
+        let said: String = said.trim().chars().take(2000).collect();
+        // With a header that the remote refuses (401), git asks for a user name next, which it
+        // may not: that is the remote refusing the token too.
+        let (status, code) = if said.contains("Authentication failed")
+            || said.contains("could not read Username")
+            || said.contains("401")
+            || said.contains("403")
+        {
+            (StatusCode::UNAUTHORIZED, "remote_auth_failed")
+        } else if said.contains("rejected") {
+            (StatusCode::CONFLICT, "remote_rejected")
+        } else {
+            (StatusCode::BAD_GATEWAY, "push_failed")
+        };
+        return Err(ApiError::new(
+            status,
+            code,
+            format!("git push to {}: {said}", req.url.trim()),
+        ));
+    }
+    tracing::info!(project = %id, remote = %req.url.trim(), branch = %branch, "pushed the history");
+    Ok(Json(PushReply {
+        url: req.url.trim().to_string(),
+        branch,
+        commit: head,
+        checkpoint: state.last_checkpoint,
+    }))
+}
+
 /// `GET /projects/{id}/git/info/refs` and `POST /projects/{id}/git/git-upload-pack`: git's
 /// smart HTTP through `git http-backend` (CGI), fetch only.
 pub async fn http_backend_route(
@@ -300,4 +436,29 @@ fn cgi_response(raw: &[u8]) -> Option<Response> {
         .body(Body::from(body))
         .ok()
         .map(IntoResponse::into_response)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_host_s_own_networks_are_private() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(super::private(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["140.82.112.3", "2606:4700::1111"] {
+            assert!(!super::private(ip.parse().unwrap()), "{ip}");
+        }
+    }
 }

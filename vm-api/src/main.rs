@@ -45,6 +45,7 @@ async fn main() -> anyhow::Result<()> {
         deploy: Default::default(),
     };
     state.pty.limits = cfg.pty_limits();
+    state.git_private_remotes = cfg.git_private_remotes;
     state.admission = vm_api::admission::Admission::new(cfg.caps());
     state.preview_domain = cfg.preview_domain.trim_matches('.').to_ascii_lowercase();
     state.deps.max_entries = cfg.deps_cache_entries.max(1);

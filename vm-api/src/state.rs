@@ -70,6 +70,9 @@ pub struct AppState {
     pub deployments: crate::deploy_service::Deployments,
     /// Idle keep-alive connections of the preview and live proxies (see `preview`).
     pub upstreams: crate::preview::UpstreamPool,
+    /// Let `git push` reach remotes on the host's own network (`--git-private-remotes`; tests
+    /// and local git servers only).
+    pub git_private_remotes: bool,
     exec_slots: Mutex<HashMap<String, Arc<Semaphore>>>,
     sync_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     shutdown: tokio::sync::watch::Sender<bool>,
@@ -87,6 +90,7 @@ impl AppState {
             deploy_builds: Default::default(),
             deployments: Default::default(),
             upstreams: Default::default(),
+            git_private_remotes: false,
             data_dir,
             sandbox,
             limits: Limits::default(),

@@ -6,7 +6,8 @@
 //! Routes (VM API, signed): `GET /projects/{id}/git/state` (→ [`GitState`]),
 //! `POST /projects/{id}/git/export` ([`ExportRequest`] → [`GitState`]),
 //! `GET /projects/{id}/git/info/refs?service=git-upload-pack` and
-//! `POST /projects/{id}/git/git-upload-pack` (git's smart HTTP, read-only).
+//! `POST /projects/{id}/git/git-upload-pack` (git's smart HTTP, read-only),
+//! `POST /projects/{id}/git/push` ([`PushRequest`] → [`PushReply`]).
 
 use crate::manifest::Manifest;
 use serde::{Deserialize, Serialize};
@@ -72,6 +73,118 @@ impl ExportRequest {
             }
         }
         Ok(())
+    }
+}
+
+/// `POST /projects/{id}/git/push` (Worker and VM API): push the history to a remote over
+/// HTTP(S). The token travels in this body only: the VM API gives it to that one `git push` as
+/// an HTTP header in git's environment (never the command line, the URL, a file or a log).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PushRequest {
+    /// `https://host/owner/repo.git` (or `http://`); no credentials in it.
+    pub url: String,
+    /// The remote branch (default `main`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Basic auth's user name (default `x-access-token`, which GitHub, GitLab and Gitea accept
+    /// with a token as the password).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for PushRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PushRequest")
+            .field("url", &self.url)
+            .field("branch", &self.branch)
+            .field("username", &self.username)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// What a push did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PushReply {
+    pub url: String,
+    pub branch: String,
+    /// The commit the remote branch now points at.
+    pub commit: String,
+    /// The checkpoint it is.
+    pub checkpoint: u64,
+}
+
+impl PushRequest {
+    pub fn branch(&self) -> &str {
+        self.branch.as_deref().unwrap_or(BRANCH)
+    }
+
+    /// The URL's host, once the request is valid: HTTP(S), no user info, a plain branch name.
+    pub fn validate(&self) -> Result<String, String> {
+        let u = self.url.trim();
+        let rest = u
+            .strip_prefix("https://")
+            .or_else(|| u.strip_prefix("http://"))
+            .ok_or("the remote must be an http:// or https:// URL")?;
+        if u.len() > 2000 || u.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err("the remote URL has spaces or control characters".into());
+        }
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+        if authority.contains('@') {
+            return Err("put the token in `token`, not in the URL".into());
+        }
+        let host = authority
+            .rsplit_once(':')
+            .filter(|(_, p)| p.parse::<u16>().is_ok())
+            .map(|(h, _)| h)
+            .unwrap_or(authority)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase();
+        if host.is_empty() {
+            return Err("the remote URL has no host".into());
+        }
+        let b = self.branch();
+        let branch_ok = !b.is_empty()
+            && b.len() <= 200
+            && !b.starts_with(['-', '/', '.'])
+            && !b.ends_with(['/', '.'])
+            && !b.contains("..")
+            && !b.contains("//")
+            && !b.ends_with(".lock")
+            && b.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+        if !branch_ok {
+            return Err(format!("{b:?} is not a branch name this push accepts"));
+        }
+        if let Some(t) = &self.token {
+            if t.is_empty() || t.len() > 1000 || t.chars().any(|c| c.is_control()) {
+                return Err("the token must be 1 to 1000 printable characters".into());
+            }
+        }
+        if let Some(n) = &self.username {
+            if n.is_empty() || n.len() > 100 || n.contains(':') || n.chars().any(|c| c.is_control())
+            {
+                return Err(
+                    "the user name must be 1 to 100 printable characters without ':'".into(),
+                );
+            }
+        }
+        Ok(host)
+    }
+
+    /// The `Authorization` header value git sends, when there is a token.
+    pub fn authorization(&self) -> Option<String> {
+        use base64::Engine;
+        let t = self.token.as_ref()?;
+        let user = self.username.as_deref().unwrap_or("x-access-token");
+        Some(format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{t}"))
+        ))
     }
 }
 
@@ -295,6 +408,45 @@ mod tests {
         assert_eq!(
             service_header("git-upload-pack"),
             b"001e# service=git-upload-pack\n0000"
+        );
+    }
+
+    #[test]
+    fn push_requests_take_http_urls_plain_branches_and_keep_the_token_out_of_debug() {
+        let r = |url: &str, branch: Option<&str>| PushRequest {
+            url: url.into(),
+            branch: branch.map(String::from),
+            username: None,
+            token: Some("secret-token".into()),
+        };
+        assert_eq!(
+            r("https://GitHub.com/me/app.git", None).validate(),
+            Ok("github.com".into())
+        );
+        assert_eq!(
+            r("http://127.0.0.1:8080/x.git", Some("feature/a")).validate(),
+            Ok("127.0.0.1".into())
+        );
+        for bad in [
+            "ssh://git@github.com/x",
+            "ext::sh -c evil",
+            "file:///etc",
+            "https://u:p@github.com/x",
+            "https://github.com/a b",
+        ] {
+            assert!(r(bad, None).validate().is_err(), "{bad}");
+        }
+        for bad in ["-f", "../x", "a..b", "x.lock", "a b", "/x"] {
+            assert!(r("https://h/x", Some(bad)).validate().is_err(), "{bad}");
+        }
+        let dbg = format!("{:?}", r("https://h/x", None));
+        assert!(
+            !dbg.contains("secret-token") && dbg.contains("redacted"),
+            "{dbg}"
+        );
+        assert_eq!(
+            r("https://h/x", None).authorization().unwrap(),
+            "Basic eC1hY2Nlc3MtdG9rZW46c2VjcmV0LXRva2Vu"
         );
     }
 }

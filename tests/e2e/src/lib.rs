@@ -3,6 +3,7 @@
 
 pub mod faults;
 pub mod github;
+pub mod gitserver;
 pub mod llm;
 pub mod long_project;
 pub mod oidc;

@@ -1,7 +1,7 @@
 //! The project as a git repository (issue 17): Debian's git clones it from the Worker over
 //! smart HTTP, each checkpoint is one commit (tagged `cp-N`) whose tree is exactly that
-//! checkpoint's files, a later change arrives as one new commit on `git pull`, and pushing is
-//! refused.
+//! checkpoint's files, a later change arrives as one new commit on `git pull`, and pushing to it
+//! is refused; the history is pushed to a real git server with a token, and again after a change.
 
 use e2e::stack::{Options, Stack};
 use std::path::Path;
@@ -59,9 +59,13 @@ async fn files_at(stack: &Stack, id: &str, n: u64) -> std::collections::BTreeMap
         .collect()
 }
 
-#[tokio::test]
+// Several threads: git runs blocking here while the test's own git server answers it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clone_shows_each_checkpoint_as_a_commit_and_pull_brings_the_next() {
-    let stack = Stack::start(Options::default()).await.unwrap();
+    // A local git server is a private remote: this VM API may push to it.
+    let stack = Stack::start_with_vm_args(Options::default(), &["--git-private-remotes"])
+        .await
+        .unwrap();
     let id = stack.create_project("git demo", "frontend").await.unwrap();
     put(&stack, &id, "notes/plan.md", "first plan\n").await;
     put(
@@ -163,4 +167,67 @@ async fn clone_shows_each_checkpoint_as_a_commit_and_pull_brings_the_next() {
         .await
         .unwrap();
     assert!(!files.to_string().contains("pushed.txt"));
+
+    // Push to a real git server (git http-backend behind HTTP with a token), then again after a
+    // change: one new commit there. A wrong token is refused with a clear message.
+    let server = e2e::gitserver::GitServer::start("canary-push-token-7f3a9c")
+        .await
+        .unwrap();
+    let remote = server.create("demo.git").unwrap();
+    let push = |token: &str| {
+        let body = serde_json::json!({"url": remote, "token": token});
+        let (http, url) = (
+            stack.http.clone(),
+            format!("{}/projects/{id}/git/push", stack.worker_url),
+        );
+        async move {
+            let r = http.post(url).json(&body).send().await.unwrap();
+            (
+                r.status().as_u16(),
+                r.json::<serde_json::Value>().await.unwrap(),
+            )
+        }
+    };
+    let (s, v) = push("wrong-token").await;
+    assert_eq!(s, 403, "{v}");
+    assert!(v.to_string().contains("refused the credentials"), "{v}");
+    let (s, v) = push(&server.token).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["checkpoint"], 5, "{v}");
+    assert_eq!(v["branch"], "main");
+    let authed = remote.replacen("http://", &format!("http://x:{}@", server.token), 1);
+    ok(git(tmp.path(), &home, &["clone", "-q", &authed, "pushed"]));
+    let pushed = tmp.path().join("pushed");
+    let log = ok(git(&pushed, &home, &["log", "--format=%s"]));
+    assert_eq!(log.lines().count(), 5, "{log}");
+    put(&stack, &id, "notes/after-push.md", "later\n").await;
+    let (s, v) = push(&server.token).await;
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["checkpoint"], 6, "{v}");
+    ok(git(&pushed, &home, &["pull", "-q", "--ff-only"]));
+    let log = ok(git(&pushed, &home, &["log", "--format=%s"]));
+    assert_eq!(log.lines().count(), 6, "one new commit: {log}");
+    assert_eq!(log.lines().next(), Some("saved notes/after-push.md"));
+    // Not a file:// or ssh remote, and no credentials in the URL.
+    let r = stack
+        .http
+        .post(format!("{}/projects/{id}/git/push", stack.worker_url))
+        .json(&serde_json::json!({"url": "file:///etc", "token": "x"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+
+    // The token reached no log of the stack.
+    for entry in std::fs::read_dir(stack.state.path()).unwrap() {
+        let p = entry.unwrap().path();
+        if p.extension().is_some_and(|e| e == "log") {
+            let text = std::fs::read_to_string(&p).unwrap_or_default();
+            assert!(
+                !text.contains(&server.token),
+                "the token is in {}",
+                p.display()
+            );
+        }
+    }
 }

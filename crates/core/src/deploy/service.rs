@@ -14,32 +14,14 @@ use crate::vm_api::ProcessStatus;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-/// Longest deployment id after the `d-` prefix.
-pub const MAX_DEPLOYMENT_SUFFIX: usize = 40;
 /// The file in the deployment data folder that `DATABASE_PATH` names.
 pub const DATABASE_FILE: &str = "app.db";
 /// Health wait when the request names none, and the most a request may ask for.
 pub const DEFAULT_HEALTH_TIMEOUT_S: u64 = 30;
 pub const MAX_HEALTH_TIMEOUT_S: u64 = 300;
 
-/// A deployment id: `d-` followed by 1 to 40 of `a-z 0-9 -`.
-pub fn validate_deployment_id(id: &str) -> Result<(), String> {
-    let Some(rest) = id.strip_prefix("d-") else {
-        return Err("deployment id must start with \"d-\"".into());
-    };
-    if rest.is_empty() || rest.len() > MAX_DEPLOYMENT_SUFFIX {
-        return Err(format!(
-            "deployment id must be \"d-\" and 1 to {MAX_DEPLOYMENT_SUFFIX} characters"
-        ));
-    }
-    if !rest
-        .bytes()
-        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    {
-        return Err("deployment id may contain only a-z, 0-9 and '-'".into());
-    }
-    Ok(())
-}
+/// A deployment id: `d-` followed by 1 to 40 of `a-z 0-9 -` (one rule for builds and services).
+pub use crate::deploy::build::validate_deployment_id;
 
 fn default_port_env() -> String {
     "PORT".into()

@@ -28,17 +28,21 @@ fn repo_dir(st: &AppState, id: &str) -> PathBuf {
     st.data_dir.join("git").join(format!("{id}.git"))
 }
 
-fn git(dir: &Path) -> tokio::process::Command {
+/// `git` with an empty environment: no system or global configuration, no home.
+fn bare_git() -> tokio::process::Command {
     let mut c = tokio::process::Command::new("git");
-    c.arg("--git-dir")
-        .arg(dir)
-        .env_clear()
+    c.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("GIT_CONFIG_GLOBAL", "/dev/null")
         .env("HOME", "/nonexistent")
-        .stdin(Stdio::null())
         .kill_on_drop(true);
+    c
+}
+
+fn git(dir: &Path) -> tokio::process::Command {
+    let mut c = bare_git();
+    c.arg("--git-dir").arg(dir).stdin(Stdio::null());
     c
 }
 
@@ -367,13 +371,8 @@ pub async fn http_backend_route(
             .unwrap_or("")
             .to_string()
     };
-    let mut cmd = tokio::process::Command::new("git");
+    let mut cmd = bare_git();
     cmd.arg("http-backend")
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .env("HOME", "/nonexistent")
         .env("GIT_PROJECT_ROOT", st.data_dir.join("git"))
         .env("GIT_HTTP_EXPORT_ALL", "1")
         .env("PATH_INFO", format!("/{id}.git/{path}"))
@@ -385,8 +384,7 @@ pub async fn http_backend_route(
         .env("GIT_PROTOCOL", header("git-protocol"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().map_err(|e| git_failed("git http-backend", e))?;
     let mut stdin = child.stdin.take().expect("piped");
     let write = async move {

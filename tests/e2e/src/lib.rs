@@ -6,6 +6,7 @@ pub mod github;
 pub mod gitserver;
 pub mod llm;
 pub mod long_project;
+pub mod netlify;
 pub mod oidc;
 pub mod stack;
 pub mod ws;

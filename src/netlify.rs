@@ -39,8 +39,9 @@ pub struct NetlifyOutcome {
 /// Deploys `files` (paths relative to the static folder, e.g. `assets/app.js`, with their
 /// bytes) to Netlify at `api_base` (`open_replit_core::deploy::netlify::API_BASE`, or a fake
 /// in tests). `site`: the site id of an earlier deploy; `None` creates a site named after
-/// `site_name` (suffixed when the name is taken). Waits until the deploy is `ready`, at most
-/// `MAX_POLL_WAIT_MS` after the last upload.
+/// `site_name` (suffixed when the name is taken), and so does a saved site Netlify answers
+/// `404` for (deleted, or not this token's): `NetlifyOutcome::site_id` is the one to keep.
+/// Waits until the deploy is `ready`, at most `MAX_POLL_WAIT_MS` after the last upload.
 pub async fn deploy(
     api_base: &str,
     token: &str,
@@ -68,20 +69,25 @@ pub async fn deploy(
         log,
     };
 
-    let (site_id, site_url) = match site {
-        Some(id) if !id.trim().is_empty() => (id.trim().to_string(), None),
-        _ => {
-            let s = client.create_site(site_name).await?;
-            log(format!("Netlify site {} created ({})", s.name, s.id));
-            let url = [s.ssl_url, s.url].into_iter().find(|u| !u.is_empty());
-            (s.id, url)
-        }
-    };
-
-    let path = rules::deploys_path(&site_id);
     let body = serde_json::to_vec(&plan.request)
         .map_err(|e| ApiError::Internal(format!("the deploy's digest: {e}")))?;
-    let answer = client.send(Method::Post, &path, Body::Json(body)).await?;
+    let saved = site.map(str::trim).filter(|id| !id.is_empty());
+    let (mut site_id, mut site_url) = match saved {
+        Some(id) => (id.to_string(), None),
+        None => client.create_site(site_name).await?,
+    };
+    let mut path = rules::deploys_path(&site_id);
+    let mut answer = client.send(Method::Post, &path, Body::Json(&body)).await?;
+    if answer.status == 404 && saved.is_some() {
+        // The saved site is gone (deleted on Netlify, or not visible to this token): the
+        // deploy goes to a new site, whose id the outcome carries.
+        log(format!(
+            "Netlify has no site {site_id} for this token; creating a new site"
+        ));
+        (site_id, site_url) = client.create_site(site_name).await?;
+        path = rules::deploys_path(&site_id);
+        answer = client.send(Method::Post, &path, Body::Json(&body)).await?;
+    }
     let created: DeployReply = client.parse(&Method::Post, &path, answer)?;
     let uploads = rules::upload_plan(&plan, &created.required)
         .map_err(|e| ApiError::Upstream(format!("Netlify's deploy {}: {e}", created.id)))?;
@@ -93,7 +99,7 @@ pub async fn deploy(
 
     for u in &uploads {
         let path = rules::upload_path(&created.id, &u.key);
-        let bytes = files[u.index].1.clone();
+        let bytes = files[u.index].1.as_slice();
         let answer = client.send(Method::Put, &path, Body::Bytes(bytes)).await?;
         client.check(&Method::Put, &path, &answer)?;
     }
@@ -119,10 +125,10 @@ pub async fn deploy(
     })
 }
 
-enum Body {
+enum Body<'b> {
     None,
-    Json(Vec<u8>),
-    Bytes(Vec<u8>),
+    Json(&'b [u8]),
+    Bytes(&'b [u8]),
 }
 
 struct Answer {
@@ -148,7 +154,7 @@ impl Client<'_> {
 
     /// One request, retried after a `429` as core's `retry_wait_ms` says. `Err` only when
     /// Netlify could not be reached in time; any status is returned.
-    async fn send(&self, method: Method, path: &str, body: Body) -> Result<Answer, ApiError> {
+    async fn send(&self, method: Method, path: &str, body: Body<'_>) -> Result<Answer, ApiError> {
         let mut attempt = 0;
         loop {
             let headers = Headers::new();
@@ -163,19 +169,19 @@ impl Client<'_> {
                 .set("accept", "application/json")
                 .map_err(init_err)?;
             let mut init = RequestInit::new();
-            match &body {
+            match body {
                 Body::None => {}
                 Body::Json(b) => {
                     headers
                         .set("content-type", "application/json")
                         .map_err(init_err)?;
-                    init.with_body(Some(js_sys::Uint8Array::from(b.as_slice()).into()));
+                    init.with_body(Some(js_sys::Uint8Array::from(b).into()));
                 }
                 Body::Bytes(b) => {
                     headers
                         .set("content-type", "application/octet-stream")
                         .map_err(init_err)?;
-                    init.with_body(Some(js_sys::Uint8Array::from(b.as_slice()).into()));
+                    init.with_body(Some(js_sys::Uint8Array::from(b).into()));
                 }
             }
             init.with_method(method.clone()).with_headers(headers);
@@ -271,8 +277,16 @@ impl Client<'_> {
         })
     }
 
-    /// `POST /api/v1/sites` with `site_name`, then suffixed names while Netlify answers `422`.
-    async fn create_site(&self, site_name: &str) -> Result<SiteReply, ApiError> {
+    /// `POST /api/v1/sites` with `site_name`, then suffixed names while Netlify answers `422`:
+    /// the new site's id and URL.
+    async fn create_site(&self, site_name: &str) -> Result<(String, Option<String>), ApiError> {
+        let s = self.post_site(site_name).await?;
+        (self.log)(format!("Netlify site {} created ({})", s.name, s.id));
+        let url = [s.ssl_url, s.url].into_iter().find(|u| !u.is_empty());
+        Ok((s.id, url))
+    }
+
+    async fn post_site(&self, site_name: &str) -> Result<SiteReply, ApiError> {
         let path = rules::sites_path();
         let mut attempt = 0;
         loop {
@@ -285,7 +299,7 @@ impl Client<'_> {
             let name = rules::site_name(site_name, suffix.as_deref());
             let body = serde_json::to_vec(&SiteCreate { name: name.clone() })
                 .map_err(|e| ApiError::Internal(e.to_string()))?;
-            let answer = self.send(Method::Post, &path, Body::Json(body)).await?;
+            let answer = self.send(Method::Post, &path, Body::Json(&body)).await?;
             if answer.status == 422 && attempt < rules::MAX_NAME_ATTEMPTS {
                 (self.log)(format!(
                     "Netlify refused the site name {name} (422, usually taken); trying another"

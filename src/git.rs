@@ -2,13 +2,15 @@
 //! {worker}/projects/{id}/git`. Before refs are advertised, the checkpoints the VM's history
 //! lacks are committed there (incrementally: only those after its last one, each with only its
 //! changed files); then git's smart HTTP is passed to the VM API's `git http-backend`, signed.
-//! Fetch only; `POST …/git/push` pushes the history to a remote with the caller's token.
+//! Fetch only; `POST …/git/push` pushes the history to a remote with the caller's token, and
+//! `POST …/git/github` to a GitHub repository it creates (`github.rs`).
 
 use crate::error::ApiError;
 use crate::room_state::Room;
 use crate::vm::Vm;
 use futures_util::future::try_join_all;
 use open_replit_core::git::{ExportCheckpoint, ExportRequest, PushRequest, MAX_EXPORT_CHECKPOINTS};
+use open_replit_core::github_repo::GithubPushRequest;
 use open_replit_core::manifest::Manifest;
 use open_replit_core::store::project::Projects;
 use open_replit_core::store::Transport;
@@ -34,6 +36,21 @@ pub async fn handle<T: Transport>(
             body.validate().map_err(ApiError::BadRequest)?;
             bring_up_to_date(&vm, p, id).await?;
             return Ok(Response::from_json(&vm.git_push(id, &body).await?)?);
+        }
+        (Method::Post, "github") => {
+            let text = req.text().await?;
+            let body: GithubPushRequest = if text.trim().is_empty() {
+                GithubPushRequest::default()
+            } else {
+                serde_json::from_str(&text).map_err(|e| {
+                    ApiError::BadRequest(format!("invalid GitHub push request: {e}"))
+                })?
+            };
+            let meta = p.meta(id).await?;
+            bring_up_to_date(&vm, p, id).await?;
+            let user = Vm::user_of(&req);
+            let reply = crate::github::push(room.env(), &vm, &user, id, &meta.name, body).await?;
+            return Ok(Response::from_json(&reply)?);
         }
         (Method::Get, "info/refs") if query == "service=git-upload-pack" => {
             bring_up_to_date(&vm, p, id).await?;

@@ -11,12 +11,12 @@ mod cors;
 mod deployments;
 mod directory;
 mod error;
+mod external_deploy;
 mod git;
+mod github;
 mod headers;
 mod health;
 mod models;
-// Not called yet: the integrator wires the Netlify deploy route and drops this allow.
-#[allow(dead_code)]
 mod netlify;
 mod preview;
 mod project_api;
@@ -31,6 +31,7 @@ mod step;
 mod templates;
 mod terminal;
 mod turn_log;
+mod vault;
 mod verify;
 mod vm;
 mod work;
@@ -164,6 +165,9 @@ async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError
         (Method::Get, "/api/models") => models::handle(&env).await,
         (_, "/api/quota") | (_, "/api/quota/key") => {
             quota::handle(req, &env, &caller.user.id).await
+        }
+        (_, p) if p == "/api/vault" || p.starts_with("/api/vault/") => {
+            vault::person_route(req, &env, &caller.user.id).await
         }
         (Method::Get, "/projects") => projects::list(&env, &cfg, &caller.user.id).await,
         (Method::Post, "/projects") => projects::create(req, &env, &cfg, &caller.user.id).await,

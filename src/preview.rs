@@ -136,6 +136,8 @@ pub async fn start(
         .into_iter()
         .map(|p| (p.name.clone(), p))
         .collect();
+    // The app's own runtime secrets reach its dev servers (never the agent's commands).
+    let secrets = crate::vault::runtime_env(room, project)?;
     let mut ports: BTreeMap<String, u64> = BTreeMap::new();
     for name in order {
         let d = &t.dev[name];
@@ -143,7 +145,8 @@ pub async fn start(
         let running = current.is_some_and(|p| p.status == ProcessStatus::Running);
         let p = match current {
             Some(p) if running && !restart => p.clone(),
-            _ if running => vm.restart_process(project, name).await?,
+            // With runtime secrets a restart starts afresh, so a changed secret applies.
+            _ if running && secrets.is_empty() => vm.restart_process(project, name).await?,
             _ => {
                 if current.is_some() {
                     vm.stop_process(project, name).await?;
@@ -152,7 +155,11 @@ pub async fn start(
                     name: name.to_string(),
                     command: d.command.clone(),
                     cwd: d.cwd.clone(),
-                    env: d.env_with_ports(&ports),
+                    env: {
+                        let mut env = d.env_with_ports(&ports);
+                        env.extend(secrets.0.clone());
+                        env
+                    },
                     port: None,
                 };
                 vm.start_process(project, &req).await?

@@ -214,6 +214,8 @@ pub async fn handle(
             Ok(Response::from_json(&started.state)?)
         }
         (Method::Post, ["terminal"]) => crate::terminal::handle(room.clone(), req, id, &p).await,
+        (_, ["deploy"]) => crate::external_deploy::handle(room, req, id).await,
+        (_, ["secrets", ..]) => crate::vault::project_route(room, req, id, rest).await,
         (_, ["git", ..]) => crate::git::handle(room, req, &p, id, rest).await,
         (_, ["deployments", ..]) | (Method::Get, ["site"]) => {
             crate::publish::handle(room, req, id, rest).await

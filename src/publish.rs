@@ -405,9 +405,7 @@ async fn start_backend(
     id: &str,
     d: &Deployment,
 ) -> Result<(), Failure> {
-    let start = template
-        .start_request()
-        .ok_or_else(|| ("the template's recipe has no backend".to_string(), vec![]))?;
+    let start = backend_start(room, template, id)?;
     progress(
         room,
         d,
@@ -415,6 +413,21 @@ async fn start_backend(
         format!("starting the backend; waiting for {}", start.health_path),
     );
     healthy(vm.deploy_start(id, &d.id, &start).await.map_err(upstream)?)
+}
+
+/// How to start the deployed backend: the template's recipe with the project's runtime
+/// secrets in its environment.
+fn backend_start(
+    room: &Room,
+    template: &TemplateManifest,
+    id: &str,
+) -> Result<open_replit_core::deploy::service::StartBackendRequest, Failure> {
+    let mut start = template
+        .start_request()
+        .ok_or_else(|| ("the template's recipe has no backend".to_string(), vec![]))?;
+    let secrets = crate::vault::runtime_env(room, id).map_err(upstream)?;
+    start.env.extend(secrets.0);
+    Ok(start)
 }
 
 /// A started candidate that did not answer its health path, as a failure with its log.
@@ -492,9 +505,7 @@ async fn rollback(room: &Room, id: &str, did: &str, user: &str) -> Result<Deploy
     );
     let result = async {
         if d.backend {
-            let start = template
-                .start_request()
-                .ok_or_else(|| ("the template's recipe has no backend".to_string(), vec![]))?;
+            let start = backend_start(room, &template, id)?;
             let reply = match vm.deploy_start(id, &d.id, &start).await {
                 // The VM no longer has the build (old builds are pruned, or another VM host):
                 // build it again from its checkpoint, under the same id.

@@ -254,6 +254,9 @@ impl UserQuota {
                     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
                 Ok(Response::from_json(&OpenedKey { key: Some(key) })?)
             }
+            (_, p) if p == "/vault" || p.starts_with("/vault/") => {
+                crate::vault::object(&self.state, &self.env, &user, req).await
+            }
             (m, p) => Err(ApiError::NotFound(format!("UserQuota: {m:?} {p}"))),
         }
     }
@@ -261,7 +264,7 @@ impl UserQuota {
 
 // ---- calling the object ----
 
-async fn call<T: serde::de::DeserializeOwned>(
+pub(crate) async fn call<T: serde::de::DeserializeOwned>(
     env: &Env,
     user: &str,
     method: Method,

@@ -23,6 +23,7 @@ use open_replit_core::deploy::build::{
     parse_keep, prune, static_manifest, BuildError, BuildEvent, BuildRequest, Built, DistLimits,
     DistWalk, EntryKind, Phase, Timings,
 };
+use open_replit_core::vault::SecretEnv;
 use open_replit_core::vm_api::{ExecCache, ExecEvent, SkippedFile};
 use open_replit_core::vm_auth::sha256_hex;
 use rustix::fs as rfs;
@@ -366,7 +367,16 @@ impl Job {
         self.st
             .check_cwd_exists(&self.dir, cwd)
             .map_err(|e| Fail::api(phase, e))?;
-        let (otx, tail) = tail_forwarder(self.tx.clone());
+        // Only build steps get the request's environment (a deploy tool's credentials);
+        // whatever of it a command prints is replaced before it leaves.
+        let (env, secrets) = if phase == Phase::Build {
+            let mut env = self.req.env.clone();
+            env.extend(self.req.secret_env.0.clone());
+            (env, self.req.secret_env.clone())
+        } else {
+            (BTreeMap::new(), SecretEnv::default())
+        };
+        let (otx, tail) = tail_forwarder(self.tx.clone(), secrets);
         let cached =
             cache.and_then(|spec| Some((spec, self.st.sandbox.project_uid(&self.project)?)));
         let out = match cached {
@@ -384,7 +394,7 @@ impl Job {
                 };
                 Ok(crate::deps::run_inner(&self.st, &job, &otx).await)
             }
-            None => self.plain(cwd, command, left, &otx).await,
+            None => self.plain(cwd, command, &env, left, &otx).await,
         };
         drop(otx);
         let last_lines = tail.await.unwrap_or_default();
@@ -431,6 +441,7 @@ impl Job {
         &self,
         cwd: &str,
         command: &str,
+        env: &BTreeMap<String, String>,
         left: Duration,
         tx: &mpsc::Sender<Bytes>,
     ) -> Result<Outcome, ApiError> {
@@ -440,7 +451,7 @@ impl Job {
             home_dir: &self.home,
             cwd,
             shell: command,
-            env: &BTreeMap::new(),
+            env,
         })?;
         let child = spawn_in_group(cmd)
             .map_err(|e| ApiError::internal("spawn_failed", format!("could not start: {e}")))?;
@@ -544,6 +555,7 @@ async fn remove_tree(p: PathBuf) {
 /// Forwards a step's events to the client and keeps its last output lines for an error.
 fn tail_forwarder(
     out: mpsc::Sender<Bytes>,
+    secrets: SecretEnv,
 ) -> (mpsc::Sender<Bytes>, tokio::task::JoinHandle<Vec<String>>) {
     let (tx, mut rx) = mpsc::channel::<Bytes>(64);
     let task = tokio::spawn(async move {
@@ -558,10 +570,24 @@ fn tail_forwarder(
                 },
                 _ = out.closed() => break,
             };
-            if let Ok(ExecEvent::Stdout { data } | ExecEvent::Stderr { data }) =
+            let mut b = b;
+            if let Ok(mut ev @ (ExecEvent::Stdout { .. } | ExecEvent::Stderr { .. })) =
                 serde_json::from_slice::<ExecEvent>(&b)
             {
-                tail.push_str(&data);
+                let (ExecEvent::Stdout { data } | ExecEvent::Stderr { data }) = &mut ev else {
+                    unreachable!()
+                };
+                if !secrets.is_empty() {
+                    let clean = secrets.scrub(data);
+                    if clean != *data {
+                        *data = clean;
+                        b = ndjson(&ev);
+                    }
+                }
+                let (ExecEvent::Stdout { data } | ExecEvent::Stderr { data }) = &ev else {
+                    unreachable!()
+                };
+                tail.push_str(data);
                 if tail.len() > 2 * TAIL_BYTES {
                     let mut cut = tail.len() - TAIL_BYTES;
                     while !tail.is_char_boundary(cut) {

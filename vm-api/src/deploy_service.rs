@@ -255,7 +255,13 @@ fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let tmp = path.with_extension(format!("tmp-{}-{}", std::process::id(), now_ms()));
     let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
+        // Owner-only: a live record holds the backend's environment (the app's secrets).
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         f.write_all(bytes)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)

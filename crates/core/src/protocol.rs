@@ -188,6 +188,11 @@ pub enum ServerEvent {
         stream: String,
         data: String,
     },
+    /// An external deploy (Modal, Netlify) changed: the whole record. Its output streams as
+    /// `deploy_log` with the record's id (`x-N`) as `deployment`.
+    ExternalDeploy {
+        deploy: crate::deploy::external::ExternalDeploy,
+    },
     /// A message the server could not act on; the connection stays open.
     Error {
         message: String,

@@ -6,12 +6,7 @@
 
 use crate::llm::models::ModelInfo;
 use crate::llm::types::Usage;
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Nonce};
-use base64::Engine;
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
-use sha2::Sha256;
 use std::collections::BTreeMap;
 
 /// Longest chat message in bytes (the default of `MAX_MESSAGE_BYTES`).
@@ -370,50 +365,24 @@ pub struct SealedKey {
     pub last4: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum SealError {
-    #[error("KEY_ENCRYPTION_SECRET is not set, so keys cannot be stored")]
-    NoSecret,
-    #[error("the stored key cannot be opened (KEY_ENCRYPTION_SECRET changed?); store it again")]
-    Open,
-    #[error("{0}")]
-    BadKey(String),
-}
-
-fn b64() -> base64::engine::GeneralPurpose {
-    base64::engine::general_purpose::STANDARD
-}
-
-/// The AES key: HMAC-SHA256 of a fixed label under the operator's secret, so the secret
-/// itself is never the cipher key and can be any length.
-fn cipher(secret: &str) -> Result<Aes256Gcm, SealError> {
-    if secret.trim().len() < 16 {
-        return Err(SealError::NoSecret);
-    }
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(secret.as_bytes())
-        .map_err(|_| SealError::NoSecret)?;
-    mac.update(b"open-replit byok key v1");
-    let key = mac.finalize().into_bytes();
-    Aes256Gcm::new_from_slice(&key).map_err(|_| SealError::NoSecret)
-}
+pub use crate::vault::SealError;
 
 /// Checks a key someone wants to store: an OpenRouter-style token, no spaces, sane length.
 pub fn validate_user_key(key: &str) -> Result<&str, SealError> {
     let k = key.trim();
     if k.len() < 8 || k.len() > 512 {
-        return Err(SealError::BadKey(
-            "the key must be 8 to 512 characters".into(),
-        ));
+        return Err(SealError::Bad("the key must be 8 to 512 characters".into()));
     }
     if !k.chars().all(|c| c.is_ascii_graphic()) {
-        return Err(SealError::BadKey(
+        return Err(SealError::Bad(
             "the key may hold only printable ASCII without spaces".into(),
         ));
     }
     Ok(k)
 }
 
-/// Seals `key` for `user` under the operator's `secret` with a fresh random `nonce`.
+/// Seals `key` for `user` under the operator's `secret` with a fresh random `nonce` (the
+/// vault's cipher, bound to the bare user id as it always was, so stored keys still open).
 pub fn seal_key(
     secret: &str,
     user: &str,
@@ -421,45 +390,29 @@ pub fn seal_key(
     nonce: [u8; 12],
 ) -> Result<SealedKey, SealError> {
     let key = validate_user_key(key)?;
-    let ct = cipher(secret)?
-        .encrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: key.as_bytes(),
-                aad: user.as_bytes(),
-            },
-        )
-        .map_err(|_| SealError::Open)?;
+    let sealed = crate::vault::seal(secret, user, key.as_bytes(), nonce)?;
     let last4: String = key
         .chars()
         .skip(key.chars().count().saturating_sub(4))
         .collect();
     Ok(SealedKey {
-        nonce: b64().encode(nonce),
-        ciphertext: b64().encode(ct),
+        nonce: sealed.nonce,
+        ciphertext: sealed.ciphertext,
         last4,
     })
 }
 
 /// Opens a sealed key; fails for another user's record, a changed secret or tampering.
 pub fn open_key(secret: &str, user: &str, sealed: &SealedKey) -> Result<String, SealError> {
-    let nonce = b64().decode(&sealed.nonce).map_err(|_| SealError::Open)?;
-    let ct = b64()
-        .decode(&sealed.ciphertext)
-        .map_err(|_| SealError::Open)?;
-    if nonce.len() != 12 {
-        return Err(SealError::Open);
-    }
-    let pt = cipher(secret)?
-        .decrypt(
-            Nonce::from_slice(&nonce),
-            Payload {
-                msg: &ct,
-                aad: user.as_bytes(),
-            },
-        )
-        .map_err(|_| SealError::Open)?;
-    String::from_utf8(pt).map_err(|_| SealError::Open)
+    let plain = crate::vault::open(
+        secret,
+        user,
+        &crate::vault::Sealed {
+            nonce: sealed.nonce.clone(),
+            ciphertext: sealed.ciphertext.clone(),
+        },
+    )?;
+    String::from_utf8(plain).map_err(|_| SealError::Open)
 }
 
 /// What the browser may know about a stored key.
@@ -692,7 +645,7 @@ mod tests {
             Err(SealError::Open)
         );
         let mut t = s.clone();
-        t.ciphertext = b64().encode(b"tampered tampered tampered");
+        t.ciphertext = "dGFtcGVyZWQgdGFtcGVyZWQgdGFtcGVyZWQ=".into();
         assert_eq!(open_key(secret, "user-1", &t), Err(SealError::Open));
         assert_eq!(
             seal_key("", "u", "sk-or-v1-x", [0; 12]),
@@ -700,11 +653,11 @@ mod tests {
         );
         assert!(matches!(
             seal_key(secret, "u", "has space in it", [0; 12]),
-            Err(SealError::BadKey(_))
+            Err(SealError::Bad(_))
         ));
         assert!(matches!(
             seal_key(secret, "u", "short", [0; 12]),
-            Err(SealError::BadKey(_))
+            Err(SealError::Bad(_))
         ));
     }
 }

@@ -39,7 +39,8 @@ pub struct TemplateManifest {
     /// What "the app is healthy" means (typecheck, build, tests), run in order.
     #[serde(default)]
     pub check: Vec<Check>,
-    /// Deploy commands by target (`modal`). Nothing in the platform runs them yet; they document
+    /// Deploy commands by target (`modal`: run by `POST /projects/{id}/deploy`; see
+    /// `deploy::external`). They also document
     /// how the generated app deploys.
     #[serde(default)]
     pub deploy: BTreeMap<String, Deploy>,
@@ -325,6 +326,8 @@ impl TemplateManifest {
                 .map(|b| b.cwd.clone())
                 .filter(|d| !d.is_empty()),
             timeout_s: None,
+            env: Default::default(),
+            secret_env: Default::default(),
         })
     }
 
@@ -441,7 +444,9 @@ mod tests {
         );
         assert!(fe.compose.is_empty());
         assert_eq!(fs.deploy["modal"].cwd, "backend");
-        assert_eq!(be.deploy["modal"].command, "modal deploy modal_app.py");
+        assert!(be.deploy["modal"]
+            .command
+            .ends_with(".venv/bin/modal deploy modal_app.py"));
         assert!(fe.deploy.is_empty());
         assert_eq!(
             fs.check.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(),

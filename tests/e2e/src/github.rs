@@ -10,6 +10,12 @@
 //!   or, as GitHub does, `200 {"error": "bad_verification_code", …}`
 //! - `GET /user` (`Authorization: Bearer`, `Accept: application/vnd.github+json`, a
 //!   `User-Agent`, `X-GitHub-Api-Version`) → `{"id","login","name"}`
+//! - with [`FakeGithub::start_with_repos`] (REST "Create a repository for the authenticated
+//!   user" and "Get a repository"): `POST /user/repos` (JSON `name`, `private`, optional
+//!   `description`, `auto_init`) → `201` with the repository object, whose `clone_url` is a
+//!   fresh bare repository on a real [`crate::gitserver::GitServer`], or `422` "name already
+//!   exists on this account"; `GET /repos/{owner}/{repo}` → the object with `permissions`.
+//!   The personal token is the git server's token, as a GitHub token is for github.com.
 
 use axum::{
     extract::{Query, State},
@@ -32,7 +38,14 @@ struct Inner {
     codes: HashMap<String, (String, String)>,
     problems: Vec<String>,
     exchanges: usize,
+    /// With repositories: the git server's URL and root, and the personal token it accepts.
+    git: Option<(String, std::path::PathBuf, String)>,
+    /// name → private, for repositories created through the API.
+    repos: BTreeMap<String, bool>,
 }
+
+/// The login the fake's `/user` answers.
+pub const LOGIN: &str = "Octo-Cat";
 
 type Shared = Arc<Mutex<Inner>>;
 
@@ -44,11 +57,33 @@ pub struct FakeGithub {
 
 impl FakeGithub {
     pub async fn start() -> anyhow::Result<FakeGithub> {
+        Self::serve(Arc::default()).await
+    }
+
+    /// Also answers the repository API, creating repositories on `git` (whose token is the
+    /// personal token this fake accepts).
+    pub async fn start_with_repos(git: &crate::gitserver::GitServer) -> anyhow::Result<FakeGithub> {
         let inner: Shared = Arc::default();
+        inner.lock().unwrap().git = Some((
+            git.url.clone(),
+            git.root.path().to_path_buf(),
+            git.token.clone(),
+        ));
+        Self::serve(inner).await
+    }
+
+    /// Repositories created through `POST /user/repos`: name → private.
+    pub fn repos(&self) -> BTreeMap<String, bool> {
+        self.inner.lock().unwrap().repos.clone()
+    }
+
+    async fn serve(inner: Shared) -> anyhow::Result<FakeGithub> {
         let app = Router::new()
             .route("/login/oauth/authorize", get(authorize))
             .route("/login/oauth/access_token", post(access_token))
             .route("/user", get(user))
+            .route("/user/repos", post(create_repo))
+            .route("/repos/{owner}/{repo}", get(get_repo))
             .with_state(inner.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -214,13 +249,161 @@ async fn user(State(s): State<Shared>, headers: HeaderMap) -> Response {
             h("x-github-api-version")
         ));
     }
-    if h("authorization") != format!("Bearer {ACCESS_TOKEN}") {
+    let pat = g.git.as_ref().map(|(_, _, t)| format!("Bearer {t}"));
+    let auth = h("authorization");
+    if auth != format!("Bearer {ACCESS_TOKEN}") && Some(&auth) != pat.as_ref() {
+        return bad_credentials();
+    }
+    Json(json!({"id": 4242, "login": LOGIN, "name": "Octo Cat", "email": null})).into_response()
+}
+
+fn bad_credentials() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"message": "Bad credentials", "documentation_url": "https://docs.github.com/rest", "status": "401"})),
+    )
+        .into_response()
+}
+
+/// Checks a REST call's headers and its personal token; the error to answer, if any.
+fn rest_check(g: &mut Inner, what: &str, headers: &HeaderMap) -> Option<Response> {
+    let h = |n: &str| {
+        headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string()
+    };
+    if h("accept") != "application/vnd.github+json" {
+        g.problems.push(format!("{what}: Accept {:?}", h("accept")));
+    }
+    if h("user-agent").is_empty() {
+        g.problems.push(format!("{what}: no User-Agent"));
+    }
+    if h("x-github-api-version") != "2022-11-28" {
+        g.problems.push(format!(
+            "{what}: X-GitHub-Api-Version {:?}",
+            h("x-github-api-version")
+        ));
+    }
+    let Some((_, _, token)) = g.git.clone() else {
+        g.problems
+            .push(format!("{what}: this fake has no repositories"));
+        return Some(StatusCode::NOT_FOUND.into_response());
+    };
+    if h("authorization") != format!("Bearer {token}") {
+        return Some(bad_credentials());
+    }
+    None
+}
+
+fn repo_object(git_url: &str, name: &str, private: bool) -> serde_json::Value {
+    json!({
+        "id": 1000 + name.len(),
+        "name": name,
+        "full_name": format!("{LOGIN}/{name}"),
+        "private": private,
+        "owner": {"login": LOGIN, "id": 4242},
+        "html_url": format!("https://github.com/{LOGIN}/{name}"),
+        "clone_url": format!("{git_url}/{LOGIN}/{name}.git"),
+        "default_branch": "main",
+        "permissions": {"admin": true, "maintain": true, "push": true, "triage": true, "pull": true}
+    })
+}
+
+async fn create_repo(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    let mut g = s.lock().unwrap();
+    if let Some(r) = rest_check(&mut g, "POST /user/repos", &headers) {
+        return r;
+    }
+    if !headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"))
+    {
+        g.problems.push("POST /user/repos: not JSON".into());
+    }
+    let v: serde_json::Value = match serde_json::from_slice(&body) {
+        Ok(v) => v,
+        Err(_) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"message": "Problems parsing JSON"})),
+            )
+                .into_response()
+        }
+    };
+    let known = ["name", "description", "private", "auto_init"];
+    for k in v
+        .as_object()
+        .map(|o| o.keys().cloned().collect::<Vec<_>>())
+        .unwrap_or_default()
+    {
+        if !known.contains(&k.as_str()) {
+            g.problems
+                .push(format!("POST /user/repos: unexpected field {k}"));
+        }
+    }
+    if v["auto_init"] == json!(true) {
+        g.problems
+            .push("POST /user/repos: auto_init would make the first push fail".into());
+    }
+    let Some(name) = v["name"].as_str().map(String::from) else {
         return (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"message": "Bad credentials"})),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "Validation Failed", "errors": [{"resource": "Repository", "code": "missing_field", "field": "name"}]})),
+        )
+            .into_response();
+    };
+    let private = v["private"].as_bool().unwrap_or(false);
+    let (git_url, root, _) = g.git.clone().expect("checked");
+    if g.repos.contains_key(&name) {
+        return (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({"message": "Repository creation failed.", "errors": [{"resource": "Repository", "code": "custom", "field": "name", "message": "name already exists on this account"}], "documentation_url": "https://docs.github.com/rest/repos/repos#create-a-repository-for-the-authenticated-user", "status": "422"})),
         )
             .into_response();
     }
-    Json(json!({"id": 4242, "login": "Octo-Cat", "name": "Octo Cat", "email": null}))
+    let dir = root.join(LOGIN).join(format!("{name}.git"));
+    let out = std::process::Command::new("git")
+        .args(["init", "--bare", "-q", "--initial-branch", "main"])
+        .arg(&dir)
+        .output();
+    if !out.is_ok_and(|o| o.status.success()) {
+        g.problems
+            .push(format!("could not create {}", dir.display()));
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    }
+    g.repos.insert(name.clone(), private);
+    (
+        StatusCode::CREATED,
+        Json(repo_object(&git_url, &name, private)),
+    )
         .into_response()
+}
+
+async fn get_repo(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    axum::extract::Path((owner, repo)): axum::extract::Path<(String, String)>,
+) -> Response {
+    let mut g = s.lock().unwrap();
+    if let Some(r) = rest_check(&mut g, "GET /repos", &headers) {
+        return r;
+    }
+    let (git_url, _, _) = g.git.clone().expect("checked");
+    match g.repos.get(&repo) {
+        Some(private) if owner == LOGIN => {
+            Json(repo_object(&git_url, &repo, *private)).into_response()
+        }
+        _ => (
+            StatusCode::NOT_FOUND,
+            Json(json!({"message": "Not Found", "status": "404"})),
+        )
+            .into_response(),
+    }
 }

@@ -86,12 +86,13 @@ pub fn action_for(method: &str, rest: &str) -> Action {
         (_, "pty") | (_, "terminal") | (_, "changes") => Action::Run,
         (_, "preview") => Action::Preview,
         (_, "members") if !get => Action::Share,
-        (_, "deployments") if !get => Action::Publish,
+        (_, "deployments") | (_, "deploy") if !get => Action::Publish,
         // Cloning is reading: the fetch negotiation is a POST.
         (_, "git") if rest.ends_with("/git-upload-pack") || get => Action::Read,
         (
             true,
-            "" | "ws" | "files" | "checkpoints" | "export.zip" | "members" | "deployments" | "site",
+            "" | "ws" | "files" | "checkpoints" | "export.zip" | "members" | "deployments"
+            | "deploy" | "site",
         ) => Action::Read,
         _ => Action::Write,
     }
@@ -116,6 +117,7 @@ mod tests {
             ("GET", "/deployments/d-2/logs"),
             ("GET", "/deployments/open"),
             ("GET", "/site"),
+            ("GET", "/deploy"),
             ("GET", "/git/info/refs"),
             ("POST", "/git/git-upload-pack"),
         ] {
@@ -139,6 +141,10 @@ mod tests {
             ("PUT", "/deployments/visibility", Action::Publish),
             ("DELETE", "/deployments/live", Action::Publish),
             ("POST", "/git/git-receive-pack", Action::Write),
+            ("POST", "/deploy", Action::Publish),
+            ("POST", "/git/github", Action::Write),
+            ("GET", "/secrets", Action::Write),
+            ("PUT", "/secrets/API_KEY", Action::Write),
         ] {
             assert_eq!(action_for(m, r), a, "{m} {r}");
             assert!(!Role::Viewer.may(a), "{m} {r}");

@@ -6,6 +6,7 @@
 
 use crate::manifest::{FileEntry, Manifest};
 use crate::paths;
+use crate::vault::SecretEnv;
 use crate::vm_api::SkippedFile;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -55,7 +56,19 @@ pub struct BuildRequest {
     /// [`DEFAULT_BUILD_TIMEOUT_S`]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_s: Option<u64>,
+    /// Environment of the `build` steps only (never the installs), such as a frontend's
+    /// `VITE_API_URL`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Secret environment of the `build` steps only: a deploy tool's credentials
+    /// (`MODAL_TOKEN_ID`…). Values never print in `Debug`, and the VM API replaces them with
+    /// `<secret>` in the build's output.
+    #[serde(default, skip_serializing_if = "SecretEnv::is_empty")]
+    pub secret_env: SecretEnv,
 }
+
+/// Most variables a build's `env` may set.
+pub const MAX_BUILD_ENV: usize = 32;
 
 /// One install, with the keys of a `template.json` `install` entry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -184,6 +197,24 @@ impl BuildRequest {
         }
         if let Some(d) = &self.static_dir {
             check_dir("static_dir", d, false)?;
+        }
+        let n = self.env.len() + self.secret_env.0.len();
+        if n > MAX_BUILD_ENV {
+            return Err(RequestError::Step(format!(
+                "at most {MAX_BUILD_ENV} environment variables, got {n}"
+            )));
+        }
+        for (k, v) in self.env.iter().chain(self.secret_env.0.iter()) {
+            let name_ok = !k.is_empty()
+                && !k.starts_with(|c: char| c.is_ascii_digit())
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !name_ok || v.contains('\0') || v.len() > crate::vault::MAX_SECRET_BYTES {
+                return Err(RequestError::Step(format!(
+                    "environment variable {k:?} must match [A-Za-z_][A-Za-z0-9_]* with a value \
+                     of at most {} bytes and no NUL",
+                    crate::vault::MAX_SECRET_BYTES
+                )));
+            }
         }
         if let Some(d) = &self.backend_dir {
             check_dir("backend_dir", d, false)?;

@@ -56,7 +56,7 @@ export function vaultPanel(): HTMLElement {
       "li",
       { "data-testid": "vault-row", "data-name": k.name, "data-set": s ? "true" : "false" },
       el("div", { class: "cp-head" }, el("code", {}, k.name), el("span", { class: `badge${s ? " live" : ""}`, "data-testid": "vault-state" }, secretState(s))),
-      k.label !== k.name || k.used_by ? el("div", { class: "muted" }, [k.label !== k.name ? k.label : "", k.used_by ? `for ${k.used_by}` : ""].filter(Boolean).join(" · ")) : null,
+      k.label !== k.name || k.used_by ? el("div", { class: "muted" }, [k.label !== k.name ? k.label : "", k.used_by ? `used for: ${k.used_by}` : ""].filter(Boolean).join(" · ")) : null,
       form,
     );
   };

@@ -328,3 +328,101 @@ export const deploymentLogs = (id: string, d: string, tail = 200): Promise<Deplo
   getJson(`${deps(id)}/${encodeURIComponent(d)}/logs?tail=${tail}`);
 /** Redirects a signed-in member to a `members` app with an access token. */
 export const openDeploymentUrl = (id: string): string => `${apiBase}${deps(id)}/open`;
+
+// Deploy credentials (the person's vault) and app secrets (per project): values go in and never
+// come back; the server answers with names, when each was set and at most its last 4 characters.
+export interface SecretInfo {
+  name: string;
+  updated_ms: number;
+  last4?: string;
+}
+
+/** A credential the server knows how to use, and for what. */
+export interface KnownCredential {
+  name: string;
+  label: string;
+  used_by: string;
+}
+
+export interface VaultReply {
+  secrets: SecretInfo[];
+  known: KnownCredential[];
+}
+
+const putJson = <T>(path: string, body: unknown): Promise<T> =>
+  call<T>("PUT", path, JSON.stringify(body), { "content-type": "application/json" });
+
+export const getVault = (): Promise<VaultReply> => getJson("/api/vault");
+export const saveVaultSecret = (name: string, value: string): Promise<VaultReply> => putJson(`/api/vault/${encodeURIComponent(name)}`, { value });
+export const removeVaultSecret = (name: string): Promise<VaultReply> => call("DELETE", `/api/vault/${encodeURIComponent(name)}`);
+
+const secrets = (id: string): string => `${proj(id)}/secrets`;
+export const listSecrets = (id: string): Promise<{ secrets: SecretInfo[] }> => getJson(secrets(id));
+export const saveSecret = (id: string, name: string, value: string): Promise<{ secrets: SecretInfo[] }> =>
+  putJson(`${secrets(id)}/${encodeURIComponent(name)}`, { value });
+export const removeSecret = (id: string, name: string): Promise<{ secrets: SecretInfo[] }> =>
+  call("DELETE", `${secrets(id)}/${encodeURIComponent(name)}`);
+
+// Git: the project's history as a repository (clone), pushed to GitHub or any remote.
+/** What a push sent: the remote, the branch, the commit and the checkpoint it is. */
+export interface GitPush {
+  url: string;
+  branch: string;
+  commit: string;
+  checkpoint: number;
+}
+
+export interface GithubPushReply {
+  repo: { full_name: string; html_url: string; clone_url: string; private: boolean };
+  created: boolean;
+  push: GitPush;
+}
+
+export interface RemotePush {
+  url: string;
+  branch?: string;
+  username?: string;
+  token?: string;
+}
+
+/** The URL `git clone` takes: on the API's origin, which is the page's unless API_BASE says otherwise. */
+export const gitCloneUrl = (id: string): string => `${apiBase || location.origin}${proj(id)}/git`;
+export const pushToGithub = (id: string, repo: string | undefined, isPrivate: boolean): Promise<GithubPushReply> =>
+  postJson(`${proj(id)}/git/github`, { repo, private: isPrivate });
+export const pushToRemote = (id: string, body: RemotePush): Promise<GitPush> => postJson(`${proj(id)}/git/push`, body);
+
+// External deploys: the backend to Modal, the frontend to Netlify (`x-N` ids; publishing's are `d-N`).
+export type ExternalTarget = "modal" | "netlify";
+export type ExternalDeployStatus = "running" | "done" | "failed";
+export type ExternalTargetStatus = "pending" | "running" | "done" | "failed" | "skipped";
+
+export interface ExternalDeployTarget {
+  target: ExternalTarget;
+  status: ExternalTargetStatus;
+  url?: string;
+  message?: string;
+  uploaded?: number;
+  total?: number;
+}
+
+export interface ExternalDeploy {
+  id: string;
+  checkpoint: number;
+  by: string;
+  created_ms: number;
+  finished_ms?: number;
+  status: ExternalDeployStatus;
+  targets: ExternalDeployTarget[];
+  log: string[];
+}
+
+export interface ExternalDeploysReply {
+  /** Newest first. */
+  deploys: ExternalDeploy[];
+  available: ExternalTarget[];
+  netlify_site?: string;
+}
+
+export const listExternalDeploys = (id: string): Promise<ExternalDeploysReply> => getJson(`${proj(id)}/deploy`);
+/** Answers when every target is done or failed; progress meanwhile comes from the socket. */
+export const deployExternally = (id: string, targets: ExternalTarget[]): Promise<ExternalDeploy> => postJson(`${proj(id)}/deploy`, { targets });

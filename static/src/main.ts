@@ -5,6 +5,7 @@ import { initAccount, initProjectAccess } from "./account";
 import { getHealth } from "./api";
 import { renderHome } from "./home";
 import { renderProject } from "./project";
+import { openSettings, settingsButton } from "./settings";
 
 async function health(): Promise<void> {
   const status = document.getElementById("status");
@@ -29,6 +30,8 @@ async function main(): Promise<void> {
   const app = document.getElementById("app")!;
   // With sign-in and nobody signed in, the sign-in page replaces everything else.
   if (!(await initAccount(app))) return;
+  document.getElementById("account")?.prepend(settingsButton());
+  if (location.hash === "#settings") openSettings();
   const m = /^\/p\/([a-z0-9-]{1,64})\/?$/.exec(location.pathname);
   if (m) {
     await renderProject(app, m[1]!);

@@ -1,4 +1,4 @@
-// The project page: resizable panels (chat | files+checkpoints+publish | editor over terminal | preview)
+// The project page: resizable panels (chat | files+checkpoints+publish+git+secrets | editor over terminal | preview)
 // fed by one project WebSocket, and the glue between them.
 
 import { deleteFile, exportUrl, getProject, listFiles, readFile, saveFile } from "./api";
@@ -6,9 +6,11 @@ import { ChatPanel, argSummary } from "./chat";
 import { CheckpointsPanel } from "./checkpoints";
 import { button, confirmDialog, el, promptDialog } from "./dom";
 import { EditorPanel } from "./editor";
+import { GitPanel } from "./gitdeploy";
 import { FIRST_PROMPT_KEY } from "./home";
 import { PreviewPanel } from "./preview";
 import { PublishPanel } from "./publish";
+import { SecretsPanel } from "./secrets";
 import { ProjectSocket, type ConnState, type ServerEvent } from "./socket";
 import { TerminalPanel } from "./terminal";
 import { FileTree } from "./tree";
@@ -112,6 +114,8 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
     head = Math.max(head, cp.n);
   });
   const publish = new PublishPanel(id, () => showSide("publish"));
+  const git = new GitPanel(id, meta.project.name, () => showSide("git"));
+  const secrets = new SecretsPanel(id);
 
   const refreshFiles = debounce(async () => {
     try {
@@ -175,6 +179,7 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
   function dispatch(e: ServerEvent): void {
     chat.handle(e);
     publish.handle(e);
+    git.handle(e);
     switch (e.type) {
       case "hello":
         conn.dataset.lastSeq = String(e.last_seq);
@@ -236,24 +241,32 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
     el("span", { class: "project-name" }, meta.project.name),
     conn,
     el("a", { href: exportUrl(id), download: `${id}.zip`, class: "btn", id: "download-zip", "aria-label": "Download the project as a zip" }, "Download zip"),
+    git.button,
     publish.button,
   );
 
-  // Sidebar: files, checkpoints and publishing as tabs.
-  const filesTab = button("Files", () => showSide("files"), { role: "tab", id: "tab-files", "aria-selected": "true" });
-  const cpsTab = button("Checkpoints", () => showSide("cps"), { role: "tab", id: "tab-checkpoints", "aria-selected": "false" });
-  const publishTab = button("Publish", () => showSide("publish"), { role: "tab", id: "tab-publish", "aria-selected": "false" });
+  // Sidebar: files, checkpoints, publishing, git & deploy and the app's secrets as tabs.
+  type Side = "files" | "cps" | "publish" | "git" | "secrets";
+  const tabs: Record<Side, HTMLButtonElement> = {
+    files: button("Files", () => showSide("files"), { role: "tab", id: "tab-files", "aria-selected": "true" }),
+    cps: button("Checkpoints", () => showSide("cps"), { role: "tab", id: "tab-checkpoints", "aria-selected": "false" }),
+    publish: button("Publish", () => showSide("publish"), { role: "tab", id: "tab-publish", "aria-selected": "false" }),
+    git: button("Git", () => showSide("git"), { role: "tab", id: "tab-git", "aria-selected": "false", "data-testid": "git-tab" }),
+    secrets: button("Secrets", () => showSide("secrets"), { role: "tab", id: "tab-secrets", class: "editor-only", "aria-selected": "false", "data-testid": "secrets-tab" }),
+  };
+  const filesTab = tabs.files;
   const sideBody = el("div", { class: "side-body" }, tree.root);
-  function showSide(which: "files" | "cps" | "publish"): void {
-    filesTab.setAttribute("aria-selected", String(which === "files"));
-    cpsTab.setAttribute("aria-selected", String(which === "cps"));
-    publishTab.setAttribute("aria-selected", String(which === "publish"));
-    sideBody.replaceChildren(which === "files" ? tree.root : which === "cps" ? checkpoints.root : publish.root);
+  const sideRoots: Record<Side, HTMLElement> = { files: tree.root, cps: checkpoints.root, publish: publish.root, git: git.root, secrets: secrets.root };
+  function showSide(which: Side): void {
+    for (const [k, t] of Object.entries(tabs)) t.setAttribute("aria-selected", String(k === which));
+    sideBody.replaceChildren(sideRoots[which]);
     if (which === "cps") void checkpoints.refresh();
+    if (which === "git") git.shown();
+    if (which === "secrets") void secrets.refresh();
   }
 
   const chatSec = section("chat-panel", "Chat", "1", chat.root);
-  const sideSec = section("files-panel", "Files, checkpoints and publishing", "2", el("div", { class: "panel-head", role: "tablist" }, filesTab, cpsTab, publishTab), sideBody);
+  const sideSec = section("files-panel", "Files, checkpoints, publishing, git and secrets", "2", el("div", { class: "panel-head", role: "tablist" }, ...Object.values(tabs)), sideBody);
   const editorSec = section("editor-panel", "Editor", "3", editor.root);
   const termSec = section("terminal-panel", "Terminal", "4", el("div", { class: "panel-head" }, el("h2", {}, "Terminal")), terminal.root);
   const previewSec = section("preview-panel", "Preview", "5", preview.root);

@@ -110,7 +110,8 @@ export class PublishPanel {
         if (this.track(e.deployment)) this.progress(e.step, e.message);
         break;
       case "deploy_log":
-        if (this.track(e.deployment)) this.appendLog(e.stream, e.data);
+        // External deploys (`x-N`, the Git & deploy panel) stream on the same event type.
+        if (e.deployment.startsWith("d-") && this.track(e.deployment)) this.appendLog(e.stream, e.data);
         break;
       case "reset":
         void this.refresh();

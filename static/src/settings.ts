@@ -1,8 +1,10 @@
 // The usage panel: today's spending against the operator's cap, and the person's own
 // OpenRouter key (stored sealed on the server; the page only ever sees its last 4 characters).
+// The Settings dialog (top bar, every page): the person's deploy credentials.
 
 import { getQuota, removeOwnKey, saveOwnKey, type QuotaStatus } from "./api";
 import { button, el } from "./dom";
+import { vaultPanel } from "./vault";
 
 const usd = (x: number): string => `$${x.toFixed(x < 1 ? 4 : 2)}`;
 
@@ -49,4 +51,34 @@ export function usagePanel(): HTMLElement {
   });
   void refresh();
   return el("section", { class: "card", "aria-labelledby": "usage-h", id: "usage" }, el("h2", { id: "usage-h" }, "Usage and your own key"), spend, keyState, form, msg);
+}
+
+/** Opens the Settings dialog (or focuses the open one). */
+export function openSettings(): void {
+  const open = document.getElementById("settings");
+  if (open) {
+    open.focus();
+    return;
+  }
+  const d = el("dialog", { class: "dialog settings-dialog", id: "settings", "aria-labelledby": "settings-h", "data-testid": "settings" });
+  const close = button("Close", () => d.close(), { id: "settings-close" });
+  d.append(el("h2", { id: "settings-h" }, "Settings"), vaultPanel(), el("div", { class: "row end" }, close));
+  d.addEventListener("close", () => d.remove());
+  document.body.append(d);
+  d.showModal();
+}
+
+/** The top bar's Settings button. */
+export function settingsButton(): HTMLButtonElement {
+  return button("Settings", () => openSettings(), { class: "btn", id: "open-settings", "data-testid": "settings-button" });
+}
+
+/** A link that opens Settings, for messages that say a credential is missing. */
+export function settingsLink(text = "Settings → Deploy credentials"): HTMLAnchorElement {
+  const a = el("a", { href: "#settings", "data-testid": "open-settings-link" }, text);
+  a.addEventListener("click", (e) => {
+    e.preventDefault();
+    openSettings();
+  });
+  return a;
 }

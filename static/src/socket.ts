@@ -1,7 +1,7 @@
 // The project WebSocket: reconnects with backoff and resumes with `since` = the last seq seen,
 // so every logged event reaches the page exactly once even across drops and reloads.
 
-import { socketUrl, type CheckpointInfo, type Deployment, type DeployStep, type Diff } from "./api";
+import { socketUrl, type CheckpointInfo, type Deployment, type DeployStep, type Diff, type ExternalDeploy } from "./api";
 
 export type TurnEnd = "done" | "stopped" | "step_cap" | "stuck" | "length" | "content_filter" | "error";
 
@@ -41,7 +41,10 @@ export type ServerEvent = { seq: number } & (
     }
   | { type: "deploy_updated"; deployment: Deployment }
   | { type: "deploy_progress"; deployment: string; step: DeployStep; message: string }
+  /** A publish's (`d-N`) or an external deploy's (`x-N`) output as it streams. */
   | { type: "deploy_log"; deployment: string; stream: "stdout" | "stderr"; data: string }
+  /** The whole external deploy record, each time it changes. */
+  | { type: "external_deploy"; deploy: ExternalDeploy }
 );
 
 export type ConnState =

@@ -441,3 +441,49 @@ test("12 publish from the IDE: steps, the live URL, the app at it, history and r
     await page.locator('[data-testid=deploy-row][data-id=d-2][data-status=previous]').waitFor({ timeout: 20_000 });
   });
 });
+
+test("13 deploy credentials, app secrets and the Git panel", async () => {
+  await withArtifacts("13-vault-secrets-git", page, async () => {
+    await openProject();
+    // A deploy credential goes in once; the page then shows only its last 4 characters.
+    const canary = `canary-${process.pid}-netlify-9876`;
+    await page.getByTestId("settings-button").click();
+    await page.getByTestId("vault-panel").waitFor();
+    const cred = page.locator("[data-testid=vault-row][data-name=NETLIFY_AUTH_TOKEN]");
+    await cred.getByTestId("vault-input").fill(canary);
+    await cred.getByTestId("vault-save").click();
+    await page.locator("[data-testid=vault-row][data-name=NETLIFY_AUTH_TOKEN][data-set=true]").waitFor({ timeout: 10_000 });
+    assert.match(await cred.textContent(), /…9876/);
+    assert.equal(await cred.getByTestId("vault-input").inputValue(), "");
+    assert.ok(!(await page.content()).includes(canary), "the credential's value is nowhere in the page");
+    await cred.getByTestId("vault-remove").click();
+    await page.locator("[data-testid=vault-row][data-name=NETLIFY_AUTH_TOKEN][data-set=false]").waitFor({ timeout: 10_000 });
+    await page.locator("#settings-close").click();
+
+    // App secrets: one is added; a name the server reserves is refused with its message.
+    await page.getByTestId("secrets-tab").click();
+    const secrets = page.getByTestId("secrets-panel");
+    await secrets.getByTestId("secret-name").fill("APP_KEY");
+    await secrets.getByTestId("secret-value").fill(`app-${canary}`);
+    await secrets.getByTestId("secret-add").click();
+    await secrets.locator("[data-testid=secret-row][data-name=APP_KEY]").waitFor({ timeout: 10_000 });
+    assert.equal(await secrets.getByTestId("secret-value").inputValue(), "");
+    assert.ok(!(await page.content()).includes(canary), "the secret's value is nowhere in the page");
+    await secrets.getByTestId("secret-name").fill("PATH");
+    await secrets.getByTestId("secret-value").fill("/tmp");
+    await secrets.getByTestId("secret-add").click();
+    await secrets.getByTestId("secret-error").filter({ hasText: "PATH" }).waitFor({ timeout: 10_000 });
+    assert.equal(await secrets.locator("[data-testid=secret-row][data-name=PATH]").count(), 0);
+
+    // Git: the clone URL, and a push to GitHub without a GITHUB_TOKEN says which credential is missing.
+    await page.getByTestId("git-button").click();
+    const git = page.getByTestId("git-panel");
+    await git.waitFor();
+    assert.equal(await git.getByTestId("git-clone-url").textContent(), `${base}/projects/${projectId}/git`);
+    assert.equal(await git.getByTestId("github-private").isChecked(), true);
+    await git.getByTestId("github-push").click();
+    await git.getByTestId("github-error").filter({ hasText: "GITHUB_TOKEN" }).waitFor({ timeout: 20_000 });
+    assert.equal(await git.getByTestId("github-result").isVisible(), false);
+    await page.locator("#tab-files").click();
+  });
+});

@@ -66,6 +66,8 @@ async function sendChat(text) {
 async function openProject() {
   if (!page.url().includes(`/p/${projectId}`)) await page.goto(`${base}/p/${projectId}`);
   await page.locator("#conn.open").waitFor({ timeout: 20_000 });
+  // An earlier test may have left another sidebar tab (Publish, Git) open.
+  await page.locator("#tab-files").click();
   await page.locator(".tree button.node.file").first().waitFor({ timeout: 20_000 });
 }
 

@@ -341,6 +341,11 @@ impl Stack {
             ("OIDC_CLIENT_SECRET".into(), String::new()),
             ("GITHUB_CLIENT_ID".into(), String::new()),
             ("GITHUB_CLIENT_SECRET".into(), String::new()),
+            // As `make dev` generates one: the vault and own keys can be stored.
+            (
+                "KEY_ENCRYPTION_SECRET".into(),
+                "e2e-stack-key-encryption-secret-0123".into(),
+            ),
         ];
         if let Some(llm) = &self.llm {
             // A model the scripted server lists (tests that need another name it per message).

@@ -541,6 +541,16 @@ pub async fn import_route(
 ) -> Result<Json<ImportReply>, ApiError> {
     check_project_id(&id)?;
     let req: ImportRequest = parse_json(&body)?;
+    import(&st, &id, &req, IMPORT_MAX_BYTES).await.map(Json)
+}
+
+/// The import, with its byte cap (tests give a small one).
+async fn import(
+    st: &AppState,
+    id: &str,
+    req: &ImportRequest,
+    max_bytes: u64,
+) -> Result<ImportReply, ApiError> {
     let host = req
         .validate()
         .map_err(|e| ApiError::bad_request("invalid_import", e))?;
@@ -637,7 +647,7 @@ pub async fn import_route(
             s = child.wait() => break s.map_err(|e| git_failed("git clone", e))?,
             _ = tokio::time::sleep(std::time::Duration::from_millis(200)) => {
                 let used = disk_usage(&scratch.0);
-                if used > IMPORT_MAX_BYTES {
+                if used > max_bytes {
                     let _ = child.kill().await;
                     return Err(ApiError::new(
                         StatusCode::PAYLOAD_TOO_LARGE,
@@ -645,7 +655,7 @@ pub async fn import_route(
                         format!(
                             "the clone of {url} passed {} MB on disk; the limit is {} MB",
                             used >> 20,
-                            IMPORT_MAX_BYTES >> 20
+                            max_bytes >> 20
                         ),
                     ));
                 }
@@ -664,14 +674,11 @@ pub async fn import_route(
     if !status.success() {
         return Err(clone_error(&url, &said));
     }
-    if disk_usage(&scratch.0) > IMPORT_MAX_BYTES {
+    if disk_usage(&scratch.0) > max_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "repository_too_large",
-            format!(
-                "the clone of {url} is over {} MB on disk",
-                IMPORT_MAX_BYTES >> 20
-            ),
+            format!("the clone of {url} is over {} MB on disk", max_bytes >> 20),
         ));
     }
     let out = git(&repo)
@@ -758,14 +765,14 @@ pub async fn import_route(
         ));
     }
     let total: u64 = wanted.iter().map(|w| w.2).sum();
-    if total > IMPORT_MAX_BYTES {
+    if total > max_bytes {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "repository_too_large",
             format!(
                 "{url} has {} MB of files to import; the limit is {} MB",
                 total >> 20,
-                IMPORT_MAX_BYTES >> 20
+                max_bytes >> 20
             ),
         ));
     }
@@ -826,7 +833,7 @@ pub async fn import_route(
         }
         let sha = open_replit_core::vm_auth::sha256_hex(&bytes);
         by_oid.insert(oid.clone(), (sha.clone(), size as u64));
-        let (src, id) = (&src, id.as_str());
+        let src = &src;
         uploads.push(async move {
             src.put(id, &sha, bytes)
                 .await
@@ -869,13 +876,13 @@ pub async fn import_route(
         skipped = skipped.len() + skipped_more,
         "imported a repository"
     );
-    Ok(Json(ImportReply {
+    Ok(ImportReply {
         manifest,
         commit,
         skipped,
         skipped_more,
         template,
-    }))
+    })
 }
 
 #[cfg(test)]
@@ -999,5 +1006,173 @@ mod import_tests {
             .await
             .unwrap_err();
         assert_eq!(e.code, "invalid_import");
+    }
+
+    /// Objects saved by an import, by (project, sha256).
+    #[derive(Default)]
+    struct Recorder(std::sync::Mutex<BTreeMap<(String, String), Vec<u8>>>);
+
+    impl crate::sync::ObjectSource for Recorder {
+        fn fetch<'a>(
+            &'a self,
+            project: &'a str,
+            sha256: &'a str,
+        ) -> futures_util::future::BoxFuture<'a, Result<Vec<u8>, crate::sync::FetchError>> {
+            Box::pin(async move {
+                Err(crate::sync::FetchError::NotFound(format!(
+                    "{project}/{sha256}"
+                )))
+            })
+        }
+
+        fn put<'a>(
+            &'a self,
+            project: &'a str,
+            sha256: &'a str,
+            bytes: Vec<u8>,
+        ) -> futures_util::future::BoxFuture<'a, Result<(), crate::sync::FetchError>> {
+            Box::pin(async move {
+                self.0
+                    .lock()
+                    .unwrap()
+                    .insert((project.to_string(), sha256.to_string()), bytes);
+                Ok(())
+            })
+        }
+    }
+
+    fn commit_all(dir: &Path) {
+        for args in [
+            &["init", "-q", "--initial-branch", "main"][..],
+            &["add", "-A"],
+            &["commit", "-qm", "first"],
+        ] {
+            let out = std::process::Command::new("git")
+                .args(args)
+                .current_dir(dir)
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@t")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@t")
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+
+    // Several threads: the git server answers while git clones from it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_clone_is_imported_within_the_limits_and_leaves_no_scratch_dir() {
+        let server = e2e::gitserver::GitServer::start("unit-import-token")
+            .await
+            .unwrap();
+        let work = tempfile::tempdir().unwrap();
+        let w = work.path();
+        std::fs::create_dir_all(w.join("app")).unwrap();
+        std::fs::create_dir_all(w.join("sub")).unwrap();
+        std::fs::write(w.join("requirements.txt"), "fastapi\n").unwrap();
+        std::fs::write(w.join("app/main.py"), "app = None\n").unwrap();
+        std::fs::write(w.join("sub/b.txt"), "same\n").unwrap();
+        std::fs::write(w.join("sub/c.txt"), "same\n").unwrap();
+        let big = vec![7u8; open_replit_core::paths::MAX_FILE_BYTES + 1];
+        std::fs::write(w.join("big.bin"), &big).unwrap();
+        // Incompressible bytes, so the clone's pack is as large as they are.
+        let mut x = 0x2545_f491_4f6c_dd1du64;
+        let noise: Vec<u8> = (0..300_000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        std::fs::write(w.join("noise.bin"), &noise).unwrap();
+        std::os::unix::fs::symlink("requirements.txt", w.join("link")).unwrap();
+        commit_all(w);
+        let url = server.create_from("r.git", w).unwrap();
+
+        let data = tempfile::tempdir().unwrap();
+        let objects = Arc::new(Recorder::default());
+        let mut st = AppState::new(
+            b"0123456789abcdef".to_vec(),
+            data.path().to_path_buf(),
+            Arc::new(crate::sandbox::Refuse("test".into())),
+        );
+        st.git_private_remotes = true;
+        st.objects = Some(objects.clone());
+        let req = |max_files: Option<usize>| ImportRequest {
+            url: url.clone(),
+            branch: None,
+            token: Some("unit-import-token".into()),
+            max_files,
+        };
+        let scratch_left = || {
+            std::fs::read_dir(data.path().join("import"))
+                .map(|d| d.count())
+                .unwrap_or(0)
+        };
+
+        let r = import(&st, "p-1", &req(None), IMPORT_MAX_BYTES)
+            .await
+            .unwrap();
+        let paths: Vec<&str> = r.manifest.files.keys().map(String::as_str).collect();
+        assert_eq!(
+            paths,
+            [
+                "app/main.py",
+                "noise.bin",
+                "requirements.txt",
+                "sub/b.txt",
+                "sub/c.txt"
+            ]
+        );
+        let skipped: Vec<(&str, &str)> = r
+            .skipped
+            .iter()
+            .map(|s| (s.path.as_str(), s.reason.as_str()))
+            .collect();
+        assert_eq!(
+            skipped,
+            [("big.bin", "file_too_large"), ("link", "symlink")]
+        );
+        assert_eq!(r.template.as_deref(), Some("backend"));
+        assert_eq!(r.commit.len(), 40);
+        let saved = objects.0.lock().unwrap().clone();
+        // One object per distinct content, under its own sha256, of this project.
+        assert_eq!(saved.len(), 4);
+        for (path, e) in &r.manifest.files {
+            let bytes = &saved[&("p-1".to_string(), e.sha256.clone())];
+            assert_eq!(bytes, &std::fs::read(w.join(path)).unwrap(), "{path}");
+            assert_eq!(e.size, bytes.len() as u64);
+        }
+        assert_eq!(scratch_left(), 0);
+
+        let e = import(&st, "p-2", &req(Some(4)), IMPORT_MAX_BYTES)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            (e.status, e.code),
+            (StatusCode::PAYLOAD_TOO_LARGE, "too_many_files"),
+            "{e}"
+        );
+        assert_eq!(scratch_left(), 0);
+        let e = import(&st, "p-3", &req(None), 100_000).await.unwrap_err();
+        assert_eq!(e.code, "repository_too_large", "{e}");
+        assert_eq!(scratch_left(), 0);
+
+        let mut wrong = req(None);
+        wrong.token = Some("unit-wrong-token".into());
+        let e = import(&st, "p-4", &wrong, IMPORT_MAX_BYTES)
+            .await
+            .unwrap_err();
+        assert_eq!(e.code, "remote_auth_failed", "{e}");
+        assert!(!e.message.contains("unit-wrong-token"), "{e}");
+        assert_eq!(scratch_left(), 0);
     }
 }

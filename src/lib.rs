@@ -16,6 +16,7 @@ mod git;
 mod github;
 mod headers;
 mod health;
+mod import;
 mod models;
 mod netlify;
 mod preview;
@@ -95,6 +96,10 @@ fn is_api(path: &str) -> bool {
         || path.starts_with("/chat/")
 }
 
+fn is_import(path: &str) -> bool {
+    path == "/projects/import"
+}
+
 async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError> {
     let url = req.url()?;
     let path = url.path().to_string();
@@ -140,8 +145,9 @@ async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError
         (Method::Post, "/chat/stream") => return chat_stream::handle(req, &env, &cfg).await,
         _ => {}
     }
-    let project = open_replit_core::ids::split_project_path(&path);
-    if path.starts_with("/projects/") && project.is_none() {
+    // `/projects/import` is a route, never a project: generated ids end in `-{hex}`.
+    let project = open_replit_core::ids::split_project_path(&path).filter(|_| !is_import(&path));
+    if path.starts_with("/projects/") && project.is_none() && !is_import(&path) {
         return Err(ApiError::BadRequest(
             "project id must be 1-64 characters of a-z, 0-9 and '-'".into(),
         ));
@@ -171,6 +177,9 @@ async fn route(req: Request, env: Env) -> std::result::Result<Response, ApiError
         }
         (Method::Get, "/projects") => projects::list(&env, &cfg, &caller.user.id).await,
         (Method::Post, "/projects") => projects::create(req, &env, &cfg, &caller.user.id).await,
+        (Method::Post, "/projects/import") => {
+            import::handle(req, &env, &cfg, &caller.user.id).await
+        }
         // An unknown path under /api/ or a wrong method is a JSON 404/405, not the HTML shell.
         _ => Err(ApiError::NotFound(format!("{} {}", req.method(), path))),
     }

@@ -1,9 +1,10 @@
 //! `GET /projects` and `POST /projects`: listing and creating projects from templates. With
 //! sign-in, the list is what the caller owns or was invited to (from the `Directory`), and a
-//! new project's owner is recorded there before its files exist.
+//! new project's owner is recorded there before its files exist. [`start`] is what every new
+//! project begins with, also an imported one (`import.rs`).
 
 use crate::auth::AuthConfig;
-use crate::azure::{blob_client, random_bytes};
+use crate::azure::{blob_client, random_bytes, FetchTransport};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::templates;
@@ -11,7 +12,7 @@ use open_replit_core::auth::directory::{DirRequest, ProjectAccess};
 use open_replit_core::auth::mode::Mode;
 use open_replit_core::quota::RateKind;
 use open_replit_core::store::project::{ProjectMeta, Projects};
-use open_replit_core::store::Transport;
+use open_replit_core::store::{BlobClient, Transport};
 use serde::Deserialize;
 use serde_json::json;
 use worker::{Env, Request, Response};
@@ -83,34 +84,64 @@ pub async fn create(
         serde_json::from_str(&text)?
     };
     let template_name = body.template.as_deref().unwrap_or(templates::DEFAULT);
-    let template = templates::get(template_name).ok_or_else(|| {
+    let template = known_template(template_name)?;
+    let name = project_name(body.name, "Untitled app")?;
+    let blob = blob_client(&cfg)?;
+    let meta = start(env, auth, &blob, user_id, name, template.name).await?;
+    let files = template
+        .files
+        .iter()
+        .map(|(p, b)| (p.to_string(), b.to_vec()))
+        .collect();
+    let cp = Projects::new(&blob).create(&meta, files).await?;
+    Ok(Response::from_json(&json!({"project": meta, "checkpoint": cp.info}))?.with_status(201))
+}
+
+/// A built-in template by name, or a `400` naming the ones there are.
+pub(crate) fn known_template(name: &str) -> Result<&'static templates::Template, ApiError> {
+    templates::get(name).ok_or_else(|| {
         ApiError::BadRequest(format!(
-            "unknown template {template_name:?}; choose one of {:?}",
+            "unknown template {name:?}; choose one of {:?}",
             templates::names()
         ))
-    })?;
-    let name = body
-        .name
+    })
+}
+
+/// A new project's name: trimmed, `default` when empty, at most 100 characters.
+pub(crate) fn project_name(name: Option<String>, default: &str) -> Result<String, ApiError> {
+    let name = name
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "Untitled app".to_string());
+        .unwrap_or_else(|| default.to_string());
     if name.chars().count() > 100 {
         return Err(ApiError::BadRequest(
             "name is longer than 100 characters".into(),
         ));
     }
-    let blob = blob_client(&cfg)?;
+    Ok(name)
+}
+
+/// What every new project begins with, from a template or an import: a fresh id and its
+/// `ProjectMeta` (not yet stored), and with sign-in its owner recorded in the `Directory`
+/// before any file exists, so there is never a moment when the project is visible without one.
+/// The caller charges the creation rate, writes the files and stores the meta.
+pub(crate) async fn start(
+    env: &Env,
+    auth: &AuthConfig,
+    blob: &BlobClient<FetchTransport>,
+    user_id: &str,
+    name: String,
+    template: &str,
+) -> Result<ProjectMeta, ApiError> {
     blob.ensure_container().await?;
     let meta = ProjectMeta {
         id: new_project_id(&name),
         name,
-        template: template.name.to_string(),
+        template: template.to_string(),
         created_ms: blob.transport.now_ms(),
         owner: Some(user_id.to_string()),
     };
     if auth.mode == Mode::SignIn {
-        // The owner is recorded before any file exists, so there is never a moment when the
-        // project is visible without one.
         let v: serde_json::Value = crate::directory::call(
             env,
             &DirRequest::ClaimProject {
@@ -127,13 +158,7 @@ pub async fn create(
             });
         }
     }
-    let files = template
-        .files
-        .iter()
-        .map(|(p, b)| (p.to_string(), b.to_vec()))
-        .collect();
-    let cp = Projects::new(&blob).create(&meta, files).await?;
-    Ok(Response::from_json(&json!({"project": meta, "checkpoint": cp.info}))?.with_status(201))
+    Ok(meta)
 }
 
 /// `{slug}-{8 random hex}`: readable in URLs and preview host names, unguessable enough that

@@ -10,7 +10,9 @@ use open_replit_core::deploy::build::{self, BuildEvent, BuildRequest};
 use open_replit_core::deploy::service::{
     ActivateReply, StartBackendReply, StartBackendRequest, UnpublishReply,
 };
-use open_replit_core::git::{ExportRequest, GitState, PushReply, PushRequest};
+use open_replit_core::git::{
+    ExportRequest, GitState, ImportReply, ImportRequest, PushReply, PushRequest,
+};
 use open_replit_core::manifest::Manifest;
 use open_replit_core::store::Transport;
 use open_replit_core::vm_api::{
@@ -699,6 +701,41 @@ impl Vm {
             });
         }
         serde_json::from_str(&text).map_err(|e| ApiError::Upstream(format!("push reply: {e}")))
+    }
+
+    /// Clones `req.url` on the VM host and saves its files as objects of `project` (which
+    /// has no files yet): their manifest, the commit and what was skipped. The request carries
+    /// the token; the VM API scrubs it from every message.
+    pub async fn git_import(
+        &self,
+        project: &str,
+        req: &ImportRequest,
+    ) -> Result<ImportReply, ApiError> {
+        let bytes = serde_json::to_vec(req)?;
+        let mut r = self
+            .send(
+                Method::Post,
+                &format!("/projects/{project}/git/import"),
+                Some(bytes),
+                Duration::from_secs(400),
+                None,
+            )
+            .await?;
+        let status = r.status_code();
+        let text = r.text().await.unwrap_or_default();
+        if !(200..300).contains(&status) {
+            let message = serde_json::from_str::<ErrorBody>(&text)
+                .map(|b| b.error.message)
+                .unwrap_or(text);
+            return Err(match status {
+                400 => ApiError::BadRequest(message),
+                401 => ApiError::Forbidden(format!("the remote refused access: {message}")),
+                404 => ApiError::NotFound(message),
+                413 => ApiError::TooLarge(message),
+                _ => ApiError::Upstream(message),
+            });
+        }
+        serde_json::from_str(&text).map_err(|e| ApiError::Upstream(format!("import reply: {e}")))
     }
 
     /// A minted preview token for `project`, valid for `secs`.

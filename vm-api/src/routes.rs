@@ -43,6 +43,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/projects/{id}/git/state", get(crate::git::state_route))
         .route("/projects/{id}/git/export", post(crate::git::export_route))
         .route("/projects/{id}/git/push", post(crate::git::push_route))
+        .route("/projects/{id}/git/import", post(crate::git::import_route))
         .route(
             "/projects/{id}/git/{*rest}",
             any(crate::git::http_backend_route),

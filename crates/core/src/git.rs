@@ -7,7 +7,9 @@
 //! `POST /projects/{id}/git/export` ([`ExportRequest`] → [`GitState`]),
 //! `GET /projects/{id}/git/info/refs?service=git-upload-pack` and
 //! `POST /projects/{id}/git/git-upload-pack` (git's smart HTTP, read-only),
-//! `POST /projects/{id}/git/push` ([`PushRequest`] → [`PushReply`]).
+//! `POST /projects/{id}/git/push` ([`PushRequest`] → [`PushReply`]),
+//! `POST /projects/{id}/git/import` ([`ImportRequest`] → [`ImportReply`]; which template the
+//! imported files fit is [`infer_template`]).
 
 use crate::manifest::Manifest;
 use serde::{Deserialize, Serialize};
@@ -124,47 +126,9 @@ impl PushRequest {
 
     /// The URL's host, once the request is valid: HTTP(S), no user info, a plain branch name.
     pub fn validate(&self) -> Result<String, String> {
-        let u = self.url.trim();
-        let rest = u
-            .strip_prefix("https://")
-            .or_else(|| u.strip_prefix("http://"))
-            .ok_or("the remote must be an http:// or https:// URL")?;
-        if u.len() > 2000 || u.chars().any(|c| c.is_control() || c.is_whitespace()) {
-            return Err("the remote URL has spaces or control characters".into());
-        }
-        let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
-        if authority.contains('@') {
-            return Err("put the token in `token`, not in the URL".into());
-        }
-        let host = authority
-            .rsplit_once(':')
-            .filter(|(_, p)| p.parse::<u16>().is_ok())
-            .map(|(h, _)| h)
-            .unwrap_or(authority)
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_ascii_lowercase();
-        if host.is_empty() {
-            return Err("the remote URL has no host".into());
-        }
-        let b = self.branch();
-        let branch_ok = !b.is_empty()
-            && b.len() <= 200
-            && !b.starts_with(['-', '/', '.'])
-            && !b.ends_with(['/', '.'])
-            && !b.contains("..")
-            && !b.contains("//")
-            && !b.ends_with(".lock")
-            && b.chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
-        if !branch_ok {
-            return Err(format!("{b:?} is not a branch name this push accepts"));
-        }
-        if let Some(t) = &self.token {
-            if t.is_empty() || t.len() > 1000 || t.chars().any(|c| c.is_control()) {
-                return Err("the token must be 1 to 1000 printable characters".into());
-            }
-        }
+        let host = remote_host(&self.url)?;
+        validate_branch(self.branch())?;
+        validate_token(self.token.as_deref())?;
         if let Some(n) = &self.username {
             if n.is_empty() || n.len() > 100 || n.contains(':') || n.chars().any(|c| c.is_control())
             {
@@ -178,14 +142,223 @@ impl PushRequest {
 
     /// The `Authorization` header value git sends, when there is a token.
     pub fn authorization(&self) -> Option<String> {
-        use base64::Engine;
         let t = self.token.as_ref()?;
-        let user = self.username.as_deref().unwrap_or("x-access-token");
-        Some(format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{user}:{t}"))
+        Some(basic_authorization(
+            self.username.as_deref().unwrap_or(DEFAULT_USERNAME),
+            t,
         ))
     }
+}
+
+/// Basic auth's user name when none is given: GitHub, GitLab and Gitea accept it with a token
+/// as the password.
+pub const DEFAULT_USERNAME: &str = "x-access-token";
+
+/// `Basic base64(user:token)`, the header value git sends for a token.
+pub fn basic_authorization(user: &str, token: &str) -> String {
+    use base64::Engine;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{token}"))
+    )
+}
+
+/// The host of a remote URL git may be given: `http://` or `https://`, no spaces or control
+/// characters, no credentials in it (they belong in a token), a host. Lower-cased, without
+/// brackets or port.
+pub fn remote_host(url: &str) -> Result<String, String> {
+    let u = url.trim();
+    let rest = u
+        .strip_prefix("https://")
+        .or_else(|| u.strip_prefix("http://"))
+        .ok_or("the remote must be an http:// or https:// URL")?;
+    if u.len() > 2000 || u.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err("the remote URL has spaces or control characters".into());
+    }
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    if authority.contains('@') {
+        return Err("put the token in `token`, not in the URL".into());
+    }
+    let host = authority
+        .rsplit_once(':')
+        .filter(|(_, p)| p.parse::<u16>().is_ok())
+        .map(|(h, _)| h)
+        .unwrap_or(authority)
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    if host.is_empty() {
+        return Err("the remote URL has no host".into());
+    }
+    Ok(host)
+}
+
+/// A branch name git takes plainly (no option-like or relative names, no `..`, `.lock`, odd
+/// characters).
+pub fn validate_branch(b: &str) -> Result<(), String> {
+    let branch_ok = !b.is_empty()
+        && b.len() <= 200
+        && !b.starts_with(['-', '/', '.'])
+        && !b.ends_with(['/', '.'])
+        && !b.contains("..")
+        && !b.contains("//")
+        && !b.ends_with(".lock")
+        && b.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'));
+    if branch_ok {
+        Ok(())
+    } else {
+        Err(format!("{b:?} is not a branch name this accepts"))
+    }
+}
+
+fn validate_token(token: Option<&str>) -> Result<(), String> {
+    if let Some(t) = token {
+        if t.is_empty() || t.len() > 1000 || t.chars().any(|c| c.is_control()) {
+            return Err("the token must be 1 to 1000 printable characters".into());
+        }
+    }
+    Ok(())
+}
+
+/// `POST /projects/{id}/git/import` (VM API): a shallow clone of the remote's branch (its
+/// default branch when none is given) becomes the files of project `id`: each tracked regular
+/// file is saved as an object of that project, and the reply is their manifest. Like a push's,
+/// the token is given to that one `git clone` as an HTTP header in its environment only.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportRequest {
+    /// `https://host/owner/repo.git` (or `http://`); no credentials in it.
+    pub url: String,
+    /// The branch to import (default: the remote's default branch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub branch: Option<String>,
+    /// Sent as Basic auth's password with [`DEFAULT_USERNAME`], for a private repository.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<String>,
+    /// Most files the project may hold (the Worker's `MAX_PROJECT_FILES`; default
+    /// [`crate::paths::MAX_FILES_PER_PROJECT`]). A repository with more is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_files: Option<usize>,
+}
+
+impl std::fmt::Debug for ImportRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportRequest")
+            .field("url", &self.url)
+            .field("branch", &self.branch)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("max_files", &self.max_files)
+            .finish()
+    }
+}
+
+impl ImportRequest {
+    /// The URL's host, once the request is valid (the push rules: HTTP(S), no user info, a
+    /// plain branch name, a printable token).
+    pub fn validate(&self) -> Result<String, String> {
+        let host = remote_host(&self.url)?;
+        if let Some(b) = &self.branch {
+            validate_branch(b)?;
+        }
+        validate_token(self.token.as_deref())?;
+        if self.max_files == Some(0) {
+            return Err("max_files must be at least 1".into());
+        }
+        Ok(host)
+    }
+
+    pub fn max_files(&self) -> usize {
+        self.max_files
+            .unwrap_or(crate::paths::MAX_FILES_PER_PROJECT)
+    }
+
+    /// The `Authorization` header value git sends, when there is a token.
+    pub fn authorization(&self) -> Option<String> {
+        Some(basic_authorization(DEFAULT_USERNAME, self.token.as_ref()?))
+    }
+
+    /// The repository's name: the URL's last path segment without `.git` (`app` for
+    /// `https://host/me/app.git/`), `None` when the URL has no path.
+    pub fn repo_name(&self) -> Option<String> {
+        let u = self.url.trim();
+        let rest = u
+            .strip_prefix("https://")
+            .or_else(|| u.strip_prefix("http://"))?;
+        let path = rest.split(['?', '#']).next()?;
+        let (_, path) = path.split_once('/')?;
+        let last = path.trim_end_matches('/').rsplit('/').next()?;
+        let name = last.strip_suffix(".git").unwrap_or(last);
+        (!name.is_empty()).then(|| name.to_string())
+    }
+}
+
+/// What an import saved.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImportReply {
+    /// The project's files: every object is in blob storage already.
+    pub manifest: Manifest,
+    /// The commit imported (full id).
+    pub commit: String,
+    /// Tracked entries not imported, and why (`symlink`, `submodule`, `file_too_large`,
+    /// `invalid_utf8`, or a path rule's name); at most 100 listed.
+    #[serde(default)]
+    pub skipped: Vec<crate::vm_api::SkippedFile>,
+    /// Skipped entries beyond those listed.
+    #[serde(default)]
+    pub skipped_more: usize,
+    /// The built-in template the files fit ([`infer_template`]), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+}
+
+/// The built-in templates an import may infer.
+pub const KNOWN_TEMPLATES: [&str; 3] = ["fullstack", "frontend", "backend"];
+
+/// Which built-in template a repository's files fit, from its tracked paths and the text of its
+/// root `template.json` and `package.json` (when it has them):
+///
+/// 1. a root `template.json` whose `name` is a known template;
+/// 2. `frontend/package.json` and `backend/requirements.txt` (or `backend/pyproject.toml`):
+///    `fullstack`;
+/// 3. a root `package.json` that uses Vite: `frontend`;
+/// 4. a root `requirements.txt` or `pyproject.toml` with `app/main.py` (what the backend
+///    template's uvicorn starts): `backend`.
+///
+/// `None` when nothing fits: the caller must name the template.
+pub fn infer_template(
+    paths: &[&str],
+    template_json: Option<&str>,
+    package_json: Option<&str>,
+) -> Option<&'static str> {
+    let has = |p: &str| paths.contains(&p);
+    if let Some(name) = template_json
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .and_then(|v| v.get("name")?.as_str().map(String::from))
+    {
+        if let Some(known) = KNOWN_TEMPLATES.iter().find(|k| **k == name) {
+            return Some(known);
+        }
+    }
+    if has("frontend/package.json")
+        && (has("backend/requirements.txt") || has("backend/pyproject.toml"))
+    {
+        return Some("fullstack");
+    }
+    let uses_vite = package_json
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(t).ok())
+        .is_some_and(|v| {
+            ["dependencies", "devDependencies"]
+                .iter()
+                .any(|k| v.get(k).and_then(|d| d.get("vite")).is_some())
+        });
+    if has("package.json") && uses_vite {
+        return Some("frontend");
+    }
+    if (has("requirements.txt") || has("pyproject.toml")) && has("app/main.py") {
+        return Some("backend");
+    }
+    None
 }
 
 /// The name and email a checkpoint's author commits as.
@@ -448,5 +621,120 @@ mod tests {
             r("https://h/x", None).authorization().unwrap(),
             "Basic eC1hY2Nlc3MtdG9rZW46c2VjcmV0LXRva2Vu"
         );
+    }
+
+    #[test]
+    fn import_requests_follow_the_push_rules_and_keep_the_token_out_of_debug() {
+        let r = |url: &str, branch: Option<&str>| ImportRequest {
+            url: url.into(),
+            branch: branch.map(String::from),
+            token: Some("import-secret".into()),
+            max_files: None,
+        };
+        assert_eq!(
+            r("https://GitHub.com/me/app.git", None).validate(),
+            Ok("github.com".into())
+        );
+        assert_eq!(
+            r("http://[::1]:9418/x.git", Some("dev")).validate(),
+            Ok("::1".into())
+        );
+        for bad in [
+            "ssh://git@github.com/x",
+            "git://github.com/x",
+            "ext::sh -c evil",
+            "file:///etc",
+            "/srv/repo.git",
+            "https://u:p@github.com/x",
+            "https://tok@github.com/x",
+            "https://github.com/a b",
+            "https:///x",
+        ] {
+            assert!(r(bad, None).validate().is_err(), "{bad}");
+        }
+        for bad in ["-u", "--upload-pack=evil", "../x", "a..b", "x.lock", ""] {
+            assert!(r("https://h/x", Some(bad)).validate().is_err(), "{bad}");
+        }
+        let mut empty_token = r("https://h/x", None);
+        empty_token.token = Some(String::new());
+        assert!(empty_token.validate().is_err());
+        let dbg = format!("{:?}", r("https://h/x", None));
+        assert!(
+            !dbg.contains("import-secret") && dbg.contains("redacted"),
+            "{dbg}"
+        );
+        assert_eq!(
+            r("https://h/x", None).authorization().unwrap(),
+            basic_authorization("x-access-token", "import-secret")
+        );
+        // The token never travels by the wire types' Debug, only in the body.
+        let json = serde_json::to_string(&r("https://h/x", None)).unwrap();
+        assert_eq!(json, r#"{"url":"https://h/x","token":"import-secret"}"#);
+        assert!(serde_json::from_str::<ImportRequest>(r#"{"url":"https://h/x","x":1}"#).is_err());
+    }
+
+    #[test]
+    fn the_repository_name_is_the_last_path_segment_without_dot_git() {
+        let name = |url: &str| {
+            ImportRequest {
+                url: url.into(),
+                branch: None,
+                token: None,
+                max_files: None,
+            }
+            .repo_name()
+        };
+        assert_eq!(
+            name("https://github.com/me/todo-app.git"),
+            Some("todo-app".into())
+        );
+        assert_eq!(
+            name("https://github.com/me/todo-app/"),
+            Some("todo-app".into())
+        );
+        assert_eq!(name("http://h:8080/a/b/c?x=1"), Some("c".into()));
+        assert_eq!(name("https://github.com"), None);
+        assert_eq!(name("https://github.com/.git"), None);
+    }
+
+    #[test]
+    fn the_template_is_inferred_from_the_tree_or_named_by_template_json() {
+        let vite = r#"{"name":"x","devDependencies":{"vite":"^7","typescript":"5"}}"#;
+        let next = r#"{"name":"x","dependencies":{"next":"15"}}"#;
+        let fullstack = [
+            "README.md",
+            "frontend/package.json",
+            "frontend/src/App.tsx",
+            "backend/requirements.txt",
+            "backend/app/main.py",
+        ];
+        assert_eq!(infer_template(&fullstack, None, None), Some("fullstack"));
+        let frontend = ["package.json", "index.html", "src/main.tsx"];
+        assert_eq!(
+            infer_template(&frontend, None, Some(vite)),
+            Some("frontend")
+        );
+        // A package.json that does not use Vite would not start under the frontend template.
+        assert_eq!(infer_template(&frontend, None, Some(next)), None);
+        assert_eq!(infer_template(&frontend, None, Some("not json")), None);
+        let backend = ["requirements.txt", "app/main.py", "tests/test_api.py"];
+        assert_eq!(infer_template(&backend, None, None), Some("backend"));
+        let poetry = ["pyproject.toml", "app/main.py"];
+        assert_eq!(infer_template(&poetry, None, None), Some("backend"));
+        assert_eq!(
+            infer_template(&["requirements.txt", "main.py"], None, None),
+            None
+        );
+        // A known name in template.json wins over the shape; an unknown one is ignored.
+        assert_eq!(
+            infer_template(&backend, Some(r#"{"name":"frontend"}"#), None),
+            Some("frontend")
+        );
+        assert_eq!(
+            infer_template(&backend, Some(r#"{"name":"rails"}"#), None),
+            Some("backend")
+        );
+        assert_eq!(infer_template(&["README.md"], None, None), None);
+        assert_eq!(infer_template(&[], None, None), None);
     }
 }

@@ -57,6 +57,23 @@ impl GitServer {
         Ok(format!("{}/{name}", self.url))
     }
 
+    /// Serves the history of the non-bare repository at `work` as bare repository `name`
+    /// (a `git clone --bare` of it, so its current branch is the default one); returns its URL.
+    pub fn create_from(&self, name: &str, work: &std::path::Path) -> Result<String> {
+        let out = std::process::Command::new("git")
+            .args(["clone", "--bare", "-q"])
+            .arg(work)
+            .arg(self.root.path().join(name))
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .output()?;
+        anyhow::ensure!(
+            out.status.success(),
+            "git clone --bare failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Ok(format!("{}/{name}", self.url))
+    }
+
     pub fn path(&self, name: &str) -> PathBuf {
         self.root.path().join(name)
     }

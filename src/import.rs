@@ -1,0 +1,160 @@
+//! `POST /projects/import`: a new project from an existing git repository (issue 17), files
+//! only: the VM API clones it and saves its tracked files as objects; they become checkpoint 1.
+//!
+//! Order, so that a failure never leaves a listed half-project: the new id is claimed (with
+//! sign-in, the owner is recorded in the `Directory`, as for `POST /projects`), the VM API
+//! imports the files into that id's objects, the template is settled, checkpoint 1 is written,
+//! and only then `meta.json`, the blob that makes a project exist for `GET /projects`. Whatever
+//! fails before that last write leaves at most unreferenced objects (and a checkpoint) under an
+//! id nobody was told and that is never listed.
+
+use crate::auth::AuthConfig;
+use crate::azure::blob_client;
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::projects::{known_template, project_name, start};
+use crate::vm::Vm;
+use open_replit_core::azure::rest::{BlobError, Cond};
+use open_replit_core::git::ImportRequest;
+use open_replit_core::quota::RateKind;
+use open_replit_core::store::project::{meta_name, Author, Change, Projects};
+use serde::Deserialize;
+use serde_json::json;
+use worker::{Env, Request, Response};
+
+/// The request body. No `Debug`: it holds the token.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportProject {
+    url: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    template: Option<String>,
+    #[serde(default)]
+    branch: Option<String>,
+    /// For a private repository: Basic auth's password (user `x-access-token`), used for this
+    /// one clone and stored nowhere.
+    #[serde(default)]
+    token: Option<String>,
+}
+
+pub async fn handle(
+    mut req: Request,
+    env: &Env,
+    auth: &AuthConfig,
+    user_id: &str,
+) -> Result<Response, ApiError> {
+    let cfg = Config::from_env(env);
+    crate::quota::hit(env, &cfg, user_id, RateKind::Project).await?;
+    let body: ImportProject = serde_json::from_str(&req.text().await?)?;
+    let import = ImportRequest {
+        url: body.url.trim().to_string(),
+        branch: body.branch,
+        token: body.token,
+        max_files: cfg.max_project_files,
+    };
+    import.validate().map_err(ApiError::BadRequest)?;
+    let asked = body.template.as_deref().map(known_template).transpose()?;
+    let default_name = import
+        .repo_name()
+        .unwrap_or_else(|| "Imported app".to_string());
+    let name = project_name(body.name, &default_name)?;
+    let blob = blob_client(&cfg)?;
+    let mut meta = start(
+        env,
+        auth,
+        &blob,
+        user_id,
+        name,
+        asked.map_or("", |t| t.name),
+    )
+    .await?;
+
+    let vm = Vm::from_config(&cfg)?.acting_for(user_id);
+    let reply = vm.git_import(&meta.id, &import).await?;
+    let template = match asked {
+        Some(t) => t.name,
+        None => match reply.template.as_deref().map(known_template) {
+            Some(Ok(t)) => t.name,
+            _ => {
+                return Err(ApiError::BadRequest(
+                    "could not tell which template this repository fits; pass template: \
+                     fullstack|frontend|backend"
+                        .into(),
+                ))
+            }
+        },
+    };
+    meta.template = template.to_string();
+    if reply.manifest.files.is_empty() {
+        return Err(ApiError::BadRequest(format!(
+            "{} has no file a project can hold ({} skipped: {})",
+            import.url,
+            reply.skipped.len() + reply.skipped_more,
+            reply
+                .skipped
+                .iter()
+                .take(5)
+                .map(|s| format!("{} ({})", s.path, s.reason))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+
+    // Checkpoint 1 is the imported files, whose objects the VM API saved already.
+    let short: String = reply.commit.chars().take(7).collect();
+    let summary = format!("Imported from {} at {short}", import.url);
+    let changes = reply
+        .manifest
+        .files
+        .iter()
+        .map(|(path, entry)| Change::Stored {
+            path: path.clone(),
+            entry: entry.clone(),
+        })
+        .collect();
+    let cp = Projects::new(&blob)
+        .with_max_files(cfg.max_project_files)
+        .commit(&meta.id, changes, &[], Author::User, &summary)
+        .await?
+        .ok_or_else(|| ApiError::Internal("the imported checkpoint was empty".into()))?;
+    if cp.info.n != 1 {
+        return Err(ApiError::Internal(format!(
+            "project {} already had checkpoints",
+            meta.id
+        )));
+    }
+    // Last: the meta makes the project exist.
+    let body = serde_json::to_vec(&meta)?;
+    match blob
+        .put(
+            &meta_name(&meta.id),
+            body,
+            "application/json",
+            Cond::IfNoneMatchAny,
+        )
+        .await
+    {
+        Ok(_) => {}
+        Err(BlobError::Precondition(_)) => {
+            return Err(ApiError::Conflict {
+                message: format!("project {} already exists", meta.id),
+                details: json!({}),
+            })
+        }
+        Err(e) => return Err(ApiError::Upstream(e.to_string())),
+    }
+    Ok(Response::from_json(&json!({
+        "project": meta,
+        "checkpoint": cp.info,
+        "import": {
+            "url": import.url,
+            "commit": reply.commit,
+            "template_inferred": asked.is_none(),
+            "skipped": reply.skipped,
+            "skipped_more": reply.skipped_more,
+        },
+    }))?
+    .with_status(201))
+}

@@ -126,6 +126,12 @@ export const listTemplates = (): Promise<{ templates: Template[] }> => getJson("
 export const listProjects = (): Promise<{ projects: ProjectMeta[]; templates: string[] }> => getJson("/projects");
 export const createProject = (name: string, template: string): Promise<{ project: ProjectMeta; checkpoint: CheckpointInfo }> =>
   postJson("/projects", { name: name || undefined, template: template || undefined });
+/** `POST /projects/import`: a public git repository's files as a new project. */
+export const importProject = (
+  url: string,
+  template?: string,
+): Promise<{ project: ProjectMeta; checkpoint: CheckpointInfo; import: { commit: string; template_inferred: boolean; skipped: { path: string; reason: string }[] } }> =>
+  postJson("/projects/import", { url, template: template || undefined });
 export const getProject = (id: string): Promise<{ project: ProjectMeta; head: CheckpointInfo | null }> => getJson(proj(id));
 export const listFiles = (id: string, at?: number): Promise<{ checkpoint: number; files: FileEntry[] }> =>
   getJson(`${proj(id)}/files${at ? `?at=${at}` : ""}`);

@@ -1,6 +1,6 @@
 // The home page: start a project from a template with a first prompt, or open an existing one.
 
-import { createProject, getConfig, listProjects, listTemplates, type ProjectMeta } from "./api";
+import { createProject, getConfig, importProject, listProjects, listTemplates, type ProjectMeta } from "./api";
 import { el, timeAgo } from "./dom";
 import { usagePanel } from "./settings";
 
@@ -50,7 +50,7 @@ export async function renderHome(app: HTMLElement): Promise<void> {
   });
   const listEl = el("ul", { class: "project-list", id: "projects", "aria-label": "Projects" }, el("li", { class: "muted" }, "Loading…"));
   const setup = el("div");
-  app.replaceChildren(setup, form, el("section", { class: "card", "aria-labelledby": "projects-h" }, el("h2", { id: "projects-h" }, "Your projects"), listEl), usagePanel());
+  app.replaceChildren(setup, form, importForm(template), el("section", { class: "card", "aria-labelledby": "projects-h" }, el("h2", { id: "projects-h" }, "Your projects"), listEl), usagePanel());
   prompt.focus();
 
   void getConfig()
@@ -93,4 +93,46 @@ function projectRow(p: ProjectMeta): HTMLElement {
 function defaultName(prompt: string): string {
   const words = prompt.trim().split(/\s+/).slice(0, 6).join(" ");
   return words.slice(0, 60) || "untitled";
+}
+
+/** "Import from git": a public repository's tracked files become a new project. */
+function importForm(template: HTMLSelectElement): HTMLElement {
+  const url = el("input", {
+    type: "url",
+    id: "import-url",
+    "data-testid": "import-url",
+    "aria-label": "Repository URL",
+    placeholder: "https://github.com/you/app.git",
+    required: "",
+  });
+  const go = el("button", { type: "submit", id: "import", "data-testid": "import-button" }, "Import");
+  const err = el("p", { class: "bad", role: "alert", "data-testid": "import-error" });
+  const form = el(
+    "form",
+    { class: "card", "aria-label": "Import from git" },
+    el("h2", {}, "Import from git"),
+    el("p", { class: "muted" }, "The repository's files become a new project; its template is inferred from the files (or the one chosen above is used when nothing fits)."),
+    el("div", { class: "row" }, el("label", { class: "inline grow" }, "URL ", url), go),
+    err,
+  );
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    go.disabled = true;
+    err.textContent = "";
+    try {
+      let r;
+      try {
+        r = await importProject(url.value.trim());
+      } catch (x) {
+        // Nothing fits: use the template chosen above.
+        if (!(x instanceof Error && /pass template/.test(x.message)) || !template.value) throw x;
+        r = await importProject(url.value.trim(), template.value);
+      }
+      location.assign(`/p/${encodeURIComponent(r.project.id)}`);
+    } catch (x) {
+      err.textContent = `Could not import: ${x instanceof Error ? x.message : String(x)}`;
+      go.disabled = false;
+    }
+  });
+  return form;
 }

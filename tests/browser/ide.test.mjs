@@ -489,3 +489,14 @@ test("13 deploy credentials, app secrets and the Git panel", async () => {
     await page.locator("#tab-files").click();
   });
 });
+
+test("14 import from git on the home page: a remote it may not use is refused with the reason", async () => {
+  await withArtifacts("14-import", page, async () => {
+    await page.goto(base + "/");
+    await page.getByTestId("import-url").fill("file:///etc/passwd");
+    await page.getByTestId("import-button").click();
+    await page.getByTestId("import-error").filter({ hasText: "http" }).waitFor({ timeout: 20_000 });
+    assert.match(page.url(), /\/$/, "still on the home page");
+    assert.equal(await page.getByTestId("import-button").isDisabled(), false);
+  });
+});

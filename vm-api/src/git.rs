@@ -229,6 +229,30 @@ fn private(ip: std::net::IpAddr) -> bool {
     }
 }
 
+/// Refuses a remote whose `host` resolves to the host's own networks (unless the VM API runs
+/// with `--git-private-remotes`); `verb` ("push to", "import from") says what was asked.
+async fn public_remote(st: &AppState, url: &str, host: &str, verb: &str) -> Result<(), ApiError> {
+    if st.git_private_remotes {
+        return Ok(());
+    }
+    let port = if url.trim().starts_with("https://") {
+        443
+    } else {
+        80
+    };
+    let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+        .await
+        .map_err(|e| ApiError::bad_request("unknown_host", format!("{host}: {e}")))?
+        .collect();
+    if addrs.is_empty() || addrs.iter().any(|a| private(a.ip())) {
+        return Err(ApiError::bad_request(
+            "private_remote",
+            format!("{host} is an address of the host's own network; {verb} a public remote"),
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /projects/{id}/git/push`: pushes the history's head to a remote branch over HTTP(S),
 /// with the request's token as an HTTP header in that one git's environment.
 pub async fn push_route(
@@ -241,23 +265,7 @@ pub async fn push_route(
     let host = req
         .validate()
         .map_err(|e| ApiError::bad_request("invalid_push", e))?;
-    if !st.git_private_remotes {
-        let port = if req.url.starts_with("https://") {
-            443
-        } else {
-            80
-        };
-        let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| ApiError::bad_request("unknown_host", format!("{host}: {e}")))?
-            .collect();
-        if addrs.is_empty() || addrs.iter().any(|a| private(a.ip())) {
-            return Err(ApiError::bad_request(
-                "private_remote",
-                format!("{host} is an address of the host's own network; push to a public remote"),
-            ));
-        }
-    }
+    public_remote(&st, &req.url, &host, "push to").await?;
     let lock = st.sync_lock(&format!("git:{id}"));
     let _guard = lock.lock().await;
     let dir = repo_dir(&st, &id);
@@ -555,21 +563,7 @@ async fn import(
         .validate()
         .map_err(|e| ApiError::bad_request("invalid_import", e))?;
     let url = req.url.trim().to_string();
-    if !st.git_private_remotes {
-        let port = if url.starts_with("https://") { 443 } else { 80 };
-        let addrs: Vec<_> = tokio::net::lookup_host((host.as_str(), port))
-            .await
-            .map_err(|e| ApiError::bad_request("unknown_host", format!("{host}: {e}")))?
-            .collect();
-        if addrs.is_empty() || addrs.iter().any(|a| private(a.ip())) {
-            return Err(ApiError::bad_request(
-                "private_remote",
-                format!(
-                    "{host} is an address of the host's own network; import from a public remote"
-                ),
-            ));
-        }
-    }
+    public_remote(st, &url, &host, "import from").await?;
     let src = st.objects.clone().ok_or_else(crate::changes::no_storage)?;
     let lock = st.sync_lock(&format!("import:{id}"));
     let _guard = lock.lock().await;

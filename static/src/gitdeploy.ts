@@ -54,7 +54,7 @@ function pushedLine(p: GitPush): HTMLElement {
   return el("span", {}, "pushed commit ", el("code", { title: p.commit }, short(p.commit)), ` (checkpoint #${p.checkpoint}) to ${p.branch}`);
 }
 
-/** A deploy's row: its log box, whose `pre` holds the record's lines, then `streamed`. */
+/** A deploy's row: its log box, whose `pre` holds the streamed output (`streamed`), or the record's lines when none streamed here. */
 interface Row {
   li: HTMLElement;
   details: HTMLDetailsElement;
@@ -379,9 +379,12 @@ export class GitPanel {
 
   private row(d: ExternalDeploy): Row {
     const prev = this.rows.get(d.id);
-    // The record's log lines (what the server keeps), then the output streamed to this page.
-    const streamed = el("span", {}, ...(this.streams.get(d.id) ?? []).map((c) => el("span", { class: c.stream }, c.data)));
-    const out = el("pre", { class: "publish-log" }, ...d.log.map((l) => el("span", { class: "system" }, `${l}\n`)), streamed);
+    // The output streamed to this page; else (a reload, another tab's deploy) the record's log,
+    // which keeps the same output's last lines: never both, so nothing shows twice.
+    const chunks = this.streams.get(d.id) ?? [];
+    const streamed = el("span", {}, ...chunks.map((c) => el("span", { class: c.stream }, c.data)));
+    const kept = chunks.length ? [] : d.log.map((l) => el("span", { class: "system" }, `${l}\n`));
+    const out = el("pre", { class: "publish-log" }, ...kept, streamed);
     const details = el("details", { class: "publish-log-box", "data-testid": "deploy-x-log" }, el("summary", {}, "Log"), out);
     // Open while it runs or when it failed, unless the person closed or opened it themselves.
     details.open = prev ? prev.details.open : d.status !== "done";

@@ -100,6 +100,13 @@ fn listing(scope: Scope, stored: &BTreeMap<String, StoredSecret>) -> SecretList 
 
 /// `GET /api/vault`, `PUT /api/vault/{NAME}` `{"value"}`, `DELETE /api/vault/{NAME}`.
 pub async fn person_route(mut req: Request, env: &Env, user: &str) -> Result<Response, ApiError> {
+    crate::quota::hit(
+        env,
+        &Config::from_env(env),
+        user,
+        open_replit_core::quota::RateKind::Request,
+    )
+    .await?;
     let path = req.path();
     let rest = path.trim_start_matches("/api/vault");
     let list: SecretList = match (req.method(), rest) {

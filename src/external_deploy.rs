@@ -26,6 +26,8 @@ use worker::{Method, Request, Response};
 const KV_RECORDS: &str = "external_deploys";
 const KV_NEXT: &str = "external_next";
 const KV_NETLIFY_SITE: &str = "netlify_site";
+/// The Netlify site's URL: the origin the Modal backend allows (CORS).
+const KV_NETLIFY_URL: &str = "netlify_url";
 /// The backend URL Modal last answered: a frontend-only deploy keeps calling it.
 const KV_MODAL_URL: &str = "modal_url";
 /// Netlify's API unless the operator (or a test) points `NETLIFY_API_URL` elsewhere.
@@ -139,7 +141,19 @@ pub async fn handle(room: &Room, mut req: Request, id: &str) -> Result<Response,
                             MODAL_TOKEN_SECRET.to_string(),
                             creds[MODAL_TOKEN_SECRET].clone(),
                         );
-                        let r = modal_request(
+                        // The app's runtime secrets go along (modal_app.py makes them a Modal
+                        // secret of the app), each its own variable so each is scrubbed.
+                        let app_secrets = match crate::vault::runtime_env(room, id) {
+                            Ok(s) => s,
+                            Err(e) => {
+                                d.fail(t, e.message(), now_ms());
+                                save(room, &d);
+                                return Ok(Response::from_json(&d)?);
+                            }
+                        };
+                        let names: Vec<String> = app_secrets.0.keys().cloned().collect();
+                        env.extend(app_secrets.0);
+                        let mut r = modal_request(
                             &template,
                             &format!("d-{}-modal", d.id),
                             &cp.manifest,
@@ -147,6 +161,16 @@ pub async fn handle(room: &Room, mut req: Request, id: &str) -> Result<Response,
                             &format!("or-{id}"),
                             SecretEnv(env),
                         );
+                        if let Some(r) = r.as_mut() {
+                            r.env.insert("APP_SECRET_NAMES".into(), names.join(","));
+                            // The frontend's host calls this backend: its origin, once known.
+                            let origin = room
+                                .get_kv(KV_NETLIFY_URL)
+                                .and_then(|u| worker::Url::parse(&u).ok())
+                                .map(|u| u.origin().ascii_serialization())
+                                .unwrap_or_else(|| "*".into());
+                            r.env.insert("CORS_ORIGINS".into(), origin);
+                        }
                         match r {
                             Some(r) => modal(room, &vm, id, &r, &mut d).await.map(|u| {
                                 if let Err(e) = room.set_kv(KV_MODAL_URL, &u) {
@@ -333,5 +357,7 @@ async fn netlify<T: open_replit_core::store::Transport>(
         room.set_kv(KV_NETLIFY_SITE, &o.site_id)
             .map_err(|e| e.to_string())?;
     }
+    room.set_kv(KV_NETLIFY_URL, &o.url)
+        .map_err(|e| e.to_string())?;
     Ok((o.url, o.uploaded as u64, o.total as u64))
 }

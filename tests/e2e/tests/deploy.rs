@@ -227,12 +227,18 @@ async fn vault_push_to_github_and_deploy_to_modal_and_netlify() {
             .unwrap()
             .replace("@@ID_SHA256@@", &sha(MODAL_ID))
             .replace("@@SECRET_SHA256@@", &sha(MODAL_SECRET))
+            .replace("@@FORBIDDEN@@", "GITHUB_TOKEN,NETLIFY_AUTH_TOKEN")
             .replace(
-                "@@FORBIDDEN@@",
-                "GITHUB_TOKEN,NETLIFY_AUTH_TOKEN,APP_CANARY",
+                "@@APP_SECRETS@@",
+                &format!("APP_CANARY:{}", sha(APP_SECRET)),
             );
-    api.put_file(&id, "backend/fake_modal.py", &fake_modal)
-        .await;
+    // The first deploy's backend allows any origin (the Netlify site does not exist yet).
+    api.put_file(
+        &id,
+        "backend/fake_modal.py",
+        &fake_modal.replace("@@CORS@@", "*"),
+    )
+    .await;
 
     let (s, preview) = api
         .post(&format!("/projects/{id}/preview/start"), json!({}))
@@ -417,7 +423,26 @@ async fn vault_push_to_github_and_deploy_to_modal_and_netlify() {
     let index = reqwest::get(&site_url).await.unwrap().text().await.unwrap();
     assert!(index.contains("Shop · "), "{index}");
 
-    // A refused Modal token fails that step with Modal's message; Netlify is not run.
+    // The next Modal deploy allows the Netlify site's origin (CORS); a refused Modal token fails
+    // that step with Modal's message, and Netlify is not run.
+    let origin = site_url.split('/').take(3).collect::<Vec<_>>().join("/");
+    api.put_file(
+        &id,
+        "backend/fake_modal.py",
+        &fake_modal.replace("@@CORS@@", &origin),
+    )
+    .await;
+    let (s, d) = api
+        .post(
+            &format!("/projects/{id}/deploy"),
+            json!({"targets": ["modal"]}),
+        )
+        .await;
+    assert_eq!(s, 200, "{d}");
+    assert_eq!(
+        d["status"], "done",
+        "CORS_ORIGINS is the site's origin: {d}"
+    );
     let (s, _) = api
         .put_secret("/api/vault/MODAL_TOKEN_SECRET", WRONG_SECRET)
         .await;
@@ -458,7 +483,7 @@ async fn vault_push_to_github_and_deploy_to_modal_and_netlify() {
         assert!(v.to_string().contains(name), "{v}");
     }
     let (_, list) = api.get(&format!("/projects/{id}/deploy")).await;
-    assert_eq!(list["deploys"].as_array().unwrap().len(), 3, "{list}");
+    assert_eq!(list["deploys"].as_array().unwrap().len(), 4, "{list}");
     assert_eq!(list["deploys"][0]["status"], "failed", "newest first");
 
     assert_eq!(github.problems(), Vec::<String>::new());

@@ -418,31 +418,12 @@ pub async fn http_backend_route(
 
 /// Turns a CGI answer (headers, a blank line, the body) into a response.
 fn cgi_response(raw: &[u8]) -> Option<Response> {
-    let split = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4))
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))?;
-    let head = std::str::from_utf8(&raw[..split.0]).ok()?;
-    let body = raw[split.0 + split.1..].to_vec();
-    let mut status = StatusCode::OK;
-    let mut resp = Response::builder();
-    for line in head.lines() {
-        let (k, v) = line.split_once(':')?;
-        let v = v.trim();
-        if k.eq_ignore_ascii_case("status") {
-            status = v
-                .split(' ')
-                .next()?
-                .parse::<u16>()
-                .ok()
-                .and_then(|s| StatusCode::from_u16(s).ok())?;
-        } else {
-            resp = resp.header(k.trim(), v);
-        }
+    let a = open_replit_core::git::split_cgi(raw)?;
+    let mut resp = Response::builder().status(StatusCode::from_u16(a.status).ok()?);
+    for (k, v) in a.headers {
+        resp = resp.header(k, v);
     }
-    resp.status(status)
-        .body(Body::from(body))
+    resp.body(Body::from(a.body.to_vec()))
         .ok()
         .map(IntoResponse::into_response)
 }

@@ -494,6 +494,41 @@ pub fn service_header(service: &str) -> Vec<u8> {
     out
 }
 
+/// A CGI answer (`git http-backend`'s output): its status (`Status:` header, else 200), its
+/// other headers in order, and its body.
+#[derive(Debug, PartialEq, Eq)]
+pub struct CgiAnswer<'a> {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: &'a [u8],
+}
+
+/// Splits a CGI answer; `None` when it is not one.
+pub fn split_cgi(raw: &[u8]) -> Option<CgiAnswer<'_>> {
+    let (at, len) = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|i| (i, 4))
+        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))?;
+    let head = std::str::from_utf8(&raw[..at]).ok()?;
+    let mut status = 200u16;
+    let mut headers = Vec::new();
+    for line in head.lines() {
+        let (k, v) = line.split_once(':')?;
+        let (k, v) = (k.trim(), v.trim());
+        if k.eq_ignore_ascii_case("status") {
+            status = v.split(' ').next()?.parse().ok()?;
+        } else {
+            headers.push((k.to_string(), v.to_string()));
+        }
+    }
+    Some(CgiAnswer {
+        status,
+        headers,
+        body: &raw[at + len..],
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -736,5 +771,20 @@ mod tests {
         );
         assert_eq!(infer_template(&["README.md"], None, None), None);
         assert_eq!(infer_template(&[], None, None), None);
+    }
+
+    #[test]
+    fn cgi_answers_split_into_status_headers_and_body() {
+        let a = split_cgi(b"Status: 403 Forbidden\r\nContent-Type: text/plain\r\n\r\nno").unwrap();
+        assert_eq!((a.status, a.body), (403, &b"no"[..]));
+        assert_eq!(
+            a.headers,
+            vec![("Content-Type".to_string(), "text/plain".to_string())]
+        );
+        let a = split_cgi(b"Content-Type: application/x-git-upload-pack-advertisement\n\n001e#")
+            .unwrap();
+        assert_eq!((a.status, a.headers.len(), a.body), (200, 1, &b"001e#"[..]));
+        assert!(split_cgi(b"no blank line").is_none());
+        assert!(split_cgi(b"Status: x\n\n").is_none());
     }
 }

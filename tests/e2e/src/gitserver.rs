@@ -169,23 +169,10 @@ async fn cgi(root: PathBuf, e: CgiEnv, body: Vec<u8>) -> Option<Response> {
     };
     let (_, out) = tokio::join!(write, child.wait_with_output());
     let raw = out.ok()?.stdout;
-    let at = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .map(|i| (i, 4))
-        .or_else(|| raw.windows(2).position(|w| w == b"\n\n").map(|i| (i, 2)))?;
-    let head = std::str::from_utf8(&raw[..at.0]).ok()?;
-    let mut b = Response::builder();
-    let mut status = 200u16;
-    for line in head.lines() {
-        let (k, v) = line.split_once(':')?;
-        if k.eq_ignore_ascii_case("status") {
-            status = v.trim().split(' ').next()?.parse().ok()?;
-        } else {
-            b = b.header(k.trim(), v.trim());
-        }
+    let a = open_replit_core::git::split_cgi(&raw)?;
+    let mut b = Response::builder().status(a.status);
+    for (k, v) in a.headers {
+        b = b.header(k, v);
     }
-    b.status(status)
-        .body(Body::from(raw[at.0 + at.1..].to_vec()))
-        .ok()
+    b.body(Body::from(a.body.to_vec())).ok()
 }

@@ -640,6 +640,9 @@ async fn publish_use_republish_roll_back_and_restart(stack: &mut Stack, id: &str
         .await
         .unwrap();
     assert_eq!(r.status(), 200);
+    // An isolate trusts what it read of the site for 2 s: wait until it is public again, so
+    // what follows is not judged by a stale "members only".
+    until_app(stack, &url, 20, "the app stayed private", |s, _| s == 200).await;
 
     // A backend that crashes at start is never switched to.
     put_file(stack, id, "frontend/src/App.tsx", &app_tsx).await;

@@ -2,8 +2,8 @@
 //! before the IDE's routes, origins and sign-in. Slug → project (the `Directory`), project →
 //! live deployment (its room's `/site`), then core's `deploy::serve` decides: a static file
 //! from blob storage (content-addressed, so cached in the isolate without expiry), or the
-//! backend through the VM API's signed `/live` proxy. A `members` app needs the access cookie
-//! its host sets from a token minted by `…/deployments/open`.
+//! backend through the VM API's signed `/live` proxy (WebSockets included). A `members` app
+//! needs the access cookie its host sets from a token minted by `…/deployments/open`.
 
 use crate::azure::blob_client;
 use crate::config::Config;
@@ -418,6 +418,15 @@ async fn backend(mut req: Request, env: &Env, project: &str) -> Result<Response,
         headers.set("x-forwarded-host", host)?;
     }
     headers.set("x-forwarded-proto", url.scheme())?;
+    // A WebSocket is passed through: the fetch below then answers 101 with the backend's socket,
+    // which goes back to the browser as it is (the VM API's `/live` joins the two).
+    let websocket = req
+        .headers()
+        .get("upgrade")?
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    if websocket {
+        headers.set("upgrade", "websocket")?;
+    }
     let method = req.method();
     let body = if matches!(method, Method::Get | Method::Head) {
         None

@@ -29,6 +29,21 @@ const CANARIES: &[&str] = &[
     WRONG_SECRET,
 ];
 
+/// A WebSocket endpoint the published backend gets (uvicorn serves WebSockets with the
+/// template's `websockets` package).
+const WS_ECHO: &str = r#"from fastapi import WebSocket, WebSocketDisconnect
+
+
+@app.websocket("/api/ws")
+async def _echo(ws: WebSocket) -> None:
+    await ws.accept()
+    try:
+        while True:
+            await ws.send_text("echo:" + await ws.receive_text())
+    except WebSocketDisconnect:
+        pass
+"#;
+
 fn sha(s: &str) -> String {
     open_replit_core::vm_auth::sha256_hex(s.as_bytes())
 }
@@ -218,7 +233,7 @@ async fn vault_push_to_github_and_deploy_to_modal_and_netlify() {
         "backend/app/main.py",
         &format!(
             "{main}\n\n@app.get(\"/api/secret-hash\")\ndef _secret_hash() -> dict[str, str]:\n    \
-             import hashlib\n\n    return {{\"sha256\": hashlib.sha256(os.environ.get(\"APP_CANARY\", \"\").encode()).hexdigest()}}\n"
+             import hashlib\n\n    return {{\"sha256\": hashlib.sha256(os.environ.get(\"APP_CANARY\", \"\").encode()).hexdigest()}}\n\n\n{WS_ECHO}"
         ),
     )
     .await;
@@ -304,6 +319,29 @@ async fn vault_push_to_github_and_deploy_to_modal_and_netlify() {
         body.contains(&sha(APP_SECRET)),
         "the deployment has the secret: {body}"
     );
+    // A WebSocket through the app's host reaches the published backend and back.
+    {
+        use futures_util::{SinkExt, StreamExt};
+        use tokio_tungstenite::tungstenite::{client::IntoClientRequest, Message};
+        let req = format!(
+            "{}api/ws",
+            stack.app_url("shop-front").replacen("http://", "ws://", 1)
+        )
+        .into_client_request()
+        .unwrap();
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        let (mut ws, _) = tokio_tungstenite::client_async(req, tcp).await.unwrap();
+        ws.send(Message::Text("ping".into())).await.unwrap();
+        let m = tokio::time::timeout(Duration::from_secs(20), ws.next())
+            .await
+            .expect("an answer within 20 s")
+            .unwrap()
+            .unwrap();
+        assert_eq!(m.into_text().unwrap().as_str(), "echo:ping");
+        let _ = ws.close(None).await;
+    }
 
     // ---- Push to GitHub: the repository is created, then the history pushed ----
     let (s, v) = api

@@ -360,10 +360,25 @@ fn spawn(
         .stdout(io(&slave).map_err(internal)?)
         .stderr(io(&slave).map_err(internal)?)
         .kill_on_drop(true);
-    // SAFETY: setsid and ioctl are async-signal-safe; stdin is the terminal by now (stdio is
-    // set up before pre_exec steps run).
+    // SAFETY: signal, setsid and ioctl are async-signal-safe; stdin is the terminal by now
+    // (stdio is set up before pre_exec steps run).
     unsafe {
         cmd.pre_exec(|| {
+            // A shell's jobs take the dispositions the shell started with, and a signal ignored
+            // there cannot be restored by it: a VM API started in the background by a script
+            // ignores SIGINT and SIGQUIT (and nohup SIGHUP), which would make Ctrl-C do nothing.
+            for sig in [
+                libc::SIGINT,
+                libc::SIGQUIT,
+                libc::SIGHUP,
+                libc::SIGTERM,
+                libc::SIGTSTP,
+                libc::SIGTTIN,
+                libc::SIGTTOU,
+                libc::SIGPIPE,
+            ] {
+                libc::signal(sig, libc::SIG_DFL);
+            }
             if libc::setsid() < 0 {
                 return Err(std::io::Error::last_os_error());
             }

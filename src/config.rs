@@ -50,7 +50,8 @@ pub struct PublicConfig {
     pub llm: LlmStatus,
 }
 
-fn get(env: &Env, name: &str) -> Option<String> {
+/// A var or secret of the Worker, `None` when unset or blank.
+pub fn get(env: &Env, name: &str) -> Option<String> {
     // Secrets and vars are both plain strings to the Worker; try the secret binding first.
     env.secret(name)
         .map(|s| s.to_string())

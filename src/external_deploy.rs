@@ -62,14 +62,6 @@ fn save(room: &Room, d: &ExternalDeploy) {
     room.emit(ServerEvent::ExternalDeploy { deploy: d.clone() });
 }
 
-fn var(room: &Room, name: &str) -> Option<String> {
-    room.env()
-        .var(name)
-        .ok()
-        .map(|v| v.to_string())
-        .filter(|v| !v.trim().is_empty())
-}
-
 /// `GET /projects/{id}/deploy` and `POST /projects/{id}/deploy`.
 pub async fn handle(room: &Room, mut req: Request, id: &str) -> Result<Response, ApiError> {
     let blob = blob_client(room.config())?;
@@ -157,7 +149,7 @@ pub async fn handle(room: &Room, mut req: Request, id: &str) -> Result<Response,
                             &template,
                             &format!("d-{}-modal", d.id),
                             &cp.manifest,
-                            var(room, "MODAL_DEPLOY_COMMAND").as_deref(),
+                            crate::config::get(room.env(), "MODAL_DEPLOY_COMMAND").as_deref(),
                             &format!("or-{id}"),
                             SecretEnv(env),
                         );
@@ -227,16 +219,15 @@ pub async fn handle(room: &Room, mut req: Request, id: &str) -> Result<Response,
     }
 }
 
-/// Runs one build on the VM, streaming its output as `deploy_log` and keeping it in `d`'s log
-/// and in `out`; the build's result, or what failed.
+/// Runs one build on the VM, streaming its output as `deploy_log` and keeping it in `d`'s log;
+/// the build's result with its whole output, or what failed.
 async fn build(
     room: &Room,
     vm: &Vm,
     id: &str,
     req: &open_replit_core::deploy::build::BuildRequest,
     d: &mut ExternalDeploy,
-    out: &RefCell<String>,
-) -> Result<open_replit_core::deploy::build::Built, String> {
+) -> Result<(open_replit_core::deploy::build::Built, String), String> {
     let dep = d.id.clone();
     let log = RefCell::new(String::new());
     let last = vm
@@ -257,7 +248,6 @@ async fn build(
                 BuildEvent::Stderr { data } => ("stderr", data.clone()),
                 _ => return,
             };
-            out.borrow_mut().push_str(&data);
             log.borrow_mut().push_str(&data);
             room.emit(ServerEvent::DeployLog {
                 deployment: dep.clone(),
@@ -266,9 +256,10 @@ async fn build(
             });
         })
         .await;
-    d.push_log(&log.into_inner());
+    let log = log.into_inner();
+    d.push_log(&log);
     match last.map_err(|e| e.message())? {
-        BuildEvent::Built(b) => Ok(b),
+        BuildEvent::Built(b) => Ok((b, log)),
         BuildEvent::Error(e) => {
             let tail = e.last_lines.join("\n");
             Err(if tail.is_empty() {
@@ -289,9 +280,8 @@ async fn modal(
     req: &open_replit_core::deploy::build::BuildRequest,
     d: &mut ExternalDeploy,
 ) -> Result<String, String> {
-    let out = RefCell::new(String::new());
-    build(room, vm, id, req, d, &out).await?;
-    let url = modal_url(&out.borrow()).ok_or_else(|| {
+    let (_, out) = build(room, vm, id, req, d).await?;
+    let url = modal_url(&out).ok_or_else(|| {
         "modal deploy finished but printed no web endpoint URL (does modal_app.py have an \
          @modal.asgi_app function?)"
             .to_string()
@@ -311,8 +301,7 @@ async fn netlify<T: open_replit_core::store::Transport>(
     creds: &BTreeMap<&str, String>,
     d: &mut ExternalDeploy,
 ) -> Result<(String, u64, u64), String> {
-    let out = RefCell::new(String::new());
-    let built = build(room, vm, id, req, d, &out).await?;
+    let (built, _) = build(room, vm, id, req, d).await?;
     if let Some(r) = d.target_mut(Target::Netlify) {
         r.message = Some(format!("uploading to Netlify ({} files)", built.files));
     }
@@ -325,7 +314,8 @@ async fn netlify<T: open_replit_core::store::Transport>(
             .map_err(|err| format!("reading the built {path} failed: {err}"))?;
         files.push((path.clone(), bytes));
     }
-    let api = var(room, "NETLIFY_API_URL").unwrap_or_else(|| NETLIFY_API_URL.to_string());
+    let api = crate::config::get(room.env(), "NETLIFY_API_URL")
+        .unwrap_or_else(|| NETLIFY_API_URL.to_string());
     let site = room.get_kv(KV_NETLIFY_SITE);
     let lines = RefCell::new(Vec::<String>::new());
     let dep = d.id.clone();

@@ -15,10 +15,7 @@ use open_replit_core::vault::GITHUB_TOKEN;
 use worker::{Env, Fetch, Headers, Method, Request, RequestInit};
 
 fn api_base(env: &Env) -> String {
-    env.var("GITHUB_API_URL")
-        .map(|v| v.to_string())
-        .ok()
-        .filter(|v| !v.trim().is_empty())
+    crate::config::get(env, "GITHUB_API_URL")
         .unwrap_or_else(|| API_URL.to_string())
         .trim_end_matches('/')
         .to_string()

@@ -63,7 +63,6 @@ async fn put_body(req: &mut Request) -> Result<PutSecret, ApiError> {
 }
 
 /// Adds `name` = `value` to `stored`, within [`vault::MAX_SECRETS`].
-#[allow(clippy::too_many_arguments)]
 fn insert(
     stored: &mut BTreeMap<String, StoredSecret>,
     secret: &str,

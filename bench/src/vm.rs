@@ -73,6 +73,24 @@ impl VmApi {
         })
     }
 
+    /// One exec of `true` in project `bench-exec` (with or without its change scan), checked
+    /// to succeed; how long the round trip took.
+    pub async fn exec_true(&self, scan: bool) -> Result<std::time::Duration> {
+        let t0 = Instant::now();
+        let (s, body) = self
+            .call(
+                "POST",
+                "/projects/bench-exec/exec",
+                Some(&json!({"command": "true", "scan": scan})),
+            )
+            .await?;
+        anyhow::ensure!(
+            s == 200 && body.contains("\"exit_code\":0"),
+            "exec: {s} {body}"
+        );
+        Ok(t0.elapsed())
+    }
+
     pub async fn call(
         &self,
         method: &str,
@@ -142,22 +160,11 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     let mut with_scan = Vec::new();
     for i in 0..120 {
         let scan = i % 2 == 1;
-        let t0 = Instant::now();
-        let (s, body) = vm
-            .call(
-                "POST",
-                "/projects/bench-exec/exec",
-                Some(&json!({"command": "true", "scan": scan})),
-            )
-            .await?;
-        anyhow::ensure!(
-            s == 200 && body.contains("\"exit_code\":0"),
-            "exec: {s} {body}"
-        );
+        let took = vm.exec_true(scan).await?;
         if scan {
-            with_scan.push(t0.elapsed());
+            with_scan.push(took);
         } else {
-            sandboxed.push(t0.elapsed());
+            sandboxed.push(took);
         }
     }
     let mut plain = Vec::new();
@@ -190,19 +197,8 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     let mut idle = Vec::new();
     for _ in 0..15 {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-        let t0 = Instant::now();
-        let (s, body) = vm
-            .call(
-                "POST",
-                "/projects/bench-exec/exec",
-                Some(&json!({"command": "true", "scan": false})),
-            )
-            .await?;
-        anyhow::ensure!(
-            s == 200 && body.contains("\"exit_code\":0"),
-            "exec: {s} {body}"
-        );
-        idle.push(t0.elapsed());
+        let took = vm.exec_true(false).await?;
+        idle.push(took);
     }
     let i50 = median(&mut idle);
     t.push(
@@ -232,19 +228,8 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     let basic = VmApi::start_with(&conn, &["--sandbox", "basic"]).await?;
     let mut first_layer = Vec::new();
     for _ in 0..60 {
-        let t0 = Instant::now();
-        let (s, body) = basic
-            .call(
-                "POST",
-                "/projects/bench-exec/exec",
-                Some(&json!({"command": "true", "scan": false})),
-            )
-            .await?;
-        anyhow::ensure!(
-            s == 200 && body.contains("\"exit_code\":0"),
-            "exec: {s} {body}"
-        );
-        first_layer.push(t0.elapsed());
+        let took = basic.exec_true(false).await?;
+        first_layer.push(took);
     }
     let (b50, b99) = (
         percentile(&mut first_layer, 50),

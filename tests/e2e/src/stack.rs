@@ -79,12 +79,57 @@ pub struct Stack {
     vm_args: Vec<String>,
 }
 
-/// A port that was free a moment ago on 127.0.0.1.
+/// Ports handed out by [`free_port`] come from here: below the kernel's ephemeral range
+/// (32768–60999), so no outgoing connection and no server bound to port 0 can take one
+/// between the pick and the bind.
+const PORT_RANGE: std::ops::Range<u16> = 20000..32000;
+
+/// A port on 127.0.0.1 reserved for this test process until it exits.
+///
+/// A port that was merely free a moment ago (bind port 0, read it, let it go) raced: another
+/// stack of the same binary, or of a test binary running beside it, could take it before the
+/// server it was meant for bound it, and that other server's answers then passed for its own
+/// (seen: "vm-api did not become ready …: HTTP 404"). Each pick here takes an exclusive `flock`
+/// on `$TMPDIR/open-replit-ports/{port}` and keeps it open for the life of the process, so no
+/// other test process picks the same port, and a counter keeps this process from picking it
+/// twice; the port is also checked to be bindable right now.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("bind an ephemeral port on 127.0.0.1")
+    use std::os::fd::AsRawFd;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::Mutex;
+    static NEXT: AtomicU32 = AtomicU32::new(u32::MAX);
+    static HELD: Mutex<Vec<File>> = Mutex::new(Vec::new());
+    let span = u32::from(PORT_RANGE.end - PORT_RANGE.start);
+    // Each process starts at its own place in the range: fewer locked files to step over.
+    let _ = NEXT.compare_exchange(
+        u32::MAX,
+        (std::process::id().wrapping_mul(7919)) % span,
+        Ordering::SeqCst,
+        Ordering::SeqCst,
+    );
+    let dir = std::env::temp_dir().join("open-replit-ports");
+    std::fs::create_dir_all(&dir).expect("create the port reservation directory");
+    for _ in 0..span {
+        let port = PORT_RANGE.start + (NEXT.fetch_add(1, Ordering::SeqCst) % span) as u16;
+        let Ok(lock) = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(port.to_string()))
+        else {
+            continue;
+        };
+        // SAFETY: flock on a descriptor this function owns.
+        if unsafe { libc::flock(lock.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
+            continue;
+        }
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue; // taken by a server outside the harness right now
+        }
+        HELD.lock().unwrap_or_else(|e| e.into_inner()).push(lock);
+        return port;
+    }
+    panic!("no free port left in {PORT_RANGE:?} on 127.0.0.1");
 }
 
 /// The connection string for an Azurite blob service on `port` (well-known dev account).
@@ -604,6 +649,43 @@ impl Drop for Stack {
         }
         for p in &mut self.procs {
             p.kill();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::fd::AsRawFd;
+
+    /// Picks never repeat, stay below the ephemeral range, are bindable, and stay reserved
+    /// against any other opener of the reservation file (as another test process would be).
+    #[test]
+    fn free_ports_are_distinct_and_reserved() {
+        let ports: Vec<u16> = (0..50).map(|_| free_port()).collect();
+        let mut unique = ports.clone();
+        unique.sort_unstable();
+        unique.dedup();
+        assert_eq!(
+            unique.len(),
+            ports.len(),
+            "a port was handed out twice: {ports:?}"
+        );
+        for &p in &ports {
+            assert!(PORT_RANGE.contains(&p), "{p} is outside {PORT_RANGE:?}");
+            std::net::TcpListener::bind(("127.0.0.1", p)).expect("a picked port binds");
+            let other = File::open(
+                std::env::temp_dir()
+                    .join("open-replit-ports")
+                    .join(p.to_string()),
+            )
+            .expect("the reservation file exists");
+            // SAFETY: flock on a descriptor this test owns.
+            let rc = unsafe { libc::flock(other.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+            assert_ne!(
+                rc, 0,
+                "port {p} is not reserved: a second opener could lock it"
+            );
         }
     }
 }

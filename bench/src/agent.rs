@@ -29,6 +29,7 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     let stack = Stack::start(Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: vec![("VERIFY_FIX_ROUNDS".into(), "0".into())],
     })
     .await?;
@@ -271,6 +272,7 @@ pub async fn latency_only() -> Result<()> {
     let stack = Stack::start(Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: vec![("VERIFY_FIX_ROUNDS".into(), "0".into())],
     })
     .await?;
@@ -427,6 +429,7 @@ async fn preview_runs(t: &mut Table, shared_cache: &str, runs: usize) -> Result<
     let stack = Stack::start(Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: vec![
             ("VERIFY_FIX_ROUNDS".into(), "0".into()),
             ("SHARED_DEPS_CACHE".into(), shared_cache.into()),

@@ -18,6 +18,7 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     let signin = Stack::start_on(
         Options {
             vars: oidc.vars(),
+            quiet_requests: true,
             ..Default::default()
         },
         Some(port),
@@ -25,6 +26,7 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     .await?;
     let open = Stack::start(Options {
         vars: vec![("AUTH_MODE".into(), "open".into())],
+        quiet_requests: true,
         ..Default::default()
     })
     .await?;

@@ -20,6 +20,7 @@ pub async fn rows(t: &mut Table) -> Result<()> {
     let stack = Stack::start(Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: vec![("VERIFY_FIX_ROUNDS".into(), "0".into())],
     })
     .await?;

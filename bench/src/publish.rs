@@ -19,7 +19,12 @@ const ROUND: Duration = Duration::from_secs(4);
 const ROUNDS: usize = 3;
 
 pub async fn rows(t: &mut Table) -> Result<()> {
-    let stack = Stack::start(Options::default()).await?;
+    // Without wrangler dev's per-request log line (see `Options::quiet_requests`).
+    let stack = Stack::start(Options {
+        quiet_requests: true,
+        ..Default::default()
+    })
+    .await?;
     let id = stack.create_project("bench app", "fullstack").await?;
     let app_url = stack.app_url("bench-app");
     let port: u16 = stack.worker_url.rsplit(':').next().unwrap_or("0").parse()?;

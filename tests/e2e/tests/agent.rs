@@ -12,6 +12,7 @@ fn opts() -> Options {
     Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: vec![
             ("AGENT_MAX_STEPS".into(), "6".into()),
             ("VERIFY_FIX_ROUNDS".into(), "0".into()),
@@ -459,6 +460,7 @@ async fn a_capped_turn_is_verified_and_its_fix_round_has_its_own_steps() {
     let stack = Stack::start(Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: vec![
             ("AGENT_MAX_STEPS".into(), "3".into()),
             ("AGENT_FIX_STEPS".into(), "3".into()),
@@ -792,6 +794,7 @@ async fn a_dead_provider_falls_back_to_openrouter_with_its_headers_and_models() 
     let stack = Stack::start(Options {
         with_llm: true,
         llm_as_fallback: true,
+        quiet_requests: false,
         vars: vec![("VERIFY_FIX_ROUNDS".into(), "0".into())],
     })
     .await

@@ -42,6 +42,7 @@ async fn runtime_error_in_the_preview_page_is_fixed_by_the_agent() {
     let stack = Stack::start(Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: vec![("VERIFY_FIX_ROUNDS".into(), "1".into())],
     })
     .await

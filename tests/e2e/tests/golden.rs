@@ -19,6 +19,7 @@ async fn prompt_to_running_todo_app_with_a_self_fixed_bug() {
     let mut stack = Stack::start(Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: vec![("VERIFY_FIX_ROUNDS".into(), "2".into())],
     })
     .await

@@ -58,6 +58,7 @@ async fn a_shell_in_the_browser_saves_what_it_writes_and_keeps_its_scrollback() 
     let stack = Stack::start(Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: vec![("VERIFY_FIX_ROUNDS".into(), "0".into())],
     })
     .await

@@ -20,6 +20,7 @@ fn opts(vars: &[(&str, &str)]) -> Options {
     Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: v,
     }
 }

@@ -13,6 +13,7 @@ fn opts() -> Options {
     Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: vec![
             ("AGENT_MAX_STEPS".into(), "12".into()),
             ("VERIFY_FIX_ROUNDS".into(), "0".into()),

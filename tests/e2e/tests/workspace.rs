@@ -83,6 +83,7 @@ async fn what_commands_change_on_the_vm_becomes_part_of_the_project() {
     let stack = Stack::start(Options {
         with_llm: true,
         llm_as_fallback: false,
+        quiet_requests: false,
         vars: vec![
             ("AGENT_MAX_STEPS".into(), "6".into()),
             ("VERIFY_FIX_ROUNDS".into(), "0".into()),

@@ -231,26 +231,47 @@ fn private(ip: std::net::IpAddr) -> bool {
 
 /// Refuses a remote whose `host` resolves to the host's own networks (unless the VM API runs
 /// with `--git-private-remotes`); `verb` ("push to", "import from") says what was asked.
-async fn public_remote(st: &AppState, url: &str, host: &str, verb: &str) -> Result<(), ApiError> {
+///
+/// Answers the git configuration that holds git to what was checked: the addresses found,
+/// pinned with `http.curloptResolve` (git would otherwise ask DNS again, and a name that
+/// answered a public address to this check could answer a private one to git: DNS
+/// rebinding), and no redirects (one could lead anywhere, past the check).
+async fn public_remote(
+    st: &AppState,
+    url: &str,
+    host: &str,
+    verb: &str,
+) -> Result<Vec<(&'static str, String)>, ApiError> {
     if st.git_private_remotes {
-        return Ok(());
+        return Ok(Vec::new());
     }
-    let port = if url.trim().starts_with("https://") {
-        443
-    } else {
-        80
-    };
-    let addrs: Vec<_> = tokio::net::lookup_host((host, port))
+    let port = open_replit_core::git::remote_port(url);
+    let addrs: Vec<std::net::IpAddr> = tokio::net::lookup_host((host, port))
         .await
         .map_err(|e| ApiError::bad_request("unknown_host", format!("{host}: {e}")))?
+        .map(|a| a.ip())
         .collect();
-    if addrs.is_empty() || addrs.iter().any(|a| private(a.ip())) {
+    if addrs.is_empty() || addrs.iter().any(|a| private(*a)) {
         return Err(ApiError::bad_request(
             "private_remote",
             format!("{host} is an address of the host's own network; {verb} a public remote"),
         ));
     }
-    Ok(())
+    let mut config = vec![("http.followRedirects", "false".to_string())];
+    if let Some(pin) = open_replit_core::git::curl_resolve_pin(host, port, &addrs) {
+        config.push(("http.curloptResolve", pin));
+    }
+    Ok(config)
+}
+
+/// Gives one git its configuration through the environment (`GIT_CONFIG_COUNT`/`KEY_n`/
+/// `VALUE_n`): never on its command line, where `ps` would show a token.
+fn with_config(cmd: &mut tokio::process::Command, config: &[(&str, String)]) {
+    cmd.env("GIT_CONFIG_COUNT", config.len().to_string());
+    for (i, (k, v)) in config.iter().enumerate() {
+        cmd.env(format!("GIT_CONFIG_KEY_{i}"), k)
+            .env(format!("GIT_CONFIG_VALUE_{i}"), v);
+    }
 }
 
 /// `POST /projects/{id}/git/push`: pushes the history's head to a remote branch over HTTP(S),
@@ -265,7 +286,7 @@ pub async fn push_route(
     let host = req
         .validate()
         .map_err(|e| ApiError::bad_request("invalid_push", e))?;
-    public_remote(&st, &req.url, &host, "push to").await?;
+    let mut config = public_remote(&st, &req.url, &host, "push to").await?;
     let lock = st.sync_lock(&format!("git:{id}"));
     let _guard = lock.lock().await;
     let dir = repo_dir(&st, &id);
@@ -289,10 +310,9 @@ pub async fn push_route(
         .env("GIT_TERMINAL_PROMPT", "0")
         .env("GIT_ALLOW_PROTOCOL", "http:https");
     if let Some(auth) = req.authorization() {
-        cmd.env("GIT_CONFIG_COUNT", "1")
-            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-            .env("GIT_CONFIG_VALUE_0", format!("Authorization: {auth}"));
+        config.push(("http.extraHeader", format!("Authorization: {auth}")));
     }
+    with_config(&mut cmd, &config);
     let out = tokio::time::timeout(std::time::Duration::from_secs(300), cmd.output())
         .await
         .map_err(|_| {
@@ -544,7 +564,7 @@ async fn import(
         .validate()
         .map_err(|e| ApiError::bad_request("invalid_import", e))?;
     let url = req.url.trim().to_string();
-    public_remote(st, &url, &host, "import from").await?;
+    let mut config = public_remote(st, &url, &host, "import from").await?;
     let src = st.objects.clone().ok_or_else(crate::changes::no_storage)?;
     let lock = st.sync_lock(&format!("import:{id}"));
     let _guard = lock.lock().await;
@@ -583,19 +603,10 @@ async fn import(
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut config = vec![];
     if let Some(auth) = req.authorization() {
         config.push(("http.extraHeader", format!("Authorization: {auth}")));
     }
-    if !st.git_private_remotes {
-        // A redirect could lead to the host's own network, past the check above.
-        config.push(("http.followRedirects", "false".to_string()));
-    }
-    cmd.env("GIT_CONFIG_COUNT", config.len().to_string());
-    for (i, (k, v)) in config.iter().enumerate() {
-        cmd.env(format!("GIT_CONFIG_KEY_{i}"), k)
-            .env(format!("GIT_CONFIG_VALUE_{i}"), v);
-    }
+    with_config(&mut cmd, &config);
     let scrub = |text: &str| {
         let mut t = text.to_string();
         if let Some(tok) = &req.token {
@@ -1039,6 +1050,55 @@ mod import_tests {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+    }
+
+    /// The pin `public_remote` hands git is one Debian's git (libcurl) honours: a name DNS
+    /// does not know reaches the pinned address, and without the pin it does not resolve.
+    // Several threads: the git server answers while git asks it.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn git_connects_to_the_pinned_address_and_asks_no_dns() {
+        let server = e2e::gitserver::GitServer::start("pin-token").await.unwrap();
+        let work = tempfile::tempdir().unwrap();
+        std::fs::write(work.path().join("a.txt"), "a\n").unwrap();
+        commit_all(work.path());
+        let url = server.create_from("r.git", work.path()).unwrap();
+        let port = open_replit_core::git::remote_port(&url);
+        let pinned = url.replace("127.0.0.1", "pinned-remote.invalid");
+        let auth = open_replit_core::git::basic_authorization(
+            open_replit_core::git::DEFAULT_USERNAME,
+            "pin-token",
+        );
+        let ls_remote = |pin: Option<String>| {
+            let pinned = pinned.clone();
+            let mut config = vec![("http.extraHeader", format!("Authorization: {auth}"))];
+            config.extend(pin.map(|p| ("http.curloptResolve", p)));
+            async move {
+                let mut cmd = bare_git();
+                cmd.args(["ls-remote", "--", &pinned])
+                    .env("GIT_TERMINAL_PROMPT", "0")
+                    .stdin(Stdio::null());
+                with_config(&mut cmd, &config);
+                cmd.output().await.unwrap()
+            }
+        };
+        let pin = open_replit_core::git::curl_resolve_pin(
+            "pinned-remote.invalid",
+            port,
+            &["127.0.0.1".parse().unwrap()],
+        );
+        let out = ls_remote(pin).await;
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).contains("HEAD"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let out = ls_remote(None).await;
+        assert!(!out.status.success());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Could not resolve host"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     // Several threads: the git server answers while git clones from it.

@@ -193,6 +193,39 @@ pub fn remote_host(url: &str) -> Result<String, String> {
     Ok(host)
 }
 
+/// The port a remote URL (checked by [`remote_host`]) connects to: its own, or the scheme's.
+pub fn remote_port(url: &str) -> u16 {
+    let u = url.trim();
+    let (rest, default) = match u.strip_prefix("https://") {
+        Some(r) => (r, 443),
+        None => (u.strip_prefix("http://").unwrap_or(u), 80),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    authority
+        .rsplit_once(':')
+        .filter(|(h, _)| !h.starts_with('[') || h.ends_with(']'))
+        .and_then(|(_, p)| p.parse::<u16>().ok())
+        .unwrap_or(default)
+}
+
+/// git's `http.curloptResolve` entry (libcurl's `CURLOPT_RESOLVE`, `HOST:PORT:ADDR[,ADDR]`)
+/// that pins `host` to the addresses already checked, so git connects to exactly those and
+/// does not ask DNS again (which could answer differently the second time: DNS rebinding).
+/// `None` for a host that is an address itself.
+pub fn curl_resolve_pin(host: &str, port: u16, addrs: &[std::net::IpAddr]) -> Option<String> {
+    if addrs.is_empty() || host.parse::<std::net::IpAddr>().is_ok() {
+        return None;
+    }
+    let list: Vec<String> = addrs
+        .iter()
+        .map(|a| match a {
+            std::net::IpAddr::V4(v4) => v4.to_string(),
+            std::net::IpAddr::V6(v6) => format!("[{v6}]"),
+        })
+        .collect();
+    Some(format!("{host}:{port}:{}", list.join(",")))
+}
+
 /// A branch name git takes plainly (no option-like or relative names, no `..`, `.lock`, odd
 /// characters).
 pub fn validate_branch(b: &str) -> Result<(), String> {
@@ -531,6 +564,33 @@ pub fn split_cgi(raw: &[u8]) -> Option<CgiAnswer<'_>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_remote_s_port_is_its_own_or_its_scheme_s() {
+        use super::remote_port;
+        assert_eq!(remote_port("https://github.com/o/r.git"), 443);
+        assert_eq!(remote_port("http://example.org/o/r.git"), 80);
+        assert_eq!(remote_port("https://git.example.org:8443/o/r.git"), 8443);
+        assert_eq!(remote_port("http://[2001:db8::1]:3000/r.git"), 3000);
+        assert_eq!(remote_port("http://[2001:db8::1]/r.git"), 80);
+        assert_eq!(remote_port(" https://h:99999/x "), 443);
+    }
+
+    #[test]
+    fn the_resolve_pin_names_every_checked_address_and_skips_literals() {
+        use super::curl_resolve_pin;
+        let a: Vec<std::net::IpAddr> = vec![
+            "140.82.112.3".parse().unwrap(),
+            "2606:4700::1111".parse().unwrap(),
+        ];
+        assert_eq!(
+            curl_resolve_pin("github.com", 443, &a).as_deref(),
+            Some("github.com:443:140.82.112.3,[2606:4700::1111]")
+        );
+        assert_eq!(curl_resolve_pin("140.82.112.3", 443, &a), None);
+        assert_eq!(curl_resolve_pin("2606:4700::1111", 80, &a), None);
+        assert_eq!(curl_resolve_pin("github.com", 443, &[]), None);
+    }
+
     use super::*;
     use crate::manifest::FileEntry;
 

@@ -383,6 +383,19 @@ impl Directory {
                 )?;
                 json!({ "removed": by_user || by_handle })
             }
+            DirRequest::RemoveProject { project } => {
+                let mut removed = false;
+                for sql in [
+                    "DELETE FROM projects WHERE id = ?",
+                    "DELETE FROM members WHERE project = ?",
+                    "DELETE FROM invites WHERE project = ?",
+                    "DELETE FROM tickets WHERE project = ?",
+                    "DELETE FROM slugs WHERE project = ?",
+                ] {
+                    removed |= self.changed(sql, vec![project.as_str().into()])?;
+                }
+                json!({ "removed": removed })
+            }
             DirRequest::ClaimSlug {
                 project,
                 candidates,

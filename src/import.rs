@@ -5,11 +5,11 @@
 //! sign-in, the owner is recorded in the `Directory`, as for `POST /projects`), the VM API
 //! imports the files into that id's objects, the template is settled, checkpoint 1 is written,
 //! and only then `meta.json`, the blob that makes a project exist for `GET /projects`. Whatever
-//! fails before that last write leaves at most unreferenced objects (and a checkpoint) under an
-//! id nobody was told and that is never listed.
+//! fails before that last write is never listed, and what it left (objects, a checkpoint, the
+//! claim) is removed as a deleted project's is (`remove`), unless the id turned out to be taken.
 
 use crate::auth::AuthConfig;
-use crate::azure::blob_client;
+use crate::azure::{blob_client, FetchTransport};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::projects::{known_template, project_name, start};
@@ -17,7 +17,8 @@ use crate::vm::Vm;
 use open_replit_core::azure::rest::{BlobError, Cond};
 use open_replit_core::git::ImportRequest;
 use open_replit_core::quota::RateKind;
-use open_replit_core::store::project::{meta_name, Author, Change, Projects};
+use open_replit_core::store::project::{meta_name, Author, Change, ProjectMeta, Projects};
+use open_replit_core::store::BlobClient;
 use serde::Deserialize;
 use serde_json::json;
 use worker::{Env, Request, Response};
@@ -72,7 +73,35 @@ pub async fn handle(
     .await?;
 
     let vm = Vm::from_config(&cfg)?.acting_for(user_id);
-    let reply = vm.git_import(&meta.id, &import).await?;
+    match fill(&cfg, &blob, &vm, &mut meta, &import, asked).await {
+        Ok(r) => Ok(r),
+        // A conflict means the id holds someone else's project: never clean that up.
+        Err(e @ ApiError::Conflict { .. }) => Err(e),
+        Err(e) => {
+            // Nothing of a failed import stays behind: the objects the VM API saved, the
+            // checkpoint, the Directory's claim (best effort: the error is what the caller
+            // needs to hear).
+            if let Err(c) = vm.remove_project(&meta.id).await {
+                worker::console_warn!("cleaning up the failed import {}: {}", meta.id, c.message());
+            }
+            if let Err(c) = crate::remove::in_directory(env, &meta.id).await {
+                worker::console_warn!("cleaning up the failed import {}: {}", meta.id, c.message());
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Everything after the id is claimed: the files, the template, checkpoint 1, then the meta.
+async fn fill(
+    cfg: &Config,
+    blob: &BlobClient<FetchTransport>,
+    vm: &Vm,
+    meta: &mut ProjectMeta,
+    import: &ImportRequest,
+    asked: Option<&'static crate::templates::Template>,
+) -> Result<Response, ApiError> {
+    let reply = vm.git_import(&meta.id, import).await?;
     let template = match asked {
         Some(t) => t.name,
         None => match reply.template.as_deref().map(known_template) {
@@ -114,16 +143,16 @@ pub async fn handle(
             entry: entry.clone(),
         })
         .collect();
-    let cp = Projects::new(&blob)
+    let cp = Projects::new(blob)
         .with_max_files(cfg.max_project_files)
         .commit(&meta.id, changes, &[], Author::User, &summary)
         .await?
         .ok_or_else(|| ApiError::Internal("the imported checkpoint was empty".into()))?;
     if cp.info.n != 1 {
-        return Err(ApiError::Internal(format!(
-            "project {} already had checkpoints",
-            meta.id
-        )));
+        return Err(ApiError::Conflict {
+            message: format!("project {} already had checkpoints", meta.id),
+            details: json!({}),
+        });
     }
     // Last: the meta makes the project exist.
     let body = serde_json::to_vec(&meta)?;

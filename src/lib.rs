@@ -26,6 +26,7 @@ mod pty;
 mod publish;
 mod publish_host;
 mod quota;
+mod remove;
 mod room;
 mod room_state;
 mod step;
@@ -235,5 +236,10 @@ async fn project_route(
     .await?;
     let stub = env.durable_object("PROJECT_ROOM")?.get_by_name(id)?;
     let fwd = auth::forward_request(&req, &caller.user.id, role)?;
-    Ok(stub.fetch_with_request(fwd).await?)
+    let resp = stub.fetch_with_request(fwd).await?;
+    // After a 404 too: a deletion cut short before this step is finished by asking again.
+    if action == Action::Delete && matches!(resp.status_code(), 200 | 404) {
+        remove::in_directory(env, id).await?;
+    }
+    Ok(resp)
 }

@@ -1,5 +1,6 @@
 //! The per-project HTTP API, served inside the project's `ProjectRoom` so every change is
-//! announced on its WebSocket: files, checkpoints, diff, restore and zip export.
+//! announced on its WebSocket: files, checkpoints, diff, restore and zip export (and the
+//! project's deletion, in `remove`).
 
 use crate::azure::blob_client;
 use crate::error::ApiError;
@@ -37,6 +38,7 @@ pub async fn handle(
                 "head": head.map(|c| c.info),
             }))?)
         }
+        (Method::Delete, [""]) => crate::remove::in_room(room, id).await,
         (Method::Get, ["files"]) => {
             let at = parse_n(query("at").as_deref())?;
             let cp = match at {

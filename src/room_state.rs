@@ -210,6 +210,43 @@ impl Room {
         Ok(())
     }
 
+    /// Forgets everything this room stored (the project was deleted): the event log, the
+    /// key-value entries (secrets, publish and deploy state), the turns and the model's
+    /// history, the deployments. The tables stay, empty, so the object keeps working.
+    pub fn forget_everything(&self) -> Result<()> {
+        #[derive(Deserialize)]
+        struct T {
+            name: String,
+        }
+        let tables: Vec<T> = self
+            .sql()
+            .exec(
+                "SELECT name FROM sqlite_master WHERE type = 'table' \
+                 AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+                None,
+            )?
+            .to_array()?;
+        for t in tables {
+            // Names come from the schema this room created, never from a request.
+            self.sql().exec(
+                &format!("DELETE FROM \"{}\"", t.name.replace('"', "")),
+                None,
+            )?;
+        }
+        self.pending.borrow_mut().clear();
+        self.seq.set(0);
+        Ok(())
+    }
+
+    /// Tells every open socket the project was deleted, then closes it (code 4404).
+    pub fn close_sockets_deleted(&self) {
+        let body = serde_json::to_string(&ServerEvent::ProjectDeleted).unwrap_or_default();
+        for ws in self.state.get_websockets() {
+            let _ = ws.send_with_str(&body);
+            let _ = ws.close(Some(4404), Some("project deleted"));
+        }
+    }
+
     /// The user a socket was opened by (`local` for one opened before users existed).
     pub fn socket_user(&self, ws: &WebSocket) -> String {
         self.state

@@ -49,6 +49,9 @@ const SHORT: Duration = Duration::from_secs(10);
 const LIVE_TIMEOUT: Duration = Duration::from_secs(100);
 /// Process starts and restarts wait for the old process to go.
 const PROCESS_CHANGE: Duration = Duration::from_secs(30);
+/// A removal stops everything of the project and deletes its blobs (thousands, for a big
+/// project with many checkpoints).
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn now_secs() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
@@ -289,6 +292,20 @@ impl Vm {
             &format!("/projects/{project}/processes/{name}/restart"),
             None::<&()>,
             PROCESS_CHANGE,
+        )
+        .await
+    }
+
+    /// Removes the project from the VM host and from storage (`DELETE /projects/{id}`).
+    pub async fn remove_project(
+        &self,
+        project: &str,
+    ) -> Result<open_replit_core::vm_api::RemoveReply, ApiError> {
+        self.call(
+            Method::Delete,
+            &format!("/projects/{project}"),
+            None::<&()>,
+            REMOVE_TIMEOUT,
         )
         .await
     }

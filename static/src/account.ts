@@ -180,6 +180,7 @@ export async function initAccount(app: HTMLElement): Promise<boolean> {
     return true;
   }
   document.body.dataset.authMode = auth.mode;
+  document.body.dataset.userId = user.id;
   if (!slot) return true;
   const who = el("span", { class: "who", id: "who", title: user.email ?? user.login ?? user.id }, user.name);
   slot.replaceChildren(who);

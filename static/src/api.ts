@@ -132,6 +132,8 @@ export const importProject = (
   template?: string,
 ): Promise<{ project: ProjectMeta; checkpoint: CheckpointInfo; import: { commit: string; template_inferred: boolean; skipped: { path: string; reason: string }[] } }> =>
   postJson("/projects/import", { url, template: template || undefined });
+/** `DELETE /projects/{id}` (the owner): the project, its history, chat and published app go for good. */
+export const deleteProject = (id: string): Promise<{ deleted: string }> => call("DELETE", proj(id));
 export const getProject = (id: string): Promise<{ project: ProjectMeta; head: CheckpointInfo | null }> => getJson(proj(id));
 export const listFiles = (id: string, at?: number): Promise<{ checkpoint: number; files: FileEntry[] }> =>
   getJson(`${proj(id)}/files${at ? `?at=${at}` : ""}`);

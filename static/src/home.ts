@@ -1,6 +1,6 @@
 // The home page: start a project from a template with a first prompt, or open an existing one.
 
-import { createProject, getConfig, importProject, listProjects, listTemplates, type ProjectMeta } from "./api";
+import { createProject, deleteProject, getConfig, importProject, listProjects, listTemplates, type ProjectMeta } from "./api";
 import { el, timeAgo } from "./dom";
 import { usagePanel } from "./settings";
 
@@ -82,12 +82,33 @@ export async function renderHome(app: HTMLElement): Promise<void> {
 }
 
 function projectRow(p: ProjectMeta): HTMLElement {
-  return el(
+  const row = el(
     "li",
     {},
     el("a", { href: `/p/${encodeURIComponent(p.id)}`, class: "project-link", "data-id": p.id }, p.name || p.id),
     el("span", { class: "muted" }, ` ${p.template} · ${timeAgo(p.created_ms)}`),
   );
+  // Only the owner may delete (the API refuses anyone else); a shared project shows no button.
+  const me = document.body.dataset.userId;
+  if (!p.owner || !me || p.owner === me) {
+    const err = el("span", { class: "bad", role: "alert" });
+    const del = el("button", { type: "button", class: "btn danger", "data-testid": "delete-project", "aria-label": `Delete ${p.name || p.id}` }, "Delete");
+    del.addEventListener("click", async () => {
+      const sure = confirm(`Delete “${p.name || p.id}” for good?\n\nIts files, every checkpoint, the chat, its published app and its data are removed. This cannot be undone.`);
+      if (!sure) return;
+      del.disabled = true;
+      err.textContent = "";
+      try {
+        await deleteProject(p.id);
+        row.remove();
+      } catch (x) {
+        err.textContent = ` Could not delete: ${x instanceof Error ? x.message : String(x)}`;
+        del.disabled = false;
+      }
+    });
+    row.append(" ", del, err);
+  }
+  return row;
 }
 
 function defaultName(prompt: string): string {

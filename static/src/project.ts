@@ -177,6 +177,13 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
 
   const toolNames = new Map<string, string>();
   function dispatch(e: ServerEvent): void {
+    if (e.type === "project_deleted") {
+      socket.close();
+      app.replaceChildren(
+        el("section", { class: "card", role: "alert", "data-testid": "project-deleted" }, el("h1", {}, "This project was deleted"), el("p", {}, "Its owner deleted it: its files, history, chat and published app are gone."), el("a", { href: "/" }, "Back to projects")),
+      );
+      return;
+    }
     chat.handle(e);
     publish.handle(e);
     git.handle(e);

@@ -29,6 +29,8 @@ export type ServerEvent = { seq: number } & (
     }
   | { type: "checkpoint_created"; checkpoint: CheckpointInfo; diff: Diff }
   | { type: "conversation_reset"; after_turn: number }
+  /** The owner deleted the project; the server closes the socket (4404) right after. */
+  | { type: "project_deleted" }
   | { type: "compacted"; turn_id: number; tokens_before: number; tokens_after: number }
   | {
       type: "workspace_notice";

@@ -500,3 +500,45 @@ test("14 import from git on the home page: a remote it may not use is refused wi
     assert.equal(await page.getByTestId("import-button").isDisabled(), false);
   });
 });
+
+test("15 delete a project from the home page: its open IDE says so, and it is gone", async () => {
+  await withArtifacts("15-delete", page, async () => {
+    const r = await fetch(`${base}/projects`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ name: "throwaway app", template: "frontend" }),
+    });
+    const created = await r.text();
+    assert.equal(r.status, 201, created);
+    const { project } = JSON.parse(created);
+    // The project is open in another tab while it is deleted.
+    const ide = await newPage(browser);
+    try {
+      await ide.goto(`${base}/p/${project.id}`);
+      await ide.locator("#conn.open").waitFor({ timeout: 20_000 });
+      await page.goto(base + "/");
+      const row = page.locator("#projects li", { has: page.locator(`.project-link[data-id="${project.id}"]`) });
+      await row.waitFor();
+      // Dismissed: nothing happens.
+      page.once("dialog", (d) => void d.dismiss());
+      await row.getByTestId("delete-project").click();
+      await sleep(300);
+      assert.equal(await row.count(), 1, "a dismissed confirmation deletes nothing");
+      page.once("dialog", (d) => {
+        assert.match(d.message(), /throwaway app.*for good/s);
+        void d.accept();
+      });
+      await row.getByTestId("delete-project").click();
+      await row.waitFor({ state: "detached", timeout: 60_000 });
+      await ide.getByTestId("project-deleted").waitFor({ timeout: 20_000 });
+      // Reloaded, the list does not have it, and the project page cannot open it.
+      await page.reload();
+      await page.locator("#projects .project-link").first().waitFor();
+      assert.equal(await page.locator(`#projects .project-link[data-id="${project.id}"]`).count(), 0);
+      const gone = await fetch(`${base}/projects/${project.id}`);
+      assert.equal(gone.status, 404);
+    } finally {
+      await ide.close();
+    }
+  });
+});

@@ -52,6 +52,15 @@ impl ObjectSource for AzureObjects {
         Box::pin(async move { self.put_new(project, sha256, bytes).await.map(|_| ()) })
     }
 
+    fn delete_project<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<usize, FetchError>> {
+        Box::pin(async move {
+            open_replit_core::store::project::Projects::new(&self.blob)
+                .delete_project(project)
+                .await
+                .map_err(|e| FetchError::Transport(format!("removing project {project}: {e}")))
+        })
+    }
+
     /// The create-only PUT; `false` when the object was there already (a retried PUT whose
     /// first attempt had succeeded also counts as "there already").
     fn put_new<'a>(

@@ -106,6 +106,14 @@ impl BrowserReports {
     }
 
     /// The proxy served a page navigation of the project.
+    /// Drops what the project's preview reported (the project was removed).
+    pub fn forget(&self, project: &str) {
+        self.projects
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(project);
+    }
+
     pub fn navigated(&self, project: &str) {
         let mut g = self.projects.lock().unwrap_or_else(|p| p.into_inner());
         g.entry(project.to_string()).or_default().last_nav_ms = Some(now_ms());

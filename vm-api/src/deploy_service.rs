@@ -229,6 +229,27 @@ impl Deployments {
             .cloned()
     }
 
+    /// Stops and forgets the live backend and every candidate of `project` (the project is
+    /// being removed; its folders go with it).
+    pub async fn remove_project(&self, project: &str) -> usize {
+        let switch = self.switch_lock(project);
+        let _switching = switch.lock().await;
+        let gone: Vec<Arc<Backend>> = lock(&self.projects)
+            .remove(project)
+            .map(|p| {
+                p.live
+                    .into_iter()
+                    .chain(p.candidates.into_values())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for b in &gone {
+            b.retire().await;
+        }
+        lock(&self.switches).remove(project);
+        gone.len()
+    }
+
     /// Stops every backend (service shutdown); `live.json` stays, so the next start restores.
     pub async fn stop_all(&self) {
         let all: Vec<Arc<Backend>> = lock(&self.projects)

@@ -20,6 +20,7 @@ pub mod process;
 pub mod procs;
 pub mod pty;
 pub mod reaper;
+pub mod remove;
 pub mod routes;
 pub mod sandbox;
 pub mod search;

@@ -352,6 +352,18 @@ impl ProcessManager {
         out
     }
 
+    /// Stops and forgets every dev server of `project` (the project is being removed).
+    pub async fn remove_project(&self, project: &str) -> usize {
+        let gone: Vec<Arc<Managed>> = lock(&self.procs)
+            .remove(project)
+            .map(|m| m.into_values().collect())
+            .unwrap_or_default();
+        for m in &gone {
+            m.stop().await;
+        }
+        gone.len()
+    }
+
     pub async fn stop_all(&self) {
         let all: Vec<Arc<Managed>> = lock(&self.procs)
             .values()

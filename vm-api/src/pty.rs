@@ -216,7 +216,20 @@ impl PtyManager {
 
     /// Hangs up every session and waits (briefly) for them to end; on service shutdown.
     pub async fn stop_all(&self) {
-        let all: Vec<Arc<Session>> = lock(&self.sessions).drain().map(|(_, s)| s).collect();
+        self.stop_where(|_| true).await
+    }
+
+    /// Hangs up every session of `project` (the project is being removed).
+    pub async fn stop_project(&self, project: &str) {
+        self.stop_where(|p| p == project).await
+    }
+
+    async fn stop_where(&self, pick: impl Fn(&str) -> bool) {
+        let all: Vec<Arc<Session>> = {
+            let mut g = lock(&self.sessions);
+            let keys: Vec<(String, String)> = g.keys().filter(|(p, _)| pick(p)).cloned().collect();
+            keys.iter().filter_map(|k| g.remove(k)).collect()
+        };
         for s in &all {
             s.terminate(Duration::from_millis(500));
         }

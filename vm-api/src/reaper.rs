@@ -91,6 +91,11 @@ impl Activity {
             .collect()
     }
 
+    /// Forgets the project altogether (it was removed).
+    pub fn forget(&self, project: &str) {
+        self.lock().remove(project);
+    }
+
     fn forget_if_idle(&self, project: &str, idle: Duration) -> bool {
         let mut m = self.lock();
         let still = m

@@ -8,6 +8,10 @@ use std::sync::Arc;
 
 pub fn app(state: Arc<AppState>) -> Router {
     let protected = Router::new()
+        .route(
+            "/projects/{id}",
+            axum::routing::delete(crate::remove::remove_route),
+        )
         .route("/projects/{id}/exec", post(crate::exec::exec))
         .route("/projects/{id}/sync", post(crate::sync::sync_route))
         .route("/projects/{id}/files", get(crate::sync::files_route))

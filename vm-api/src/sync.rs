@@ -83,6 +83,16 @@ pub trait ObjectSource: Send + Sync {
         })
     }
 
+    /// Removes every blob of the project (its meta first); answers how many went. A
+    /// read-only source refuses.
+    fn delete_project<'a>(&'a self, project: &'a str) -> BoxFuture<'a, Result<usize, FetchError>> {
+        Box::pin(async move {
+            Err(FetchError::Transport(format!(
+                "this object source is read-only; cannot remove project {project}"
+            )))
+        })
+    }
+
     /// Like [`ObjectSource::put`], and says whether this call created the object (`false`:
     /// it was there already), for a deployment's `uploaded` count.
     fn put_new<'a>(

@@ -164,6 +164,9 @@ pub enum ServerEvent {
     ConversationReset {
         after_turn: u64,
     },
+    /// The project was deleted by its owner (sent on every open socket just before it is
+    /// closed with code 4404; never logged, as the log is gone with it).
+    ProjectDeleted,
     /// The earlier turns were summarized to fit the model's window (only what the model is
     /// sent changes; the transcript stays).
     Compacted {
@@ -249,6 +252,10 @@ mod tests {
         assert_eq!(
             parse_client_msg(r#"{"type":"new_conversation"}"#),
             Ok(ClientMsg::NewConversation)
+        );
+        assert_eq!(
+            serde_json::to_string(&ServerEvent::ProjectDeleted).unwrap(),
+            r#"{"type":"project_deleted"}"#
         );
         assert_eq!(
             serde_json::to_string(&ServerEvent::ConversationReset { after_turn: 4 }).unwrap(),

@@ -48,6 +48,21 @@ fn query_string(pairs: &[(&str, Option<String>)]) -> String {
         .join("&")
 }
 
+/// `DELETE /projects/{id}`: the project is gone from the VM host and from storage. Running it
+/// again for a project already removed succeeds with zeros.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoveReply {
+    /// Dev servers stopped.
+    pub dev_servers: usize,
+    /// Published backends (live or candidates) stopped.
+    pub backends: usize,
+    /// Folders of the project removed from the host (working copy, home, sync state, git
+    /// history, builds, the published app's data).
+    pub folders: usize,
+    /// Blobs removed from storage (`meta.json` first).
+    pub blobs: usize,
+}
+
 // ---------------------------------------------------------------------------------------------
 // GET /health
 
@@ -917,6 +932,13 @@ mod tests {
 
     // The literals below are what the VM API answered before these types existed (its `json!`
     // replies, keys in serde_json's sorted order), so a renamed or dropped field fails here.
+
+    #[test]
+    fn remove_reply_round_trip() {
+        let r: RemoveReply =
+            round_trip(r#"{"dev_servers":2,"backends":1,"folders":6,"blobs":140}"#);
+        assert_eq!(r.blobs, 140);
+    }
 
     #[test]
     fn search_round_trip_and_render() {

@@ -210,6 +210,7 @@ async fn sign_in_ownership_sharing_tokens_and_logout() {
         ("GET", format!("/projects/{id}/preview"), None),
         ("POST", format!("/projects/{id}/preview/start"), None),
         ("GET", format!("/projects/{id}/members"), None),
+        ("DELETE", format!("/projects/{id}"), None),
         (
             "POST",
             "/chat/stream".to_string(),
@@ -293,6 +294,7 @@ async fn sign_in_ownership_sharing_tokens_and_logout() {
             format!("/projects/{id}/members"),
             Some(json!({"handle": "eve@example.test", "role": "editor"})),
         ),
+        ("DELETE", format!("/projects/{id}"), None),
         (
             "POST",
             "/chat/stream".to_string(),
@@ -453,6 +455,8 @@ async fn sign_in_ownership_sharing_tokens_and_logout() {
     )
     .await;
     assert_eq!(s, 403, "an editor may not share: {v}");
+    let (s, v) = call(&carol, carol.http.delete(format!("{u}/projects/{id}"))).await;
+    assert_eq!(s, 403, "an editor may not delete the project: {v}");
     let (_, members) = call(&alice, alice.http.get(format!("{u}/projects/{id}/members"))).await;
     let roles: Vec<(String, String)> = members["members"]
         .as_array()

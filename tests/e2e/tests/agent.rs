@@ -575,6 +575,17 @@ async fn stop_queue_two_clients_and_resume() {
     llm.push(slow(100));
     say(&mut a, "long answer").await;
     a.until("assistant_delta").await.unwrap();
+    // Deleting the project while a turn runs is refused, and nothing goes.
+    let r = stack
+        .http
+        .delete(format!("{}/projects/{id}", stack.worker_url))
+        .send()
+        .await
+        .unwrap();
+    let status = r.status();
+    let body = r.text().await.unwrap();
+    assert_eq!(status, 409, "{body}");
+    assert!(body.contains("a turn is running"), "{body}");
     a.send(&json!({"type": "stop"})).await.unwrap();
     let (fin, _) = a.until("turn_finished").await.unwrap();
     assert_eq!(fin["end"], "stopped", "{fin}");

@@ -233,6 +233,7 @@ async fn prompt_to_running_todo_app_with_a_self_fixed_bug() {
     );
 
     publish_use_republish_roll_back_and_restart(&mut stack, &id).await;
+    delete_the_project(&mut stack, &id).await;
 }
 
 /// A request to the published app at `url` (its `*.apps.localhost` host resolved to the
@@ -793,4 +794,116 @@ async fn publish_use_republish_roll_back_and_restart(stack: &mut Stack, id: &str
         .unwrap();
     assert_eq!(r.status(), 200);
     until_app(stack, &url, 20, "the app stayed up", |s, _| s == 404).await;
+}
+
+/// Deleting the project (its owner, here the local user): refused with the VM API down and
+/// nothing lost; then the live app, the working copy and every blob go, the open socket hears
+/// `project_deleted` and is closed, the project is no longer listed or opened, and asking
+/// again is a 404.
+async fn delete_the_project(stack: &mut Stack, id: &str) {
+    let d = publish(stack, id).await;
+    assert_eq!(d["status"], "live", "{d}");
+    let url = stack.app_url("todo-app");
+    until_app(stack, &url, 20, "the app did not come back", |s, _| {
+        s == 200
+    })
+    .await;
+    let vm_data = stack.state.path().join("vm-data");
+    let folders = [
+        vm_data.join("projects").join(id),
+        vm_data.join("homes").join(id),
+        vm_data.join("deploy").join(id),
+        vm_data.join("deploy-data").join(id),
+    ];
+    for f in &folders {
+        assert!(
+            f.exists(),
+            "{} should exist before the deletion",
+            f.display()
+        );
+    }
+    let blob = azure_native::client(
+        &e2e::stack::azurite_connection_string(stack.azurite_port),
+        "codebase-projects",
+    )
+    .unwrap();
+    let blobs_before = blob.list_all(&format!("{id}/"), None).await.unwrap().len();
+    assert!(blobs_before > 10, "{blobs_before}");
+    let (http, project_url) = (
+        stack.http.clone(),
+        format!("{}/projects/{id}", stack.worker_url),
+    );
+    let delete = || {
+        http.delete(&project_url)
+            .timeout(std::time::Duration::from_secs(150))
+            .send()
+    };
+
+    // The VM API down: a clear error, and nothing of the project is gone.
+    stack.stop("vm-api");
+    let r = delete().await.unwrap();
+    let status = r.status().as_u16();
+    let body = r.text().await.unwrap();
+    assert!(status == 502 || status == 503, "{status} {body}");
+    let (s, _) = stack.get_json(&format!("/projects/{id}")).await.unwrap();
+    assert_eq!(s, 200);
+    assert_eq!(
+        blob.list_all(&format!("{id}/"), None).await.unwrap().len(),
+        blobs_before
+    );
+    stack.restart_vm().await.unwrap();
+    until_app(stack, &url, 30, "the app did not come back", |s, _| {
+        s == 200
+    })
+    .await;
+
+    let (mut ws, _) = ProjectSocket::connect(&stack.worker_url, id, None)
+        .await
+        .unwrap();
+    let r = delete().await.unwrap();
+    let status = r.status().as_u16();
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(
+        v["removed"]["blobs"].as_u64().unwrap() as usize,
+        blobs_before,
+        "{v}"
+    );
+    assert_eq!(v["removed"]["backends"], 1, "{v}");
+    let (e, _) = ws.until("project_deleted").await.unwrap();
+    assert_eq!(e["type"], "project_deleted");
+    assert!(
+        ws.next().await.is_err(),
+        "the socket is closed after project_deleted"
+    );
+
+    for f in &folders {
+        assert!(!f.exists(), "{} is still there", f.display());
+    }
+    assert!(blob
+        .list_all(&format!("{id}/"), None)
+        .await
+        .unwrap()
+        .is_empty());
+    let (s, _) = stack.get_json(&format!("/projects/{id}")).await.unwrap();
+    assert_eq!(s, 404);
+    let (_, list) = stack.get_json("/projects").await.unwrap();
+    assert!(
+        !list["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["id"] == id),
+        "{list}"
+    );
+    until_app(
+        stack,
+        &url,
+        20,
+        "the deleted app is still served",
+        |s, _| s == 404,
+    )
+    .await;
+    let r = delete().await.unwrap();
+    assert_eq!(r.status(), 404, "{}", r.text().await.unwrap());
 }

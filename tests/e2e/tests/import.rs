@@ -219,6 +219,12 @@ async fn a_repository_becomes_a_project_with_its_files_and_its_template() {
     std::fs::write(plain.join("README.md"), "just text\n").unwrap();
     commit_all(&plain);
     let plain_url = server.create_from("plain.git", &plain).unwrap();
+    let blob = azure_native::client(
+        &e2e::stack::azurite_connection_string(stack.azurite_port),
+        "codebase-projects",
+    )
+    .unwrap();
+    let prefixes_before = blob.list_top_prefixes().await.unwrap();
     let (s, v) = import(
         &stack,
         serde_json::json!({"url": plain_url, "token": TOKEN}),
@@ -230,6 +236,8 @@ async fn a_repository_becomes_a_project_with_its_files_and_its_template() {
             .contains("could not tell which template this repository fits"),
         "{v}"
     );
+    // The files were saved before the template was asked for: nothing of them is left.
+    assert_eq!(blob.list_top_prefixes().await.unwrap(), prefixes_before);
     let (s, v) = import(
         &stack,
         serde_json::json!({"url": plain_url, "token": TOKEN, "template": "frontend", "name": "Notes"}),

@@ -507,3 +507,71 @@ async fn microsoft_sdk_reads_ours_and_we_read_theirs() {
         .collect();
     assert!(names.contains(&theirs.to_string()), "{names:?}");
 }
+
+/// Removing a project takes every blob under its prefix and nothing of a neighbour whose id
+/// shares its first characters; a second removal finds nothing and still succeeds; a removal
+/// cut short by a failing store is reported and can be run again to the end.
+#[tokio::test]
+async fn a_removed_project_leaves_no_blob_and_touches_no_neighbour() {
+    let az = Azurite::start().await.unwrap();
+    let b = client(&az.connection_string());
+    b.ensure_container().await.unwrap();
+    let p = Projects::new(&b);
+    p.create(&meta("gone-1"), files(30)).await.unwrap();
+    p.commit(
+        "gone-1",
+        vec![Change::Write {
+            path: "src/file001.txt".into(),
+            content: b"second".to_vec(),
+        }],
+        &[],
+        Author::User,
+        "edit",
+    )
+    .await
+    .unwrap();
+    p.create(&meta("gone-10"), files(3)).await.unwrap();
+    let before = b.list_all("gone-1/", None).await.unwrap().len();
+    assert_eq!(before, 1 + 31 + 2, "meta, 31 objects, 2 checkpoints");
+
+    // A store that fails every delete after the first three: the removal says so, and the
+    // project already stopped being listed (its meta went first).
+    let proxy = FaultProxy::start(az.port).await.unwrap();
+    let flaky = client(&azurite_connection_string(proxy.port));
+    proxy.set_rule(|n, m, _| {
+        if m == "DELETE" && n > 3 {
+            Action::Status(500)
+        } else {
+            Action::Forward
+        }
+    });
+    assert!(Projects::new(&flaky)
+        .delete_project("gone-1")
+        .await
+        .is_err());
+    assert!(matches!(
+        p.meta("gone-1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    let left = b.list_all("gone-1/", None).await.unwrap().len();
+    assert!(left > 0 && left < before, "{left} of {before} left");
+
+    // Run again: it finishes.
+    assert_eq!(p.delete_project("gone-1").await.unwrap(), left);
+    assert!(b.list_all("gone-1/", None).await.unwrap().is_empty());
+    assert!(matches!(
+        p.meta("gone-1").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(b.list_all("gone-10/", None).await.unwrap().len(), 1 + 3 + 1);
+    let ids: Vec<String> = p
+        .list_projects()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.id)
+        .collect();
+    assert_eq!(ids, vec!["gone-10".to_string()]);
+    assert_eq!(p.delete_project("gone-1").await.unwrap(), 0);
+    assert!(p.delete_project("../etc").await.is_err());
+}

@@ -42,6 +42,7 @@ pub fn changes_access(op: &DirRequest) -> bool {
             | DirRequest::DeleteToken { .. }
             | DirRequest::Invite { .. }
             | DirRequest::RemoveMember { .. }
+            | DirRequest::RemoveProject { .. }
             | DirRequest::ClaimProject { .. }
     )
 }
@@ -172,6 +173,9 @@ mod tests {
             DirRequest::RemoveMember {
                 project: "p".into(),
                 who: "u".into(),
+            },
+            DirRequest::RemoveProject {
+                project: "p".into(),
             },
             DirRequest::Invite {
                 project: "p".into(),

@@ -133,6 +133,9 @@ pub enum DirRequest {
     },
     /// → `{"removed": bool}`: removes a member (by user id) or an invitation (by handle).
     RemoveMember { project: String, who: String },
+    /// → `{"removed": bool}`: forgets a deleted project: its owner, members, invitations,
+    /// socket tickets and published-app slug (which becomes free).
+    RemoveProject { project: String },
     /// → `String`: the published-app slug of `project`. A project that has one keeps it;
     /// otherwise the first of `candidates` nobody holds becomes its slug. `400` when every
     /// candidate is taken.

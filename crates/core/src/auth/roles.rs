@@ -38,7 +38,7 @@ impl Role {
             Action::Write | Action::Run | Action::Chat | Action::Preview | Action::Publish => {
                 self >= Role::Editor
             }
-            Action::Share => self == Role::Owner,
+            Action::Share | Action::Delete => self == Role::Owner,
         }
     }
 }
@@ -60,6 +60,8 @@ pub enum Action {
     Publish,
     /// Invite or remove members.
     Share,
+    /// Delete the project for good.
+    Delete,
 }
 
 impl Action {
@@ -72,6 +74,7 @@ impl Action {
             Action::Preview => "preview",
             Action::Publish => "publish",
             Action::Share => "share",
+            Action::Delete => "delete",
         }
     }
 }
@@ -82,6 +85,9 @@ impl Action {
 pub fn action_for(method: &str, rest: &str) -> Action {
     let first = rest.trim_start_matches('/').split('/').next().unwrap_or("");
     let get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    if method.eq_ignore_ascii_case("DELETE") && rest.trim_matches('/').is_empty() {
+        return Action::Delete;
+    }
     match (get, first) {
         (_, "pty") | (_, "terminal") | (_, "changes") => Action::Run,
         (_, "preview") => Action::Preview,
@@ -135,6 +141,8 @@ mod tests {
             ("POST", "/preview/stop", Action::Preview),
             ("POST", "/members", Action::Share),
             ("DELETE", "/members/bob", Action::Share),
+            ("DELETE", "", Action::Delete),
+            ("DELETE", "/", Action::Delete),
             ("POST", "/something-new", Action::Write),
             ("POST", "/deployments", Action::Publish),
             ("POST", "/deployments/d-1/rollback", Action::Publish),
@@ -158,6 +166,8 @@ mod tests {
         assert!(!Role::Editor.may(Action::Share));
         assert!(Role::Editor.may(Action::Publish));
         assert!(Role::Owner.may(Action::Share));
+        assert!(Role::Owner.may(Action::Delete));
+        assert!(!Role::Editor.may(Action::Delete));
         assert!(!Role::Viewer.may(Action::Chat));
         assert_eq!(Role::parse("editor"), Some(Role::Editor));
         assert_eq!(Role::parse("admin"), None);

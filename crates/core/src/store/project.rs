@@ -187,6 +187,38 @@ impl<'a, T: Transport> Projects<'a, T> {
             .map_err(|e| StoreError::Corrupt(format!("{id}/meta.json: {e}")))
     }
 
+    /// Removes the project from storage: `meta.json` first, so it stops being listed and
+    /// opened at once, then every other blob under `{id}/` (objects, checkpoints, deployment
+    /// manifests), `PARALLELISM` at a time. A blob already gone counts as removed, so a
+    /// removal cut short can simply run again. Answers how many blobs this call removed.
+    pub async fn delete_project(&self, id: &str) -> Result<usize, StoreError> {
+        crate::ids::validate_project_id(id).map_err(StoreError::BadProjectId)?;
+        let gone = |r: Result<(), BlobError>| match r {
+            Ok(()) => Ok(1usize),
+            Err(BlobError::NotFound) => Ok(0),
+            Err(e) => Err(StoreError::from(e)),
+        };
+        let mut removed = gone(self.blob.delete(&meta_name(id), Cond::None).await)?;
+        loop {
+            let names: Vec<String> = self
+                .blob
+                .list_page(&format!("{id}/"), None, None, Some(1000))
+                .await?
+                .blobs
+                .into_iter()
+                .map(|b| b.name)
+                .collect();
+            if names.is_empty() {
+                return Ok(removed);
+            }
+            removed += stream::iter(names)
+                .map(|name| async move { gone(self.blob.delete(&name, Cond::None).await) })
+                .buffer_unordered(PARALLELISM)
+                .try_fold(0, |a, n| async move { Ok(a + n) })
+                .await?;
+        }
+    }
+
     /// Every project, newest first.
     pub async fn list_projects(&self) -> Result<Vec<ProjectMeta>, StoreError> {
         let prefixes = self.blob.list_top_prefixes().await?;

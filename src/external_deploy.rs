@@ -26,6 +26,8 @@ use worker::{Method, Request, Response};
 const KV_RECORDS: &str = "external_deploys";
 const KV_NEXT: &str = "external_next";
 const KV_NETLIFY_SITE: &str = "netlify_site";
+/// The SHA1 of each built object (by its sha256) of the last Netlify deploy.
+const KV_NETLIFY_SHA1: &str = "netlify_sha1";
 /// The Netlify site's URL: the origin the Modal backend allows (CORS).
 const KV_NETLIFY_URL: &str = "netlify_url";
 /// The backend URL Modal last answered: a frontend-only deploy keeps calling it.
@@ -306,13 +308,47 @@ async fn netlify<T: open_replit_core::store::Transport>(
         r.message = Some(format!("uploading to Netlify ({} files)", built.files));
     }
     save(room, d);
+    // Netlify wants each file's SHA1: known from an earlier deploy for an object already seen
+    // (objects are content-addressed by sha256), read and hashed otherwise. The bytes of a
+    // known file are read again only if Netlify asks for it, so a redeploy reads the changed
+    // files, not the whole site (each read is a subrequest of this one request).
+    let known: BTreeMap<String, String> = room
+        .get_kv(KV_NETLIFY_SHA1)
+        .and_then(|v| serde_json::from_str(&v).ok())
+        .unwrap_or_default();
+    let mut digests = BTreeMap::new();
     let mut files = Vec::with_capacity(built.manifest.files.len());
+    let mut sha256s = Vec::with_capacity(built.manifest.files.len());
     for (path, e) in &built.manifest.files {
-        let bytes = p
-            .object(id, &e.sha256)
-            .await
-            .map_err(|err| format!("reading the built {path} failed: {err}"))?;
-        files.push((path.clone(), bytes));
+        let (sha1, bytes) = match known.get(&e.sha256) {
+            Some(s) if open_replit_core::deploy::netlify::is_sha1_hex(s) => (s.clone(), None),
+            _ => {
+                let bytes = p
+                    .object(id, &e.sha256)
+                    .await
+                    .map_err(|err| format!("reading the built {path} failed: {err}"))?;
+                (
+                    open_replit_core::deploy::netlify::sha1_hex(&bytes),
+                    Some(bytes),
+                )
+            }
+        };
+        digests.insert(e.sha256.clone(), sha1.clone());
+        sha256s.push(e.sha256.clone());
+        files.push(crate::netlify::SiteFile {
+            path: path.clone(),
+            sha1,
+            bytes,
+        });
+    }
+    let read_now = files.iter().filter(|f| f.bytes.is_some()).count();
+    d.push_log(&format!(
+        "netlify: read {read_now} of {} built files (the others' digests were known)",
+        files.len()
+    ));
+    // Only this site's digests are kept: the map never outgrows one deploy.
+    if let Ok(v) = serde_json::to_string(&digests) {
+        let _ = room.set_kv(KV_NETLIFY_SHA1, &v);
     }
     let api = crate::config::get(room.env(), "NETLIFY_API_URL")
         .unwrap_or_else(|| NETLIFY_API_URL.to_string());
@@ -330,12 +366,17 @@ async fn netlify<T: open_replit_core::store::Transport>(
     };
     // The project's id is already a readable, unique name (`shop-front-06ce650f`).
     let site_name = id.to_string();
+    let read = |i: usize| -> futures_util::future::LocalBoxFuture<'_, Result<Vec<u8>, ApiError>> {
+        let sha = sha256s[i].clone();
+        Box::pin(async move { Ok(p.object(id, &sha).await?) })
+    };
     let outcome = crate::netlify::deploy(
         &api,
         &creds[NETLIFY_AUTH_TOKEN],
         site.as_deref(),
         &site_name,
         files,
+        &read,
         &log,
     )
     .await;

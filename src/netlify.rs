@@ -36,8 +36,20 @@ pub struct NetlifyOutcome {
     pub uploaded: usize,
 }
 
-/// Deploys `files` (paths relative to the static folder, e.g. `assets/app.js`, with their
-/// bytes) to Netlify at `api_base` (`open_replit_core::deploy::netlify::API_BASE`, or a fake
+/// One file of the site: its path relative to the static folder (`assets/app.js`), its SHA1,
+/// and its bytes when they were read already (otherwise `read` fetches them, only if Netlify
+/// asks for the file).
+pub struct SiteFile {
+    pub path: String,
+    pub sha1: String,
+    pub bytes: Option<Vec<u8>>,
+}
+
+/// Fetches the bytes of file `i` of the list given to [`deploy`].
+pub type ReadFile<'a> =
+    dyn Fn(usize) -> futures_util::future::LocalBoxFuture<'a, Result<Vec<u8>, ApiError>> + 'a;
+
+/// Deploys `files` (see [`SiteFile`]) to Netlify at `api_base` (`open_replit_core::deploy::netlify::API_BASE`, or a fake
 /// in tests). `site`: the site id of an earlier deploy; `None` creates a site named after
 /// `site_name` (suffixed when the name is taken), and so does a saved site Netlify answers
 /// `404` for (deleted, or not this token's): `NetlifyOutcome::site_id` is the one to keep.
@@ -47,7 +59,8 @@ pub async fn deploy(
     token: &str,
     site: Option<&str>,
     site_name: &str,
-    files: Vec<(String, Vec<u8>)>,
+    files: Vec<SiteFile>,
+    read: &ReadFile<'_>,
     log: &dyn Fn(String),
 ) -> Result<NetlifyOutcome, ApiError> {
     let token = token.trim();
@@ -59,7 +72,7 @@ pub async fn deploy(
     let plan = rules::digest_plan(
         files
             .iter()
-            .map(|(p, b)| (p.as_str(), FileContent::Bytes(b.as_slice()))),
+            .map(|f| (f.path.as_str(), FileContent::Sha1(f.sha1.as_str()))),
     )
     .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     let total = plan.request.files.len();
@@ -99,7 +112,14 @@ pub async fn deploy(
 
     for u in &uploads {
         let path = rules::upload_path(&created.id, &u.key);
-        let bytes = files[u.index].1.as_slice();
+        let fetched;
+        let bytes = match &files[u.index].bytes {
+            Some(b) => b.as_slice(),
+            None => {
+                fetched = read(u.index).await?;
+                fetched.as_slice()
+            }
+        };
         let answer = client.send(Method::Put, &path, Body::Bytes(bytes)).await?;
         client.check(&Method::Put, &path, &answer)?;
     }

@@ -438,6 +438,12 @@ async fn vault_push_to_github_and_deploy_to_modal_and_netlify() {
     .unwrap();
     assert!(js.contains(&modal_url), "the bundle calls {modal_url}");
     assert_eq!(netlify.uploads(), total as usize);
+    assert!(
+        d["log"]
+            .to_string()
+            .contains(&format!("read {total} of {total} built files")),
+        "the first deploy reads every file: {d}"
+    );
 
     // A change to one file: the next deploy uploads only what Netlify lacks.
     let html = api.file(&id, "frontend/index.html").await;
@@ -457,6 +463,13 @@ async fn vault_push_to_github_and_deploy_to_modal_and_netlify() {
         "only index.html changed: {d2}"
     );
     assert_eq!(d2["targets"][0]["url"], site_url.as_str(), "the same site");
+    // Only the changed file was read from storage: the others' digests were known.
+    assert!(
+        d2["log"]
+            .to_string()
+            .contains(&format!("read 1 of {total} built files")),
+        "{d2}"
+    );
     assert_eq!(netlify.uploads(), total as usize + 1);
     let index = reqwest::get(&site_url).await.unwrap().text().await.unwrap();
     assert!(index.contains("Shop · "), "{index}");

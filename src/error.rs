@@ -126,7 +126,7 @@ impl From<StoreError> for ApiError {
                 message: p.to_string(),
             },
             StoreError::NotFound(m) => ApiError::NotFound(format!("{m} not found")),
-            StoreError::BadProjectId(m) => ApiError::BadRequest(m),
+            StoreError::BadProjectId(m) | StoreError::Invalid(m) => ApiError::BadRequest(m),
             StoreError::Exists(id) => ApiError::Conflict {
                 message: format!("project {id} already exists"),
                 details: json!({}),

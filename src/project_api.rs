@@ -39,6 +39,16 @@ pub async fn handle(
             }))?)
         }
         (Method::Delete, [""]) => crate::remove::in_room(room, id).await,
+        (Method::Patch, [""]) => {
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Rename {
+                name: String,
+            }
+            let body: Rename = serde_json::from_str(&req.text().await?)?;
+            let meta = p.rename(id, &body.name).await?;
+            Ok(Response::from_json(&json!({ "project": meta }))?)
+        }
         (Method::Get, ["files"]) => {
             let at = parse_n(query("at").as_deref())?;
             let cp = match at {

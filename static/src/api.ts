@@ -134,6 +134,9 @@ export const importProject = (
   postJson("/projects/import", { url, template: template || undefined });
 /** `DELETE /projects/{id}` (the owner): the project, its history, chat and published app go for good. */
 export const deleteProject = (id: string): Promise<{ deleted: string }> => call("DELETE", proj(id));
+/** `PATCH /projects/{id}` (editors): a new name. */
+export const renameProject = (id: string, name: string): Promise<{ project: ProjectMeta }> =>
+  call("PATCH", proj(id), JSON.stringify({ name }), { "content-type": "application/json" });
 export const getProject = (id: string): Promise<{ project: ProjectMeta; head: CheckpointInfo | null }> => getJson(proj(id));
 export const listFiles = (id: string, at?: number): Promise<{ checkpoint: number; files: FileEntry[] }> =>
   getJson(`${proj(id)}/files${at ? `?at=${at}` : ""}`);

@@ -1,7 +1,7 @@
 // The home page: start a project from a template with a first prompt, or open an existing one.
 
 import { createProject, deleteProject, getConfig, importProject, listProjects, listTemplates, type ProjectMeta } from "./api";
-import { el, timeAgo } from "./dom";
+import { confirmDialog, el, timeAgo } from "./dom";
 import { usagePanel } from "./settings";
 
 export const FIRST_PROMPT_KEY = "first-prompt:";
@@ -94,7 +94,11 @@ function projectRow(p: ProjectMeta): HTMLElement {
     const err = el("span", { class: "bad", role: "alert" });
     const del = el("button", { type: "button", class: "btn danger", "data-testid": "delete-project", "aria-label": `Delete ${p.name || p.id}` }, "Delete");
     del.addEventListener("click", async () => {
-      const sure = confirm(`Delete “${p.name || p.id}” for good?\n\nIts files, every checkpoint, the chat, its published app and its data are removed. This cannot be undone.`);
+      const sure = await confirmDialog(
+        `Delete “${p.name || p.id}”?`,
+        "Its files, every checkpoint, the chat, its published app and the app's data are removed for good. This cannot be undone.",
+        "Delete for good",
+      );
       if (!sure) return;
       del.disabled = true;
       err.textContent = "";

@@ -1,7 +1,7 @@
 // The project page: resizable panels (chat | files+checkpoints+publish+git+secrets | editor over terminal | preview)
 // fed by one project WebSocket, and the glue between them.
 
-import { deleteFile, exportUrl, getProject, listFiles, readFile, saveFile } from "./api";
+import { deleteFile, exportUrl, getProject, listFiles, readFile, renameProject, saveFile } from "./api";
 import { ChatPanel, argSummary } from "./chat";
 import { CheckpointsPanel } from "./checkpoints";
 import { button, confirmDialog, el, promptDialog } from "./dom";
@@ -244,8 +244,25 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
 
   const toast = el("div", { class: "toast", role: "alert", hidden: true });
   status.remove();
+  const projectName = el("span", { class: "project-name" }, meta.project.name);
+  const rename = button(
+    "✎",
+    async () => {
+      const name = await promptDialog("Rename the project", "Name", projectName.textContent ?? "");
+      if (!name || name === projectName.textContent) return;
+      try {
+        const { project } = await renameProject(id, name);
+        projectName.textContent = project.name;
+        document.title = `${project.name} · open-replit`;
+      } catch (x) {
+        alertLine(`Could not rename: ${x instanceof Error ? x.message : String(x)}`);
+      }
+    },
+    { class: "btn icon editor-only", title: "Rename the project", "aria-label": "Rename the project", "data-testid": "rename-project" },
+  );
   extra.replaceChildren(
-    el("span", { class: "project-name" }, meta.project.name),
+    projectName,
+    rename,
     conn,
     el("a", { href: exportUrl(id), download: `${id}.zip`, class: "btn", id: "download-zip", "aria-label": "Download the project as a zip" }, "Download zip"),
     git.button,

@@ -501,8 +501,8 @@ test("14 import from git on the home page: a remote it may not use is refused wi
   });
 });
 
-test("15 delete a project from the home page: its open IDE says so, and it is gone", async () => {
-  await withArtifacts("15-delete", page, async () => {
+test("15 rename a project in its IDE, then delete it from the home page: its open IDE says so, and it is gone", async () => {
+  await withArtifacts("15-rename-delete", page, async () => {
     const r = await fetch(`${base}/projects`, {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -511,27 +511,34 @@ test("15 delete a project from the home page: its open IDE says so, and it is go
     const created = await r.text();
     assert.equal(r.status, 201, created);
     const { project } = JSON.parse(created);
-    // The project is open in another tab while it is deleted.
+    // The project is open in another tab while it is renamed and deleted.
     const ide = await newPage(browser);
     try {
       await ide.goto(`${base}/p/${project.id}`);
       await ide.locator("#conn.open").waitFor({ timeout: 20_000 });
+      await ide.getByTestId("rename-project").click();
+      const ask = ide.locator("dialog[open]");
+      await ask.locator("input").fill("  Renamed app  ");
+      await ask.locator("button[type=submit]").click();
+      await ide.locator(".project-name", { hasText: "Renamed app" }).waitFor({ timeout: 10_000 });
+      assert.equal(await ide.title(), "Renamed app · open-replit");
+
       await page.goto(base + "/");
       const row = page.locator("#projects li", { has: page.locator(`.project-link[data-id="${project.id}"]`) });
       await row.waitFor();
-      // Dismissed: nothing happens.
-      page.once("dialog", (d) => void d.dismiss());
+      assert.equal(await row.locator(".project-link").innerText(), "Renamed app");
+      // Cancelled: nothing happens.
       await row.getByTestId("delete-project").click();
+      const confirm = page.locator("dialog[open]");
+      assert.match(await confirm.innerText(), /Renamed app[\s\S]*cannot be undone/);
+      await confirm.getByRole("button", { name: "Cancel" }).click();
       await sleep(300);
-      assert.equal(await row.count(), 1, "a dismissed confirmation deletes nothing");
-      page.once("dialog", (d) => {
-        assert.match(d.message(), /throwaway app.*for good/s);
-        void d.accept();
-      });
+      assert.equal(await row.count(), 1, "a cancelled confirmation deletes nothing");
       await row.getByTestId("delete-project").click();
+      await page.locator("dialog[open]").getByRole("button", { name: "Delete for good" }).click();
       await row.waitFor({ state: "detached", timeout: 60_000 });
       await ide.getByTestId("project-deleted").waitFor({ timeout: 20_000 });
-      // Reloaded, the list does not have it, and the project page cannot open it.
+      // Reloaded, the list does not have it, and the project cannot be opened.
       await page.reload();
       await page.locator("#projects .project-link").first().waitFor();
       assert.equal(await page.locator(`#projects .project-link[data-id="${project.id}"]`).count(), 0);

@@ -296,6 +296,11 @@ async fn sign_in_ownership_sharing_tokens_and_logout() {
         ),
         ("DELETE", format!("/projects/{id}"), None),
         (
+            "PATCH",
+            format!("/projects/{id}"),
+            Some(json!({"name": "viewer was here"})),
+        ),
+        (
             "POST",
             "/chat/stream".to_string(),
             Some(json!({"project_id": id, "message": "hi"})),

@@ -257,6 +257,48 @@ async fn path_rules_and_limits_through_http() {
     .unwrap();
     let (_, created) = create(&stack, json!({"template": "backend"})).await;
     let id = created["project"]["id"].as_str().unwrap().to_string();
+    // Renaming: trimmed; empty, too long, control characters or malformed JSON refused and the
+    // name kept; an unknown project a 404.
+    let rename = |body: String| {
+        stack
+            .http
+            .patch(format!("{}/projects/{id}", stack.worker_url))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    let r = rename(json!({"name": "  Shop front  "}).to_string())
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let v: Value = r.json().await.unwrap();
+    assert_eq!(v["project"]["name"], "Shop front", "{v}");
+    assert_eq!(v["project"]["id"], id.as_str());
+    for bad in [
+        json!({"name": "   "}).to_string(),
+        json!({"name": "x".repeat(101)}).to_string(),
+        json!({"name": "a\u{7}b"}).to_string(),
+        json!({"name": "ok", "owner": "mallory"}).to_string(),
+        "{\"name\": ".to_string(),
+    ] {
+        let r = rename(bad.clone()).await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}: {}", r.text().await.unwrap());
+    }
+    let (_, got) = stack.get_json(&format!("/projects/{id}")).await.unwrap();
+    assert_eq!(got["project"]["name"], "Shop front", "{got}");
+    assert_eq!(
+        got["project"]["template"], "backend",
+        "the rest of the meta is kept"
+    );
+    let r = stack
+        .http
+        .patch(format!("{}/projects/nope-123", stack.worker_url))
+        .body(json!({"name": "x"}).to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+
     let base = format!("{}/projects/{id}/files", stack.worker_url);
     let cases = [
         ("..%2F..%2Fetc%2Fpasswd", "parent_segment"),

@@ -142,6 +142,7 @@ mod tests {
             ("POST", "/members", Action::Share),
             ("DELETE", "/members/bob", Action::Share),
             ("DELETE", "", Action::Delete),
+            ("PATCH", "", Action::Write),
             ("DELETE", "/", Action::Delete),
             ("POST", "/something-new", Action::Write),
             ("POST", "/deployments", Action::Publish),

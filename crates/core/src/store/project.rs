@@ -97,6 +97,9 @@ pub enum StoreError {
     NotFound(String),
     #[error("{0}")]
     BadProjectId(String),
+    /// A request the store refuses as it stands (a bad name).
+    #[error("{0}")]
+    Invalid(String),
     #[error("project {0} already exists")]
     Exists(String),
     #[error("{path} changed since you opened it (now at checkpoint {head})")]
@@ -185,6 +188,46 @@ impl<'a, T: Transport> Projects<'a, T> {
             .ok_or_else(|| StoreError::NotFound(format!("project {id}")))?;
         serde_json::from_slice(&r.body)
             .map_err(|e| StoreError::Corrupt(format!("{id}/meta.json: {e}")))
+    }
+
+    /// Renames the project: `meta.json` rewritten with `If-Match`, read again and retried when
+    /// someone else changed it in between (nothing else of the project moves). The name must
+    /// be 1–100 characters after trimming, without control characters.
+    pub async fn rename(&self, id: &str, name: &str) -> Result<ProjectMeta, StoreError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
+            return Err(StoreError::Invalid(
+                "a project's name is 1 to 100 characters, without control characters".into(),
+            ));
+        }
+        for _ in 0..5 {
+            let r = self
+                .blob
+                .get_opt(&meta_name(id))
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("project {id}")))?;
+            let mut meta: ProjectMeta = serde_json::from_slice(&r.body)
+                .map_err(|e| StoreError::Corrupt(format!("{id}/meta.json: {e}")))?;
+            meta.name = name.to_string();
+            let body = serde_json::to_vec(&meta)
+                .map_err(|e| StoreError::Corrupt(format!("{id}/meta.json: {e}")))?;
+            let cond = match r.etag {
+                Some(t) => Cond::IfMatch(t),
+                None => Cond::None,
+            };
+            match self
+                .blob
+                .put(&meta_name(id), body, "application/json", cond)
+                .await
+            {
+                Ok(_) => return Ok(meta),
+                Err(BlobError::Precondition(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "{id}/meta.json kept changing while it was renamed"
+        )))
     }
 
     /// Removes the project from storage: `meta.json` first, so it stops being listed and

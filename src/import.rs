@@ -14,10 +14,9 @@ use crate::config::Config;
 use crate::error::ApiError;
 use crate::projects::{known_template, project_name, start};
 use crate::vm::Vm;
-use open_replit_core::azure::rest::{BlobError, Cond};
 use open_replit_core::git::ImportRequest;
 use open_replit_core::quota::RateKind;
-use open_replit_core::store::project::{meta_name, Author, Change, ProjectMeta, Projects};
+use open_replit_core::store::project::ProjectMeta;
 use open_replit_core::store::BlobClient;
 use serde::Deserialize;
 use serde_json::json;
@@ -78,15 +77,8 @@ pub async fn handle(
         // A conflict means the id holds someone else's project: never clean that up.
         Err(e @ ApiError::Conflict { .. }) => Err(e),
         Err(e) => {
-            // Nothing of a failed import stays behind: the objects the VM API saved, the
-            // checkpoint, the Directory's claim (best effort: the error is what the caller
-            // needs to hear).
-            if let Err(c) = vm.remove_project(&meta.id).await {
-                worker::console_warn!("cleaning up the failed import {}: {}", meta.id, c.message());
-            }
-            if let Err(c) = crate::remove::in_directory(env, &meta.id).await {
-                worker::console_warn!("cleaning up the failed import {}: {}", meta.id, c.message());
-            }
+            // Nothing of a failed import stays behind.
+            crate::remove::failed_start(env, &vm, &meta.id).await;
             Err(e)
         }
     }
@@ -134,49 +126,10 @@ async fn fill(
     // Checkpoint 1 is the imported files, whose objects the VM API saved already.
     let short: String = reply.commit.chars().take(7).collect();
     let summary = format!("Imported from {} at {short}", import.url);
-    let changes = reply
-        .manifest
-        .files
-        .iter()
-        .map(|(path, entry)| Change::Stored {
-            path: path.clone(),
-            entry: entry.clone(),
-        })
-        .collect();
-    let cp = Projects::new(blob)
-        .with_max_files(cfg.max_project_files)
-        .commit(&meta.id, changes, &[], Author::User, &summary)
-        .await?
-        .ok_or_else(|| ApiError::Internal("the imported checkpoint was empty".into()))?;
-    if cp.info.n != 1 {
-        return Err(ApiError::Conflict {
-            message: format!("project {} already had checkpoints", meta.id),
-            details: json!({}),
-        });
-    }
-    // Last: the meta makes the project exist.
-    let body = serde_json::to_vec(&meta)?;
-    match blob
-        .put(
-            &meta_name(&meta.id),
-            body,
-            "application/json",
-            Cond::IfNoneMatchAny,
-        )
-        .await
-    {
-        Ok(_) => {}
-        Err(BlobError::Precondition(_)) => {
-            return Err(ApiError::Conflict {
-                message: format!("project {} already exists", meta.id),
-                details: json!({}),
-            })
-        }
-        Err(e) => return Err(ApiError::Upstream(e.to_string())),
-    }
+    let cp = crate::projects::finish_stored(cfg, blob, meta, &reply.manifest, &summary).await?;
     Ok(Response::from_json(&json!({
         "project": meta,
-        "checkpoint": cp.info,
+        "checkpoint": cp,
         "import": {
             "url": import.url,
             "commit": reply.commit,

@@ -12,6 +12,7 @@ mod deployments;
 mod directory;
 mod error;
 mod external_deploy;
+mod fork;
 mod git;
 mod github;
 mod headers;
@@ -219,6 +220,16 @@ async fn project_route(
                 "a socket opened with a session cookie needs an Origin header".into(),
             ));
         }
+    }
+    if rest == "/fork" && method == Method::Post {
+        quota::hit(
+            env,
+            &config::Config::from_env(env),
+            &caller.user.id,
+            open_replit_core::quota::RateKind::Request,
+        )
+        .await?;
+        return fork::handle(req, env, cfg, &caller.user.id, id).await;
     }
     if rest == "/members" || rest.starts_with("/members/") {
         debug_assert!(action == Action::Read || action == Action::Share);

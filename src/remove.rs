@@ -37,6 +37,18 @@ pub async fn in_room(room: &Rc<Room>, id: &str) -> Result<Response, ApiError> {
     )?)
 }
 
+/// Removes what a new project that failed before its `meta.json` was written left behind (the
+/// objects saved for it, a checkpoint, the `Directory`'s claim), best effort: the caller
+/// reports the original error. Never for an id that turned out to hold another project.
+pub async fn failed_start(env: &Env, vm: &Vm, id: &str) {
+    if let Err(c) = vm.remove_project(id).await {
+        worker::console_warn!("cleaning up the unfinished project {id}: {}", c.message());
+    }
+    if let Err(c) = in_directory(env, id).await {
+        worker::console_warn!("cleaning up the unfinished project {id}: {}", c.message());
+    }
+}
+
 /// After the room: the project leaves the `Directory`.
 pub async fn in_directory(env: &Env, id: &str) -> Result<(), ApiError> {
     let _: serde_json::Value = crate::directory::call(

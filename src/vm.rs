@@ -49,8 +49,8 @@ const SHORT: Duration = Duration::from_secs(10);
 const LIVE_TIMEOUT: Duration = Duration::from_secs(100);
 /// Process starts and restarts wait for the old process to go.
 const PROCESS_CHANGE: Duration = Duration::from_secs(30);
-/// A removal stops everything of the project and deletes its blobs (thousands, for a big
-/// project with many checkpoints).
+/// A removal stops everything of the project and deletes its blobs, a fork copies them
+/// (thousands, for a big project with many checkpoints).
 const REMOVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn now_secs() -> i64 {
@@ -292,6 +292,26 @@ impl Vm {
             &format!("/projects/{project}/processes/{name}/restart"),
             None::<&()>,
             PROCESS_CHANGE,
+        )
+        .await
+    }
+
+    /// Copies objects of project `from` into `project`'s (a fork).
+    pub async fn copy_objects(
+        &self,
+        project: &str,
+        from: &str,
+        sha256: Vec<String>,
+    ) -> Result<open_replit_core::vm_api::CopyObjectsReply, ApiError> {
+        let req = open_replit_core::vm_api::CopyObjectsRequest {
+            from: from.to_string(),
+            sha256,
+        };
+        self.call(
+            Method::Post,
+            &format!("/projects/{project}/objects/copy"),
+            Some(&req),
+            REMOVE_TIMEOUT,
         )
         .await
     }

@@ -134,6 +134,9 @@ export const importProject = (
   postJson("/projects/import", { url, template: template || undefined });
 /** `DELETE /projects/{id}` (the owner): the project, its history, chat and published app go for good. */
 export const deleteProject = (id: string): Promise<{ deleted: string }> => call("DELETE", proj(id));
+/** `POST /projects/{id}/fork`: a new project of the caller's with this one's current files. */
+export const forkProject = (id: string, name?: string): Promise<{ project: ProjectMeta; checkpoint: CheckpointInfo }> =>
+  postJson(`${proj(id)}/fork`, { name: name || undefined });
 /** `PATCH /projects/{id}` (editors): a new name. */
 export const renameProject = (id: string, name: string): Promise<{ project: ProjectMeta }> =>
   call("PATCH", proj(id), JSON.stringify({ name }), { "content-type": "application/json" });

@@ -1,7 +1,7 @@
 // The project page: resizable panels (chat | files+checkpoints+publish+git+secrets | editor over terminal | preview)
 // fed by one project WebSocket, and the glue between them.
 
-import { deleteFile, exportUrl, getProject, listFiles, readFile, renameProject, saveFile } from "./api";
+import { deleteFile, exportUrl, forkProject, getProject, listFiles, readFile, renameProject, saveFile } from "./api";
 import { ChatPanel, argSummary } from "./chat";
 import { CheckpointsPanel } from "./checkpoints";
 import { button, confirmDialog, el, promptDialog } from "./dom";
@@ -260,11 +260,28 @@ export async function renderProject(app: HTMLElement, id: string): Promise<void>
     },
     { class: "btn icon editor-only", title: "Rename the project", "aria-label": "Rename the project", "data-testid": "rename-project" },
   );
+  const fork = button(
+    "Fork",
+    async () => {
+      const name = await promptDialog("Fork the project", "Name of the copy (its current files; not the chat or the deployments)", `${projectName.textContent ?? ""} (fork)`);
+      if (!name) return;
+      fork.disabled = true;
+      try {
+        const { project } = await forkProject(id, name);
+        location.assign(`/p/${encodeURIComponent(project.id)}`);
+      } catch (x) {
+        alertLine(`Could not fork: ${x instanceof Error ? x.message : String(x)}`);
+        fork.disabled = false;
+      }
+    },
+    { class: "btn", title: "Copy this project's current files into a new project of yours", "data-testid": "fork-project" },
+  );
   extra.replaceChildren(
     projectName,
     rename,
     conn,
     el("a", { href: exportUrl(id), download: `${id}.zip`, class: "btn", id: "download-zip", "aria-label": "Download the project as a zip" }, "Download zip"),
+    fork,
     git.button,
     publish.button,
   );

@@ -549,3 +549,22 @@ test("15 rename a project in its IDE, then delete it from the home page: its ope
     }
   });
 });
+
+test("16 fork a project from its IDE: the copy opens with the same files", async () => {
+  await withArtifacts("16-fork", page, async () => {
+    await openProject();
+    const tree = async (id) => (await (await fetch(`${base}/projects/${id}/files`)).json()).files.map((f) => `${f.path} ${f.sha256}`).sort();
+    const files = await tree(projectId);
+    await page.getByTestId("fork-project").click();
+    const ask = page.locator("dialog[open]");
+    assert.match(await ask.locator("input").inputValue(), /\(fork\)$/);
+    await ask.locator("input").fill("my fork");
+    await ask.locator("button[type=submit]").click();
+    await page.waitForURL((u) => /\/p\/my-fork-[a-z0-9]+$/.test(u.pathname), { timeout: 30_000 });
+    await page.locator("#conn.open").waitFor({ timeout: 20_000 });
+    assert.equal(await page.locator(".project-name").innerText(), "my fork");
+    await page.locator(".tree button.node.file").first().waitFor({ timeout: 20_000 });
+    const fork = new URL(page.url()).pathname.split("/p/")[1];
+    assert.deepEqual(await tree(fork), files);
+  });
+});

@@ -7,6 +7,7 @@ pub mod azure_blob;
 pub mod browser;
 pub mod changes;
 pub mod config;
+pub mod copy;
 pub mod deploy_build;
 pub mod deploy_service;
 pub mod deps;

@@ -12,6 +12,7 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/projects/{id}",
             axum::routing::delete(crate::remove::remove_route),
         )
+        .route("/projects/{id}/objects/copy", post(crate::copy::copy_route))
         .route("/projects/{id}/exec", post(crate::exec::exec))
         .route("/projects/{id}/sync", post(crate::sync::sync_route))
         .route("/projects/{id}/files", get(crate::sync::files_route))

@@ -48,6 +48,50 @@ fn query_string(pairs: &[(&str, Option<String>)]) -> String {
         .join("&")
 }
 
+/// `POST /projects/{id}/objects/copy`: copies objects of project `from` into this project's
+/// objects (a fork), each checked against its name and written create-only.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CopyObjectsRequest {
+    pub from: String,
+    pub sha256: Vec<String>,
+}
+
+/// Most objects one copy request may name.
+pub const MAX_COPY_OBJECTS: usize = 50_000;
+
+impl CopyObjectsRequest {
+    /// A valid source id other than `to`, at most [`MAX_COPY_OBJECTS`] lowercase sha256 names.
+    pub fn validate(&self, to: &str) -> Result<(), String> {
+        crate::ids::validate_project_id(&self.from)?;
+        if self.from == to {
+            return Err("a project cannot copy objects from itself".into());
+        }
+        if self.sha256.len() > MAX_COPY_OBJECTS {
+            return Err(format!(
+                "{} objects in one copy; at most {MAX_COPY_OBJECTS}",
+                self.sha256.len()
+            ));
+        }
+        match self.sha256.iter().find(|s| {
+            s.len() != 64
+                || !s
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        }) {
+            Some(bad) => Err(format!("{bad:?} is not a sha256 object name")),
+            None => Ok(()),
+        }
+    }
+}
+
+/// What a copy did: objects written now, and those the project had already.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyObjectsReply {
+    pub copied: usize,
+    pub existed: usize,
+}
+
 /// `DELETE /projects/{id}`: the project is gone from the VM host and from storage. Running it
 /// again for a project already removed succeeds with zeros.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -932,6 +976,30 @@ mod tests {
 
     // The literals below are what the VM API answered before these types existed (its `json!`
     // replies, keys in serde_json's sorted order), so a renamed or dropped field fails here.
+
+    #[test]
+    fn copy_requests_name_another_project_and_real_object_names() {
+        let sha = "a".repeat(64);
+        let q: CopyObjectsRequest =
+            round_trip(&format!(r#"{{"from":"shop-1","sha256":["{sha}"]}}"#));
+        assert_eq!(q.validate("fork-2"), Ok(()));
+        assert!(q.validate("shop-1").unwrap_err().contains("itself"));
+        let bad = |from: &str, s: &str| CopyObjectsRequest {
+            from: from.into(),
+            sha256: vec![s.into()],
+        };
+        assert!(bad("../x", &sha).validate("fork-2").is_err());
+        assert!(bad("shop-1", "../../etc/passwd")
+            .validate("fork-2")
+            .is_err());
+        assert!(bad("shop-1", &"A".repeat(64)).validate("fork-2").is_err());
+        assert!(
+            serde_json::from_str::<CopyObjectsRequest>(r#"{"from":"a","sha256":[],"x":1}"#)
+                .is_err()
+        );
+        let r: CopyObjectsReply = round_trip(r#"{"copied":3,"existed":1}"#);
+        assert_eq!(r.copied, 3);
+    }
 
     #[test]
     fn remove_reply_round_trip() {

@@ -189,6 +189,8 @@ async fn sign_in_ownership_sharing_tokens_and_logout() {
 
     // Bob sees nothing of it: 404 everywhere, even with forged x-or-* headers.
     let bob = signed_in(&stack, "bob").await;
+    let (_, bob_me) = call(&bob, bob.http.get(format!("{u}/api/me"))).await;
+    let bob_id = bob_me["user"]["id"].as_str().unwrap().to_string();
     let (_, list) = call(&bob, bob.http.get(format!("{u}/projects"))).await;
     assert_eq!(list["projects"], json!([]), "{list}");
     let hidden: Vec<(&str, String, Option<Value>)> = vec![
@@ -211,6 +213,7 @@ async fn sign_in_ownership_sharing_tokens_and_logout() {
         ("POST", format!("/projects/{id}/preview/start"), None),
         ("GET", format!("/projects/{id}/members"), None),
         ("DELETE", format!("/projects/{id}"), None),
+        ("POST", format!("/projects/{id}/fork"), Some(json!({}))),
         (
             "POST",
             "/chat/stream".to_string(),
@@ -270,6 +273,23 @@ async fn sign_in_ownership_sharing_tokens_and_logout() {
     )
     .await;
     assert_eq!(s, 200);
+    // A viewer may fork (as they may download): the copy is theirs, alice does not see it.
+    let (s, forked) = call(
+        &bob,
+        bob.http
+            .post(format!("{u}/projects/{id}/fork"))
+            .json(&json!({"name": "bob's copy"})),
+    )
+    .await;
+    assert_eq!(s, 201, "{forked}");
+    let copy = forked["project"]["id"].as_str().unwrap().to_string();
+    assert_eq!(forked["project"]["owner"], bob_id.as_str(), "{forked}");
+    let (s, _) = call(&bob, bob.http.get(format!("{u}/projects/{copy}/files"))).await;
+    assert_eq!(s, 200);
+    let (s, _) = call(&alice, alice.http.get(format!("{u}/projects/{copy}"))).await;
+    assert_eq!(s, 404, "the fork is bob's alone");
+    let (s, _) = call(&bob, bob.http.delete(format!("{u}/projects/{copy}"))).await;
+    assert_eq!(s, 200, "bob owns his fork");
     let denied: Vec<(&str, String, Option<Value>)> = vec![
         ("PUT", format!("/projects/{id}/files/x.txt?base=1"), None),
         (

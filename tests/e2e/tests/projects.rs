@@ -409,3 +409,128 @@ async fn path_rules_and_limits_through_http() {
         .unwrap();
     assert_eq!(s, 404);
 }
+
+/// The files of a tree listing, path → sha256.
+fn tree_of(v: &Value) -> BTreeMap<String, String> {
+    v["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+/// A fork is a new project with the source's current files as checkpoint 1 and objects of its
+/// own: changing it leaves the source alone, and deleting the source leaves it whole.
+#[tokio::test]
+async fn a_fork_has_the_current_files_and_outlives_its_source() {
+    let stack = Stack::start(Options::default()).await.unwrap();
+    let (_, created) = create(&stack, json!({"name": "Shop", "template": "backend"})).await;
+    let src = created["project"]["id"].as_str().unwrap().to_string();
+    let r = stack
+        .http
+        .put(format!(
+            "{}/projects/{src}/files/notes/plan.md",
+            stack.worker_url
+        ))
+        .body("# the plan\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let fork = |id: &str, body: &str| {
+        stack
+            .http
+            .post(format!("{}/projects/{id}/fork", stack.worker_url))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+
+    // Bad input first: an unknown field, malformed JSON, an unknown project.
+    for bad in [r#"{"name": "x", "owner": "mallory"}"#, r#"{"name": "#] {
+        let r = fork(&src, bad).await.unwrap();
+        assert_eq!(r.status(), 400, "{bad}: {}", r.text().await.unwrap());
+    }
+    let r = fork("nope-1234", "{}").await.unwrap();
+    assert_eq!(r.status(), 404);
+
+    let r = fork(&src, "").await.unwrap();
+    assert_eq!(r.status(), 201);
+    let v: Value = r.json().await.unwrap();
+    let copy = v["project"]["id"].as_str().unwrap().to_string();
+    assert_ne!(copy, src);
+    assert_eq!(v["project"]["name"], "Shop (fork)", "{v}");
+    assert_eq!(v["project"]["template"], "backend");
+    assert_eq!(v["checkpoint"]["n"], 1);
+    assert_eq!(v["checkpoint"]["author"], "user");
+    assert_eq!(
+        v["checkpoint"]["summary"],
+        "Forked from Shop at checkpoint 2"
+    );
+    assert_eq!(v["fork"]["checkpoint"], 2);
+    let (_, src_tree) = stack
+        .get_json(&format!("/projects/{src}/files"))
+        .await
+        .unwrap();
+    let (_, copy_tree) = stack
+        .get_json(&format!("/projects/{copy}/files"))
+        .await
+        .unwrap();
+    assert_eq!(tree_of(&copy_tree), tree_of(&src_tree));
+    assert!(tree_of(&copy_tree).contains_key("notes/plan.md"));
+
+    // Changing the fork leaves the source alone.
+    let r = stack
+        .http
+        .put(format!(
+            "{}/projects/{copy}/files/notes/plan.md",
+            stack.worker_url
+        ))
+        .body("# my own plan\n")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, cps) = stack
+        .get_json(&format!("/projects/{src}/checkpoints"))
+        .await
+        .unwrap();
+    assert_eq!(cps["checkpoints"].as_array().unwrap().len(), 2);
+
+    // The source deleted: the fork still reads every file, from objects of its own.
+    let r = stack
+        .http
+        .delete(format!("{}/projects/{src}", stack.worker_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200, "{}", r.text().await.unwrap());
+    for path in tree_of(&src_tree).keys() {
+        let r = stack
+            .http
+            .get(format!("{}/projects/{copy}/files/{path}", stack.worker_url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let body = stack
+        .http
+        .get(format!(
+            "{}/projects/{copy}/files/notes/plan.md",
+            stack.worker_url
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(body, "# my own plan\n");
+}

@@ -93,6 +93,8 @@ pub fn action_for(method: &str, rest: &str) -> Action {
         (_, "preview") => Action::Preview,
         (_, "members") if !get => Action::Share,
         (_, "deployments") | (_, "deploy") if !get => Action::Publish,
+        // Forking copies the files into a new project of the caller's: reading, for the source.
+        (false, "fork") if rest.trim_matches('/') == "fork" => Action::Read,
         // Cloning is reading: the fetch negotiation is a POST.
         (_, "git") if rest.ends_with("/git-upload-pack") || get => Action::Read,
         (
@@ -126,6 +128,7 @@ mod tests {
             ("GET", "/deploy"),
             ("GET", "/git/info/refs"),
             ("POST", "/git/git-upload-pack"),
+            ("POST", "/fork"),
         ] {
             assert_eq!(action_for(m, r), Action::Read, "{m} {r}");
             assert!(Role::Viewer.may(action_for(m, r)));
@@ -143,6 +146,7 @@ mod tests {
             ("DELETE", "/members/bob", Action::Share),
             ("DELETE", "", Action::Delete),
             ("PATCH", "", Action::Write),
+            ("POST", "/fork/x", Action::Write),
             ("DELETE", "/", Action::Delete),
             ("POST", "/something-new", Action::Write),
             ("POST", "/deployments", Action::Publish),

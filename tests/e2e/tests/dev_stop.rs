@@ -337,14 +337,23 @@ async fn serve(
         .timeout(Duration::from_secs(30))
         .build()
         .unwrap();
-    let page = via_proxy
-        .get(format!("http://{host}:{preview_port}/"))
-        .header("cookie", format!("or_preview={token}"))
-        .send()
-        .await
-        .map_err(|e| format!("the preview page: {e}"))?;
-    if page.status() != 200 {
-        return Err(format!("the preview page answered {}", page.status()));
+    // `running` means the dev servers started; one that is slow to listen (vite on a loaded
+    // machine, past the preview start's 10 s wait) answers through the proxy a moment later.
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        let page = via_proxy
+            .get(format!("http://{host}:{preview_port}/"))
+            .header("cookie", format!("or_preview={token}"))
+            .send()
+            .await
+            .map_err(|e| format!("the preview page: {e}"))?;
+        if page.status() == 200 {
+            break;
+        }
+        if page.status() != 502 || Instant::now() >= deadline {
+            return Err(format!("the preview page answered {}", page.status()));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let (ws, _) = ProjectSocket::connect(worker, &id, None)
         .await

@@ -26,17 +26,31 @@ pub fn preview_app(state: Arc<AppState>) -> Router {
 }
 
 fn page(status: StatusCode, title: &str, detail: &str) -> Response {
+    page_with(status, title, detail, None)
+}
+
+/// A page that reloads itself every `secs` seconds (a plain `<meta http-equiv="refresh">`, no
+/// script): what a navigation gets while the dev server is still starting, so the preview
+/// shows the app as soon as it listens instead of an error someone must reload.
+fn retrying_page(title: &str, detail: &str, secs: u32) -> Response {
+    page_with(StatusCode::BAD_GATEWAY, title, detail, Some(secs))
+}
+
+fn page_with(status: StatusCode, title: &str, detail: &str, refresh: Option<u32>) -> Response {
     let esc = |s: &str| {
         s.replace('&', "&amp;")
             .replace('<', "&lt;")
             .replace('>', "&gt;")
     };
     let html = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\"><title>{t}</title>\
+        "<!doctype html><html><head><meta charset=\"utf-8\">{r}<title>{t}</title>\
          <style>body{{font-family:system-ui,sans-serif;margin:3rem;color:#333}}</style></head>\
          <body><h1>{t}</h1><p>{d}</p></body></html>",
         t = esc(title),
-        d = esc(detail)
+        d = esc(detail),
+        r = refresh
+            .map(|s| format!("<meta http-equiv=\"refresh\" content=\"{s}\">"))
+            .unwrap_or_default()
     );
     (
         status,
@@ -438,6 +452,17 @@ async fn proxy(State(st): State<Arc<AppState>>, mut req: Request) -> Response {
 
     let mut resp = match send_upstream(&st, &project, port, req, upgrade).await {
         Ok(r) => r,
+        Err(UpstreamError::Connect(e)) if wants_html => {
+            return retrying_page(
+                "Starting the app…",
+                &format!(
+                    "The dev server {:?} is running but not answering yet ({e}). This page \
+                     reloads itself every 2 seconds until it does.",
+                    target.name
+                ),
+                2,
+            )
+        }
         Err(UpstreamError::Connect(e)) => {
             return page(
                 StatusCode::BAD_GATEWAY,

@@ -167,6 +167,37 @@ async fn token_cookie_http_proxy_and_websocket() {
     assert_eq!(r.status(), 502, "no dev server yet");
     assert!(r.text().await.unwrap().contains("No dev server running"));
 
+    // A dev server that runs but does not listen yet: a page navigation gets a page that
+    // reloads itself; anything else a plain 502.
+    let (s, v) = call_json(
+        &st,
+        "POST",
+        "/projects/p1/processes",
+        json!({"name": "slow", "command": "exec sleep 60"}),
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let r = get(
+        preview,
+        "p1",
+        "/",
+        &[("cookie", &with_cookie), ("accept", "text/html,*/*")],
+    )
+    .await;
+    assert_eq!(r.status(), 502);
+    let body = r.text().await.unwrap();
+    assert!(
+        body.contains(r#"<meta http-equiv="refresh" content="2">"#),
+        "{body}"
+    );
+    assert!(body.contains("Starting the app"), "{body}");
+    assert!(!body.contains("<script"), "{body}");
+    let r = get(preview, "p1", "/api/items", &[("cookie", &with_cookie)]).await;
+    assert_eq!(r.status(), 502);
+    assert!(!r.text().await.unwrap().contains("http-equiv"));
+    let (s, v) = call_json(&st, "DELETE", "/projects/p1/processes/slow", json!(null)).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
     // A dev server may not claim the VM API's own ports.
     let (s, v) = call_json(
         &st,

@@ -48,7 +48,16 @@ pub async fn list(env: &Env, auth: &AuthConfig, user_id: &str) -> Result<Respons
     };
     let cfg = Config::from_env(env);
     let blob = blob_client(&cfg)?;
-    let projects = match Projects::new(&blob).list_projects().await {
+    let listed = match &access {
+        // Only this person's projects are read (one blob each), never every project stored.
+        Some(a) => {
+            Projects::new(&blob)
+                .metas(a.iter().map(|x| x.project.as_str()))
+                .await
+        }
+        None => Projects::new(&blob).list_projects().await,
+    };
+    let projects = match listed {
         Ok(p) => p,
         // A fresh account has no container yet: that is an empty list, not an error.
         Err(open_replit_core::store::project::StoreError::Blob(

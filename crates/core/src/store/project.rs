@@ -268,7 +268,20 @@ impl<'a, T: Transport> Projects<'a, T> {
         let ids: Vec<String> = prefixes
             .into_iter()
             .map(|p| p.trim_end_matches('/').to_string())
+            .collect();
+        self.metas(ids.iter().map(String::as_str)).await
+    }
+
+    /// The projects among `ids` that exist (an invalid id or one without `meta.json` is
+    /// skipped), newest first; `PARALLELISM` reads at a time.
+    pub async fn metas<'i>(
+        &self,
+        ids: impl IntoIterator<Item = &'i str>,
+    ) -> Result<Vec<ProjectMeta>, StoreError> {
+        let ids: Vec<String> = ids
+            .into_iter()
             .filter(|p| crate::ids::validate_project_id(p).is_ok())
+            .map(String::from)
             .collect();
         let metas: Vec<Option<ProjectMeta>> = stream::iter(ids)
             .map(|id| async move {

@@ -7,7 +7,7 @@
 use super::cgroup::{CgroupLimits, Cgroups};
 use super::identity::{self, UidMap};
 use super::netns::{Networks, Tools, SLIRP_DNS};
-use super::{bwrap_args, Bwrap, CommandSpec, Layout, Sandbox, SandboxError};
+use super::{bwrap_args, pass_fds, Bwrap, BwrapArgs, CommandSpec, Layout, Sandbox, SandboxError};
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -387,8 +387,10 @@ impl Hardened {
             });
         }
 
+        let BwrapArgs { args, fds } = bwrap_args(spec, &layout)?;
         let mut cmd = Command::new(&self.bwrap);
-        cmd.env_clear().args(bwrap_args(spec, &layout));
+        cmd.env_clear().args(args);
+        pass_fds(&mut cmd, fds);
         let keep: Vec<i32> = seccomp.iter().map(|f| f.as_raw_fd()).collect();
         let net_fd = netns.as_raw_fd();
         // SAFETY: between fork and exec only async-signal-safe syscalls run (setns, open,

@@ -317,7 +317,7 @@ impl Hardened {
             }
         }
         let (passwd, group) = self.etc_files(project, uid)?;
-        let cgroup_procs: Vec<CString> = self.shared.cgroups.ensure(project)?;
+        let cgroup_joins: Vec<CString> = self.shared.cgroups.ensure(project)?;
         let netns: OwnedFd = self.nets.ensure(project)?;
         let seccomp = self.seccomp_fds()?;
 
@@ -403,7 +403,7 @@ impl Hardened {
                 if libc::setns(net_fd, libc::CLONE_NEWNET) != 0 {
                     return Err(err());
                 }
-                for path in &cgroup_procs {
+                for path in &cgroup_joins {
                     let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                     if fd < 0 {
                         return Err(err());

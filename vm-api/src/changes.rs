@@ -17,7 +17,7 @@ use crate::error::{check_project_id, ApiError};
 use crate::fsafe::{self, FsError};
 use crate::state::AppState;
 use crate::sync::{
-    load_state, now_ns, save_state, trusted_mtime, validate_manifest, Known, ObjectSource,
+    load_state_shared, now_ns, save_state, trusted_mtime, validate_manifest, Known, ObjectSource,
     SyncState,
 };
 use axum::body::Bytes;
@@ -490,18 +490,20 @@ pub async fn scan_and_upload(
     let started = Instant::now();
     let state_path = state_dir.join("state.json");
     std::fs::create_dir_all(state_dir).map_err(|e| ChangesError::State(e.to_string()))?;
-    let state = load_state(&state_path).map_err(|e| ChangesError::State(e.to_string()))?;
-    if !state.pending.is_empty() {
+    let shared = load_state_shared(&state_path).map_err(|e| ChangesError::State(e.to_string()))?;
+    if !shared.state.pending.is_empty() {
         return Err(ChangesError::UnfinishedSync);
     }
-    let (state, mut scanned) = {
+    let (shared, mut scanned) = {
         let dir = project_dir.to_path_buf();
-        tokio::task::spawn_blocking(move || scan(&dir, &state.files).map(|s| (state, s)))
+        tokio::task::spawn_blocking(move || scan(&dir, &shared.state.files).map(|s| (shared, s)))
             .await
             .map_err(|e| ChangesError::Scan(e.to_string()))??
     };
-    let base = state.manifest();
-    scanned.changes.base = manifest_digest(&base);
+    let state = &shared.state;
+    scanned.changes.base = shared.base_digest().to_string();
+    // Nothing hashed and nothing deleted: the files are the state's own, so is the digest.
+    let same_files = !scanned.dirty;
     let skipped: BTreeSet<String> = scanned
         .changes
         .skipped
@@ -517,7 +519,11 @@ pub async fn scan_and_upload(
     let next_manifest = next_state.manifest();
     // Never record a manifest sync would refuse (a path both a file and a folder…).
     validate_manifest(&next_manifest).map_err(|e| ChangesError::Scan(e.to_string()))?;
-    scanned.changes.manifest = manifest_digest(&next_manifest);
+    scanned.changes.manifest = if same_files {
+        scanned.changes.base.clone()
+    } else {
+        manifest_digest(&next_manifest)
+    };
 
     let objects = std::mem::take(&mut scanned.objects);
     let n = objects.len();

@@ -225,15 +225,27 @@ pub(crate) struct BwrapArgs {
     pub fds: Vec<std::os::fd::OwnedFd>,
 }
 
-/// Lets `fds` through `cmd`'s exec (and keeps them open until `cmd` is dropped).
+/// Lets `fds`, and no other descriptor beyond stdio, through `cmd`'s exec (and keeps them open
+/// until `cmd` is dropped). Every other descriptor is marked close-on-exec first: one the
+/// service inherited without the flag (from whatever started it) would otherwise reach every
+/// command. Call before adding `pre_exec` steps that let further descriptors through.
 pub(crate) fn pass_fds(cmd: &mut Command, fds: Vec<std::os::fd::OwnedFd>) {
-    if fds.is_empty() {
-        return;
-    }
-    // SAFETY: only fcntl, async-signal-safe, runs between fork and exec, on descriptors the
-    // closure owns (so they are open until the command is dropped after spawning).
+    // SAFETY: only close_range and fcntl, async-signal-safe, run between fork and exec, on
+    // descriptors the closure owns (so they are open until the command is dropped after
+    // spawning).
     unsafe {
         cmd.pre_exec(move || {
+            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
+                // Kernels before 5.11: mark them one by one.
+                let max = match libc::sysconf(libc::_SC_OPEN_MAX) {
+                    n if n > 0 => n.min(1 << 20) as i32,
+                    _ => 1 << 16,
+                };
+                for fd in 3..max {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
             for fd in &fds {
                 if libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(fd), libc::F_SETFD, 0) != 0 {
                     return Err(std::io::Error::last_os_error());

@@ -212,7 +212,7 @@ impl Hardened {
         let (passwd, group) = (d.join("passwd"), d.join("group"));
         if !group.exists() {
             // Written aside and renamed in: a second command starting at the same moment never
-            // sees (or bind-mounts) a half-written file.
+            // sees (or copies into its sandbox) a half-written file.
             static SEQ: AtomicU64 = AtomicU64::new(0);
             let (p, g) = identity::passwd_and_group(uid);
             let put = |path: &Path, text: String| {

@@ -17,7 +17,7 @@ use crate::error::{check_project_id, ApiError};
 use crate::fsafe::{self, FsError};
 use crate::state::AppState;
 use crate::sync::{
-    load_state, now_ns, save_state, trusted_mtime, validate_manifest, Known, ObjectSource,
+    load_state_shared, now_ns, save_state, trusted_mtime, validate_manifest, Known, ObjectSource,
     SyncState,
 };
 use axum::body::Bytes;
@@ -123,7 +123,19 @@ fn path_skip(rel: &str, e: &PathError) -> SkippedFile {
 
 /// The project-relative path of `p` as core accepts it, or why not.
 fn rel_of(root: &Path, p: &Path) -> Result<String, SkippedFile> {
-    let rel = p.strip_prefix(root).unwrap_or(p);
+    // The walk's paths are `root` joined with names: cut the prefix as bytes (comparing
+    // components took 6% of a scan that finds nothing); anything else goes the long way.
+    let cut = p
+        .as_os_str()
+        .as_encoded_bytes()
+        .strip_prefix(root.as_os_str().as_encoded_bytes())
+        .and_then(|r| r.strip_prefix(b"/"))
+        .filter(|r| !r.is_empty() && !r.starts_with(b"/"))
+        .map(|r| {
+            // SAFETY: `r` is a suffix of `p`'s encoded bytes after an ASCII '/'.
+            Path::new(unsafe { std::ffi::OsStr::from_encoded_bytes_unchecked(r) })
+        });
+    let rel = cut.unwrap_or_else(|| p.strip_prefix(root).unwrap_or(p));
     let Some(s) = rel.to_str() else {
         return Err(skip(
             rel.to_string_lossy(),
@@ -157,6 +169,54 @@ struct Candidate {
     ino: u64,
 }
 
+/// The directory of the file the walk is at, opened once for all of its files: a file's
+/// `lstat` is then a lookup of its name in that directory (`fstatat`) instead of a walk of its
+/// whole host path, which was 40% of a scan that finds nothing (measured 2026-12-02).
+#[derive(Default)]
+struct ParentDir {
+    open: Option<(String, std::os::fd::OwnedFd)>,
+}
+
+impl ParentDir {
+    /// Size, mtime (ns) and inode of `rel` (the walk's entry `e`) without following a symlink;
+    /// `None` when it is gone since its directory was read, or unreadable (treated as not seen).
+    fn lstat(
+        &mut self,
+        root: &std::os::fd::OwnedFd,
+        rel: &str,
+        e: &ignore::DirEntry,
+    ) -> Option<(u64, i64, u64)> {
+        let (parent, leaf) = rel.rsplit_once('/').unwrap_or(("", rel));
+        if self.open.as_ref().is_none_or(|(p, _)| p != parent) {
+            // Opened component by component without following symlinks (`fsafe`).
+            self.open = fsafe::open_dir(root, parent, false)
+                .ok()
+                .map(|fd| (parent.to_string(), fd));
+        }
+        let st = match &self.open {
+            Some((_, dir)) => rustix::fs::statat(dir, leaf, rustix::fs::AtFlags::SYMLINK_NOFOLLOW)
+                .map(|st| {
+                    (
+                        st.st_size as u64,
+                        st.st_mtime * 1_000_000_000 + st.st_mtime_nsec as i64,
+                        st.st_ino,
+                    )
+                })
+                .map_err(std::io::Error::from),
+            // The directory cannot be opened that way (replaced meanwhile): its path, as before.
+            None => e.metadata().map_err(std::io::Error::other).map(|md| {
+                (
+                    md.size(),
+                    md.mtime() * 1_000_000_000 + md.mtime_nsec(),
+                    md.ino(),
+                )
+            }),
+        };
+        st.map_err(|err| tracing::debug!(path = %rel, "change scan: {err}"))
+            .ok()
+    }
+}
+
 /// Walks the working copy and compares it with `known` (the sync state's files). Blocking.
 pub(crate) fn scan(
     project_dir: &Path,
@@ -188,6 +248,7 @@ pub(crate) fn scan(
         });
     }
     let mut walked = 0u64;
+    let mut dirs = ParentDir::default();
     let mut cands: Vec<Candidate> = Vec::new();
     // Known paths that stay as they are because what is there now cannot be saved.
     let mut keep: BTreeSet<String> = BTreeSet::new();
@@ -228,19 +289,14 @@ pub(crate) fn scan(
             continue;
         }
         walked += 1;
-        let md = match e.metadata() {
-            Ok(m) => m,
-            Err(err) => {
-                // Gone since the directory was read, or unreadable: treated as not seen.
-                tracing::debug!(path = %rel, "change scan: {err}");
-                continue;
-            }
+        let Some((size, mtime_ns, ino)) = dirs.lstat(&root_fd, &rel, &e) else {
+            continue;
         };
         cands.push(Candidate {
             rel,
-            size: md.size(),
-            mtime_ns: md.mtime() * 1_000_000_000 + md.mtime_nsec(),
-            ino: md.ino(),
+            size,
+            mtime_ns,
+            ino,
         });
     }
     skipped.extend(std::mem::take(
@@ -434,18 +490,20 @@ pub async fn scan_and_upload(
     let started = Instant::now();
     let state_path = state_dir.join("state.json");
     std::fs::create_dir_all(state_dir).map_err(|e| ChangesError::State(e.to_string()))?;
-    let state = load_state(&state_path).map_err(|e| ChangesError::State(e.to_string()))?;
-    if !state.pending.is_empty() {
+    let shared = load_state_shared(&state_path).map_err(|e| ChangesError::State(e.to_string()))?;
+    if !shared.state.pending.is_empty() {
         return Err(ChangesError::UnfinishedSync);
     }
-    let (state, mut scanned) = {
+    let (shared, mut scanned) = {
         let dir = project_dir.to_path_buf();
-        tokio::task::spawn_blocking(move || scan(&dir, &state.files).map(|s| (state, s)))
+        tokio::task::spawn_blocking(move || scan(&dir, &shared.state.files).map(|s| (shared, s)))
             .await
             .map_err(|e| ChangesError::Scan(e.to_string()))??
     };
-    let base = state.manifest();
-    scanned.changes.base = manifest_digest(&base);
+    let state = &shared.state;
+    scanned.changes.base = shared.base_digest().to_string();
+    // Nothing hashed and nothing deleted: the files are the state's own, so is the digest.
+    let same_files = !scanned.dirty;
     let skipped: BTreeSet<String> = scanned
         .changes
         .skipped
@@ -461,7 +519,11 @@ pub async fn scan_and_upload(
     let next_manifest = next_state.manifest();
     // Never record a manifest sync would refuse (a path both a file and a folder…).
     validate_manifest(&next_manifest).map_err(|e| ChangesError::Scan(e.to_string()))?;
-    scanned.changes.manifest = manifest_digest(&next_manifest);
+    scanned.changes.manifest = if same_files {
+        scanned.changes.base.clone()
+    } else {
+        manifest_digest(&next_manifest)
+    };
 
     let objects = std::mem::take(&mut scanned.objects);
     let n = objects.len();

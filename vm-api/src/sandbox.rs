@@ -151,13 +151,22 @@ fn base_env(home: &str) -> Vec<(String, String)> {
 }
 
 /// bubblewrap: the project bound read-write at `/project`, its home at `/home/user`, system
-/// directories read-only, a fresh `/tmp`, and nothing else of the host's filesystem.
+/// directories read-only, a fresh `/tmp`, and nothing else of the host's filesystem. The
+/// sandbox's root is a tmpfs made read-only once everything is in place; the allowed `/etc`
+/// files are copied into it (see [`ETC_ALLOW`]), `/etc` directories and `/usr` are read-only
+/// binds.
 pub struct Bwrap {
     pub bwrap: PathBuf,
 }
 
 /// The part of `/etc` programs need for users, DNS, TLS roots, time zones and Debian's
 /// alternatives symlinks; the rest (shadow, ssh keys, service configs) stays hidden.
+/// Directories are read-only binds; files are copied into the sandbox's (then read-only) root
+/// from a descriptor opened for each command (`--file`): bubblewrap re-reads
+/// `/proc/self/mountinfo` after every bind mount, and one bind per file was the largest part of
+/// a command's start (7.4 ms of CPU with binds, 4.3 ms with copies, measured 2026-12-02). A copy
+/// shows the file as it was when the command started; a bind showed in-place edits but not a
+/// file replaced by rename, which is how packages and tools update `/etc`.
 const ETC_ALLOW: &[&str] = &[
     "passwd",
     "group",
@@ -198,9 +207,73 @@ impl Bwrap {
             .map(|bwrap| Bwrap { bwrap })
     }
 
-    fn args(&self, spec: &CommandSpec<'_>) -> Vec<std::ffi::OsString> {
-        bwrap_args(spec, &Layout::default())
+    /// The bwrap command for `spec` under `layout`.
+    fn build(&self, spec: &CommandSpec<'_>, layout: &Layout) -> Result<Command, SandboxError> {
+        let BwrapArgs { args, fds } = bwrap_args(spec, layout)?;
+        let mut cmd = Command::new(&self.bwrap);
+        cmd.env_clear().args(args);
+        pass_fds(&mut cmd, fds);
+        Ok(cmd)
     }
+}
+
+/// A bwrap command line and the descriptors it names (`--file`), which must reach bwrap: they
+/// are opened close-on-exec (a command spawned meanwhile by another thread never inherits
+/// them) and [`pass_fds`] clears the flag in the child. bwrap closes them after copying.
+pub(crate) struct BwrapArgs {
+    pub args: Vec<std::ffi::OsString>,
+    pub fds: Vec<std::os::fd::OwnedFd>,
+}
+
+/// Lets `fds`, and no other descriptor beyond stdio, through `cmd`'s exec (and keeps them open
+/// until `cmd` is dropped). Every other descriptor is marked close-on-exec first: one the
+/// service inherited without the flag (from whatever started it) would otherwise reach every
+/// command. Call before adding `pre_exec` steps that let further descriptors through.
+pub(crate) fn pass_fds(cmd: &mut Command, fds: Vec<std::os::fd::OwnedFd>) {
+    // SAFETY: only close_range and fcntl, async-signal-safe, run between fork and exec, on
+    // descriptors the closure owns (so they are open until the command is dropped after
+    // spawning).
+    unsafe {
+        cmd.pre_exec(move || {
+            const CLOSE_RANGE_CLOEXEC: libc::c_uint = 1 << 2;
+            if libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, CLOSE_RANGE_CLOEXEC) != 0 {
+                // Kernels before 5.11: mark them one by one.
+                let max = match libc::sysconf(libc::_SC_OPEN_MAX) {
+                    n if n > 0 => n.min(1 << 20) as i32,
+                    _ => 1 << 16,
+                };
+                for fd in 3..max {
+                    libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC);
+                }
+            }
+            for fd in &fds {
+                if libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(fd), libc::F_SETFD, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Opens an `/etc` file to copy into the sandbox: `Ok(None)` when it is missing or is not a
+/// regular file (a directory is bound instead).
+fn open_etc_file(path: &Path) -> std::io::Result<Option<std::os::fd::OwnedFd>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = match std::fs::OpenOptions::new()
+        .read(true)
+        // Never block on a FIFO; O_CLOEXEC is std's default.
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    if !f.metadata()?.is_file() {
+        return Ok(None);
+    }
+    Ok(Some(f.into()))
 }
 
 /// What the hardened sandbox changes in the bwrap command line; `Default` is the first layer.
@@ -221,8 +294,12 @@ pub(crate) struct Layout {
     pub interactive: bool,
 }
 
-pub(crate) fn bwrap_args(spec: &CommandSpec<'_>, layout: &Layout) -> Vec<std::ffi::OsString> {
+pub(crate) fn bwrap_args(
+    spec: &CommandSpec<'_>,
+    layout: &Layout,
+) -> Result<BwrapArgs, SandboxError> {
     let mut a: Vec<std::ffi::OsString> = Vec::new();
+    let mut fds: Vec<std::os::fd::OwnedFd> = Vec::new();
     let mut push = |xs: &[&dyn AsRef<std::ffi::OsStr>]| {
         for x in xs {
             a.push(x.as_ref().to_os_string());
@@ -260,8 +337,24 @@ pub(crate) fn bwrap_args(spec: &CommandSpec<'_>, layout: &Layout) -> Vec<std::ff
     }
     for name in ETC_ALLOW {
         let p = format!("/etc/{name}");
-        match layout.etc_overrides.iter().find(|(_, n)| n == name) {
-            Some((host, _)) => push(&[&"--ro-bind", host, &p]),
+        let file = match layout.etc_overrides.iter().find(|(_, n)| n == name) {
+            Some((host, _)) => Some(
+                open_etc_file(host)
+                    .and_then(|f| f.ok_or_else(|| std::io::ErrorKind::NotFound.into()))
+                    .map_err(|e| {
+                        SandboxError::mechanism("sandbox /etc", format!("{}: {e}", host.display()))
+                    })?,
+            ),
+            // Anything that cannot be copied (a directory, a file we cannot open) is bound as
+            // before, and bwrap reports what is wrong with it.
+            None => open_etc_file(Path::new(&p)).unwrap_or(None),
+        };
+        match file {
+            Some(fd) => {
+                let n = std::os::fd::AsRawFd::as_raw_fd(&fd).to_string();
+                fds.push(fd);
+                push(&[&"--perms", &"0644", &"--file", &n, &p]);
+            }
             None => push(&[&"--ro-bind-try", &p, &p]),
         }
     }
@@ -279,6 +372,10 @@ pub(crate) fn bwrap_args(spec: &CommandSpec<'_>, layout: &Layout) -> Vec<std::ff
         &"--bind",
         &spec.home_dir,
         &HOME_MOUNT,
+        // The root tmpfs (the `/etc` copies, the directories bwrap made) becomes read-only;
+        // the mounts on it keep their own modes.
+        &"--remount-ro",
+        &"/",
     ]);
     let cwd = if spec.cwd.is_empty() {
         PROJECT_MOUNT.to_string()
@@ -298,7 +395,7 @@ pub(crate) fn bwrap_args(spec: &CommandSpec<'_>, layout: &Layout) -> Vec<std::ff
         push(&[p]);
     }
     push(&[&"/bin/sh", &"-c", &spec.shell]);
-    a
+    Ok(BwrapArgs { args: a, fds })
 }
 
 impl Sandbox for Bwrap {
@@ -306,18 +403,14 @@ impl Sandbox for Bwrap {
         "bwrap"
     }
     fn command(&self, spec: &CommandSpec<'_>) -> Result<Command, SandboxError> {
-        let mut cmd = Command::new(&self.bwrap);
-        cmd.env_clear().args(self.args(spec));
-        Ok(cmd)
+        self.build(spec, &Layout::default())
     }
     fn interactive_command(&self, spec: &CommandSpec<'_>) -> Result<Command, SandboxError> {
         let layout = Layout {
             interactive: true,
             ..Layout::default()
         };
-        let mut cmd = Command::new(&self.bwrap);
-        cmd.env_clear().args(bwrap_args(spec, &layout));
-        Ok(cmd)
+        self.build(spec, &layout)
     }
 }
 

@@ -166,6 +166,26 @@ async fn cannot_write_system_dirs() {
     e.stop().await;
 }
 
+/// The `/etc` files reach bwrap as descriptors (`--file`): none of them, nor any other of the
+/// service's, is left open in the command (`ls` itself holds 3, the directory it lists).
+#[tokio::test]
+async fn inherits_no_descriptors_of_the_service() {
+    let e = env().await;
+    let (out, err, exit) = e.exec("fds-a", "ls /proc/self/fd", 30).await;
+    assert_eq!(exit["exit_code"], 0, "{err}");
+    assert_eq!(out, "0\n1\n2\n3\n", "{out}");
+    let (out, err, exit) = e
+        .exec(
+            "fds-a",
+            "cat /etc/passwd /etc/hosts >/dev/null && echo ok",
+            30,
+        )
+        .await;
+    assert_eq!(exit["exit_code"], 0, "{err}");
+    assert_eq!(out, "ok\n");
+    e.stop().await;
+}
+
 #[tokio::test]
 async fn cannot_see_other_projects_or_service_data() {
     let e = env().await;

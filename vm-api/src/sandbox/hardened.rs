@@ -7,7 +7,7 @@
 use super::cgroup::{CgroupLimits, Cgroups};
 use super::identity::{self, UidMap};
 use super::netns::{Networks, Tools, SLIRP_DNS};
-use super::{bwrap_args, Bwrap, CommandSpec, Layout, Sandbox, SandboxError};
+use super::{bwrap_args, pass_fds, Bwrap, BwrapArgs, CommandSpec, Layout, Sandbox, SandboxError};
 use std::collections::{BTreeSet, HashMap};
 use std::ffi::{CString, OsString};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -212,7 +212,7 @@ impl Hardened {
         let (passwd, group) = (d.join("passwd"), d.join("group"));
         if !group.exists() {
             // Written aside and renamed in: a second command starting at the same moment never
-            // sees (or bind-mounts) a half-written file.
+            // sees (or copies into its sandbox) a half-written file.
             static SEQ: AtomicU64 = AtomicU64::new(0);
             let (p, g) = identity::passwd_and_group(uid);
             let put = |path: &Path, text: String| {
@@ -317,7 +317,7 @@ impl Hardened {
             }
         }
         let (passwd, group) = self.etc_files(project, uid)?;
-        let cgroup_procs: Vec<CString> = self.shared.cgroups.ensure(project)?;
+        let cgroup_joins: Vec<CString> = self.shared.cgroups.ensure(project)?;
         let netns: OwnedFd = self.nets.ensure(project)?;
         let seccomp = self.seccomp_fds()?;
 
@@ -387,8 +387,10 @@ impl Hardened {
             });
         }
 
+        let BwrapArgs { args, fds } = bwrap_args(spec, &layout)?;
         let mut cmd = Command::new(&self.bwrap);
-        cmd.env_clear().args(bwrap_args(spec, &layout));
+        cmd.env_clear().args(args);
+        pass_fds(&mut cmd, fds);
         let keep: Vec<i32> = seccomp.iter().map(|f| f.as_raw_fd()).collect();
         let net_fd = netns.as_raw_fd();
         // SAFETY: between fork and exec only async-signal-safe syscalls run (setns, open,
@@ -401,7 +403,7 @@ impl Hardened {
                 if libc::setns(net_fd, libc::CLONE_NEWNET) != 0 {
                     return Err(err());
                 }
-                for path in &cgroup_procs {
+                for path in &cgroup_joins {
                     let fd = libc::open(path.as_ptr(), libc::O_WRONLY | libc::O_CLOEXEC);
                     if fd < 0 {
                         return Err(err());

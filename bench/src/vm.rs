@@ -25,9 +25,16 @@ impl VmApi {
 
     pub async fn start_with(azurite_conn: &str, extra: &[&str]) -> Result<VmApi> {
         let root = e2e::repo_root();
-        let bin = ["target/native-release/vm-api", "target/debug/vm-api"]
-            .iter()
-            .map(|p| root.join(p))
+        // `OPEN_REPLIT_VM_API_BIN` (as for the e2e stack, and as `make bench` sets it) picks
+        // the binary, so two builds can be compared without swapping files.
+        let bin = std::env::var_os("OPEN_REPLIT_VM_API_BIN")
+            .map(std::path::PathBuf::from)
+            .into_iter()
+            .chain(
+                ["target/native-release/vm-api", "target/debug/vm-api"]
+                    .iter()
+                    .map(|p| root.join(p)),
+            )
             .find(|p| p.exists())
             .context("build vm-api first")?;
         let dir = tempfile::tempdir()?;

@@ -48,6 +48,7 @@ pub async fn remove_route(
     let _ = tokio::task::spawn_blocking(move || {
         sb.kill_project(&p);
         sb.release_project(&p);
+        sb.forget_project(&p);
     })
     .await;
     st.browser_reports.forget(&id);

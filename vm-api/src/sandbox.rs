@@ -128,6 +128,10 @@ pub trait Sandbox: Send + Sync {
     /// Removes the project's per-project kernel objects that the next command recreates (its
     /// network namespace and NAT helper): the idle reaper's teardown.
     fn release_project(&self, _project_id: &str) {}
+    /// Forgets a deleted project: after `kill_project` and `release_project`, whatever else the
+    /// sandbox keeps for it (its cgroups, its `/etc` copies, its directories in the disk quota).
+    /// Its uid stays recorded, so it is never handed to another project.
+    fn forget_project(&self, _project_id: &str) {}
     /// Whether the project has a network namespace now.
     fn has_network(&self, _project_id: &str) -> bool {
         false

@@ -822,6 +822,15 @@ async fn delete_the_project(stack: &mut Stack, id: &str) {
             f.display()
         );
     }
+    // The hardened sandbox's per-project /etc copies (when the VM API runs it, as here as root).
+    let etc = vm_data.join("sandbox/etc").join(id);
+    if vm_data.join("sandbox").exists() {
+        assert!(
+            etc.exists(),
+            "{} should exist before the deletion",
+            etc.display()
+        );
+    }
     let blob = azure_native::client(
         &e2e::stack::azurite_connection_string(stack.azurite_port),
         "codebase-projects",
@@ -880,6 +889,7 @@ async fn delete_the_project(stack: &mut Stack, id: &str) {
     for f in &folders {
         assert!(!f.exists(), "{} is still there", f.display());
     }
+    assert!(!etc.exists(), "{} is still there", etc.display());
     assert!(blob
         .list_all(&format!("{id}/"), None)
         .await

@@ -208,6 +208,15 @@ impl Cgroups {
     }
 
     /// Kills and removes every project group and our parent group.
+    /// Kills what the project still runs and removes its groups (the project was deleted; a
+    /// later command would create them again).
+    pub fn remove(&self, project: &str) {
+        self.kill_all(project);
+        for (_, dir) in self.dirs(project) {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+
     pub fn remove_all(&self) {
         for (_, base) in &self.bases {
             if let Ok(rd) = std::fs::read_dir(base) {

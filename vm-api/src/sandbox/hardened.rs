@@ -494,6 +494,18 @@ impl Sandbox for Hardened {
         self.nets.remove(project_id);
     }
 
+    fn forget_project(&self, project_id: &str) {
+        self.shared.cgroups.remove(project_id);
+        self.shared
+            .dirs
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(project_id);
+        if crate::error::check_project_id(project_id).is_ok() {
+            let _ = std::fs::remove_dir_all(self.etc_dir.join(project_id));
+        }
+    }
+
     fn has_network(&self, project_id: &str) -> bool {
         self.nets.has(project_id)
     }

@@ -11,7 +11,7 @@ use crate::auth::AuthConfig;
 use crate::azure::blob_client;
 use crate::config::Config;
 use crate::error::ApiError;
-use crate::projects::{finish_stored, project_name, start};
+use crate::projects::{project_name, start};
 use crate::vm::Vm;
 use open_replit_core::quota::RateKind;
 use open_replit_core::store::project::Projects;
@@ -60,7 +60,7 @@ pub async fn handle(
     let summary = format!("Forked from {} at checkpoint {}", from.name, head.info.n);
     let done = async {
         vm.copy_objects(&meta.id, source, shas).await?;
-        finish_stored(&cfg, &blob, &meta, &head.manifest, &summary).await
+        Ok(p.create_stored(&meta, &head.manifest, &summary).await?)
     };
     match done.await {
         Ok(cp) => Ok(Response::from_json(&json!({

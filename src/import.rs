@@ -126,7 +126,10 @@ async fn fill(
     // Checkpoint 1 is the imported files, whose objects the VM API saved already.
     let short: String = reply.commit.chars().take(7).collect();
     let summary = format!("Imported from {} at {short}", import.url);
-    let cp = crate::projects::finish_stored(cfg, blob, meta, &reply.manifest, &summary).await?;
+    let cp = open_replit_core::store::project::Projects::new(blob)
+        .with_max_files(cfg.max_project_files)
+        .create_stored(meta, &reply.manifest, &summary)
+        .await?;
     Ok(Response::from_json(&json!({
         "project": meta,
         "checkpoint": cp,

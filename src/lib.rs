@@ -221,16 +221,6 @@ async fn project_route(
             ));
         }
     }
-    if rest == "/fork" && method == Method::Post {
-        quota::hit(
-            env,
-            &config::Config::from_env(env),
-            &caller.user.id,
-            open_replit_core::quota::RateKind::Request,
-        )
-        .await?;
-        return fork::handle(req, env, cfg, &caller.user.id, id).await;
-    }
     if rest == "/members" || rest.starts_with("/members/") {
         debug_assert!(action == Action::Read || action == Action::Share);
         return auth::members(cfg, req, env, id, rest).await;
@@ -245,6 +235,10 @@ async fn project_route(
         open_replit_core::quota::RateKind::Request,
     )
     .await?;
+    if rest == "/fork" && method == Method::Post {
+        // A new project of the caller's: answered here, not in the source's room.
+        return fork::handle(req, env, cfg, &caller.user.id, id).await;
+    }
     let stub = env.durable_object("PROJECT_ROOM")?.get_by_name(id)?;
     let fwd = auth::forward_request(&req, &caller.user.id, role)?;
     let resp = stub.fetch_with_request(fwd).await?;

@@ -1,8 +1,8 @@
 //! `GET /projects` and `POST /projects`: listing and creating projects from templates. With
 //! sign-in, the list is what the caller owns or was invited to (from the `Directory`), and a
 //! new project's owner is recorded there before its files exist. [`start`] is what every new
-//! project begins with, also an imported or forked one (`import.rs`, `fork.rs`), and
-//! [`finish_stored`] how those two end.
+//! project begins with, also an imported or forked one (`import.rs`, `fork.rs`, which end with
+//! core's `Projects::create_stored`).
 
 use crate::auth::AuthConfig;
 use crate::azure::{blob_client, random_bytes, FetchTransport};
@@ -11,12 +11,8 @@ use crate::error::ApiError;
 use crate::templates;
 use open_replit_core::auth::directory::{DirRequest, ProjectAccess};
 use open_replit_core::auth::mode::Mode;
-use open_replit_core::azure::rest::{BlobError, Cond};
-use open_replit_core::manifest::Manifest;
 use open_replit_core::quota::RateKind;
-use open_replit_core::store::project::{
-    meta_name, Author, Change, CheckpointInfo, ProjectMeta, Projects,
-};
+use open_replit_core::store::project::{ProjectMeta, Projects};
 use open_replit_core::store::{BlobClient, Transport};
 use serde::Deserialize;
 use serde_json::json;
@@ -173,55 +169,6 @@ pub(crate) async fn start(
         }
     }
     Ok(meta)
-}
-
-/// The end of a new project whose files are stored already (an import, a fork): checkpoint 1
-/// holds `manifest` (by `user`, saying `summary`), then `meta.json` is written, the blob that
-/// makes the project exist. A conflict (the id held something already) is `409`, and then the
-/// caller must not clean anything up.
-pub(crate) async fn finish_stored(
-    cfg: &Config,
-    blob: &BlobClient<FetchTransport>,
-    meta: &ProjectMeta,
-    manifest: &Manifest,
-    summary: &str,
-) -> Result<CheckpointInfo, ApiError> {
-    let changes = manifest
-        .files
-        .iter()
-        .map(|(path, entry)| Change::Stored {
-            path: path.clone(),
-            entry: entry.clone(),
-        })
-        .collect();
-    let cp = Projects::new(blob)
-        .with_max_files(cfg.max_project_files)
-        .commit(&meta.id, changes, &[], Author::User, summary)
-        .await?
-        .ok_or_else(|| ApiError::Internal("the first checkpoint was empty".into()))?;
-    if cp.info.n != 1 {
-        return Err(ApiError::Conflict {
-            message: format!("project {} already had checkpoints", meta.id),
-            details: json!({}),
-        });
-    }
-    let body = serde_json::to_vec(meta)?;
-    match blob
-        .put(
-            &meta_name(&meta.id),
-            body,
-            "application/json",
-            Cond::IfNoneMatchAny,
-        )
-        .await
-    {
-        Ok(_) => Ok(cp.info),
-        Err(BlobError::Precondition(_)) => Err(ApiError::Conflict {
-            message: format!("project {} already exists", meta.id),
-            details: json!({}),
-        }),
-        Err(e) => Err(ApiError::Upstream(e.to_string())),
-    }
 }
 
 /// `{slug}-{8 random hex}`: readable in URLs and preview host names, unguessable enough that

@@ -51,7 +51,7 @@ const LIVE_TIMEOUT: Duration = Duration::from_secs(100);
 const PROCESS_CHANGE: Duration = Duration::from_secs(30);
 /// A removal stops everything of the project and deletes its blobs, a fork copies them
 /// (thousands, for a big project with many checkpoints).
-const REMOVE_TIMEOUT: Duration = Duration::from_secs(120);
+const BULK_TIMEOUT: Duration = Duration::from_secs(120);
 
 fn now_secs() -> i64 {
     (js_sys::Date::now() / 1000.0) as i64
@@ -311,7 +311,7 @@ impl Vm {
             Method::Post,
             &format!("/projects/{project}/objects/copy"),
             Some(&req),
-            REMOVE_TIMEOUT,
+            BULK_TIMEOUT,
         )
         .await
     }
@@ -325,7 +325,7 @@ impl Vm {
             Method::Delete,
             &format!("/projects/{project}"),
             None::<&()>,
-            REMOVE_TIMEOUT,
+            BULK_TIMEOUT,
         )
         .await
     }

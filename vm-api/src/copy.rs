@@ -32,20 +32,7 @@ pub async fn copy_route(
         .map(|sha| {
             let (objects, from, to) = (objects.clone(), req.from.clone(), id.clone());
             async move {
-                let bytes = objects.fetch(&from, &sha).await.map_err(|e| match e {
-                    crate::sync::FetchError::NotFound(n) => ApiError::new(
-                        StatusCode::NOT_FOUND,
-                        "object_not_found",
-                        format!("{n} is not in storage"),
-                    ),
-                    e => ApiError::new(StatusCode::BAD_GATEWAY, "storage_failed", e.to_string()),
-                })?;
-                if open_replit_core::vm_auth::sha256_hex(&bytes) != sha {
-                    return Err(ApiError::internal(
-                        "object_corrupt",
-                        format!("{from}/objects/{sha} does not hash to its name"),
-                    ));
-                }
+                let bytes = crate::sync::fetch_verified(objects.as_ref(), &from, &sha).await?;
                 objects.put_new(&to, &sha, bytes).await.map_err(|e| {
                     ApiError::new(StatusCode::BAD_GATEWAY, "storage_failed", e.to_string())
                 })

@@ -152,16 +152,9 @@ pub async fn export_route(
         .map(|sha| {
             let (src, id) = (src.clone(), id.clone());
             async move {
-                let bytes = src
-                    .fetch(&id, &sha)
+                let bytes = crate::sync::fetch_verified(src.as_ref(), &id, &sha)
                     .await
-                    .map_err(|e| git_failed("reading an object", format!("{e:?}")))?;
-                if open_replit_core::vm_auth::sha256_hex(&bytes) != sha {
-                    return Err(git_failed(
-                        "reading an object",
-                        format!("{sha} has other content"),
-                    ));
-                }
+                    .map_err(|e| git_failed("reading an object", e))?;
                 Ok::<_, ApiError>((sha, bytes))
             }
         })

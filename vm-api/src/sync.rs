@@ -125,6 +125,23 @@ pub enum SyncError {
     State(String),
 }
 
+/// Object `sha256` of `project` from storage, refused unless its bytes hash to that name.
+pub async fn fetch_verified(
+    src: &dyn ObjectSource,
+    project: &str,
+    sha256: &str,
+) -> Result<Vec<u8>, SyncError> {
+    let bytes = src.fetch(project, sha256).await?;
+    let actual = sha256_hex(&bytes);
+    if actual != sha256 {
+        return Err(SyncError::HashMismatch {
+            sha256: sha256.to_string(),
+            actual,
+        });
+    }
+    Ok(bytes)
+}
+
 impl From<SyncError> for ApiError {
     fn from(e: SyncError) -> Self {
         let msg = e.to_string();
@@ -449,15 +466,8 @@ pub async fn sync_project(
     }
     let fetched_objects = to_fetch.len();
     let mut fetches = futures_util::stream::iter(to_fetch.into_iter().map(|sha| async move {
-        let bytes = src.fetch(project, &sha).await?;
-        let actual = sha256_hex(&bytes);
-        if actual != sha {
-            return Err(SyncError::HashMismatch {
-                sha256: sha,
-                actual,
-            });
-        }
-        Ok((sha, bytes))
+        let bytes = fetch_verified(src, project, &sha).await?;
+        Ok::<_, SyncError>((sha, bytes))
     }))
     .buffer_unordered(FETCH_CONCURRENCY);
     while let Some(r) = fetches.next().await {

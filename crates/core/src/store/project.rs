@@ -159,6 +159,15 @@ impl<'a, T: Transport> Projects<'a, T> {
             .map(|(path, content)| Change::Write { path, content })
             .collect();
         validate_changes(&changes)?;
+        self.put_new_meta(meta).await?;
+        let summary = format!("created from template {}", meta.template);
+        self.commit(&meta.id, changes, &[], Author::System, &summary)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt("first checkpoint was empty".into()))
+    }
+
+    /// Writes `meta.json` create-only: `Exists` when the id is taken.
+    async fn put_new_meta(&self, meta: &ProjectMeta) -> Result<(), StoreError> {
         let body = serde_json::to_vec(meta).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         match self
             .blob
@@ -170,14 +179,40 @@ impl<'a, T: Transport> Projects<'a, T> {
             )
             .await
         {
-            Ok(_) => {}
-            Err(BlobError::Precondition(_)) => return Err(StoreError::Exists(meta.id.clone())),
-            Err(e) => return Err(e.into()),
+            Ok(_) => Ok(()),
+            Err(BlobError::Precondition(_)) => Err(StoreError::Exists(meta.id.clone())),
+            Err(e) => Err(e.into()),
         }
-        let summary = format!("created from template {}", meta.template);
-        self.commit(&meta.id, changes, &[], Author::System, &summary)
+    }
+
+    /// A new project whose objects are stored already (an import, a fork): checkpoint 1 holds
+    /// `manifest` (by `user`, saying `summary`), then `meta.json` is written last, the blob
+    /// that makes the project exist, so a failure before it leaves nothing listed. `Exists`
+    /// when the id already had checkpoints or a meta (the caller must then clean up nothing).
+    pub async fn create_stored(
+        &self,
+        meta: &ProjectMeta,
+        manifest: &Manifest,
+        summary: &str,
+    ) -> Result<CheckpointInfo, StoreError> {
+        crate::ids::validate_project_id(&meta.id).map_err(StoreError::BadProjectId)?;
+        let changes = manifest
+            .files
+            .iter()
+            .map(|(path, entry)| Change::Stored {
+                path: path.clone(),
+                entry: entry.clone(),
+            })
+            .collect();
+        let cp = self
+            .commit(&meta.id, changes, &[], Author::User, summary)
             .await?
-            .ok_or_else(|| StoreError::Corrupt("first checkpoint was empty".into()))
+            .ok_or_else(|| StoreError::Corrupt("the first checkpoint was empty".into()))?;
+        if cp.info.n != 1 {
+            return Err(StoreError::Exists(meta.id.clone()));
+        }
+        self.put_new_meta(meta).await?;
+        Ok(cp.info)
     }
 
     pub async fn meta(&self, id: &str) -> Result<ProjectMeta, StoreError> {
